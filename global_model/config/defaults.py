@@ -1,0 +1,99 @@
+"""yacs defaults for every model of the toolkit (global, MGN, SJDL).
+
+Each key documents itself; YAML files under ``configs/`` override them and the command line
+overrides those with ``KEY VALUE`` pairs.
+"""
+from yacs.config import CfgNode as CN
+
+_C = CN()
+
+# ----------------------------------------------------------------------------- model
+_C.MODEL = CN()
+_C.MODEL.META_ARCH = "baseline"  # baseline | mgn | sjdl (architecture registry name)
+_C.MODEL.DEVICE = "auto"  # auto | cpu | cuda | cuda:N
+_C.MODEL.BACKBONE = "resnet50"  # any name the backbone factory knows (timm / pretrainedmodels / torchvision)
+_C.MODEL.PRETRAINED = False  # load ImageNet weights (library cache or PRETRAIN_PATH); never silently random
+_C.MODEL.PRETRAIN_PATH = ""  # local ImageNet weight file, used instead of the library's download/cache
+_C.MODEL.LAST_STRIDE = 1  # 1 keeps a 2x larger last feature map on ResNet-like nets
+_C.MODEL.POOLING = "avg"  # avg | gem
+_C.MODEL.GEM_P = 3.0
+_C.MODEL.REDUCTION_DIM = 0  # >0: 1x1 conv to this width after pooling (AIC20-5th uses 2048)
+_C.MODEL.NECK = "bnneck"  # bnneck | none
+_C.MODEL.TEST_FEAT = "after_bn"  # before_bn | after_bn: which vector extraction returns
+_C.MODEL.CHANNELS_LAST = True
+
+# ----------------------------------------------------------------------------- losses
+_C.LOSS = CN()
+_C.LOSS.CE_WEIGHT = 1.0
+_C.LOSS.LABEL_SMOOTH = 0.1
+_C.LOSS.TRIPLET_WEIGHT = 1.0
+_C.LOSS.TRIPLET_MARGIN = 0.3  # 0 selects the soft-margin triplet
+_C.LOSS.CENTER_WEIGHT = 0.0  # e.g. 0.0005
+_C.LOSS.CENTER_LR = 0.5
+_C.LOSS.CIRCLE_WEIGHT = 0.0
+_C.LOSS.CIRCLE_MARGIN = 0.25
+_C.LOSS.CIRCLE_GAMMA = 128.0
+
+# ----------------------------------------------------------------------------- input
+_C.INPUT = CN()
+_C.INPUT.SIZE_TRAIN = [256, 256]  # H, W after augmentation
+_C.INPUT.SIZE_TEST = [256, 256]  # H, W
+_C.INPUT.RESIZE_TRAIN = [0, 0]  # H, W to resize to before random crop (0: SIZE_TRAIN + padding)
+_C.INPUT.PADDING = 10
+_C.INPUT.FLIP_PROB = 0.5
+_C.INPUT.RE_PROB = 0.5  # random erasing
+_C.INPUT.CJ_PROB = 0.0  # colour jitter probability
+_C.INPUT.CJ_BRIGHTNESS = 0.2
+_C.INPUT.CJ_CONTRAST = 0.15
+_C.INPUT.CJ_SATURATION = 0.1
+_C.INPUT.CJ_HUE = 0.0
+_C.INPUT.PIXEL_MEAN = [0.485, 0.456, 0.406]
+_C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
+
+# ----------------------------------------------------------------------------- data
+_C.DATASETS = CN()
+_C.DATASETS.ROOT = "data"  # default root for entries below given without '=path'
+# Train sets, merged with disjoint ids: "name" (at ROOT) or "name=path", e.g. ["aic20", "aic20_sim=/d/sim"].
+_C.DATASETS.TRAIN = ["aic20"]
+_C.DATASETS.TEST = "aic20"  # query/gallery split used for validation and extraction ("name" or "name=path")
+_C.DATASETS.SKIP_BAD = False  # skip (and report) unreadable images instead of failing
+
+_C.DATALOADER = CN()
+_C.DATALOADER.NUM_WORKERS = 2
+_C.DATALOADER.NUM_INSTANCE = 4  # K of the PxK sampler
+
+# ----------------------------------------------------------------------------- solver
+_C.SOLVER = CN()
+_C.SOLVER.OPTIMIZER = "SGD"  # SGD | Adam | AdamW
+_C.SOLVER.BASE_LR = 0.01
+_C.SOLVER.BIAS_LR_FACTOR = 1.0
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.WEIGHT_DECAY = 5e-4
+_C.SOLVER.WEIGHT_DECAY_BIAS = 5e-4
+_C.SOLVER.IMS_PER_BATCH = 64  # P*K per process
+_C.SOLVER.MAX_EPOCHS = 12
+_C.SOLVER.SCHED = "multistep"  # multistep | cosine
+_C.SOLVER.STEPS = [40, 70]  # epochs, for multistep
+_C.SOLVER.GAMMA = 0.1
+_C.SOLVER.WARMUP_EPOCHS = 0
+_C.SOLVER.WARMUP_FACTOR = 0.01
+_C.SOLVER.AMP = "auto"  # auto | off | fp16 | bf16 (auto: bf16 on CPU with AMX/AVX512-BF16, fp16 on CUDA)
+_C.SOLVER.CHECKPOINT_PERIOD = 1  # epochs
+_C.SOLVER.EVAL_PERIOD = 1  # epochs; 0 disables validation
+_C.SOLVER.LOG_PERIOD = 20  # iterations
+_C.SOLVER.SEED = 0
+_C.SOLVER.ITERS_PER_EPOCH = 0  # 0: one pass over the sampler
+
+# ----------------------------------------------------------------------------- test / extraction
+_C.TEST = CN()
+_C.TEST.IMS_PER_BATCH = 128
+_C.TEST.FLIP = True  # flip TTA: average original and flipped features, then L2-normalise
+_C.TEST.NORM = True
+_C.TEST.AMP = "auto"  # auto | off | bf16 | fp16
+
+_C.OUTPUT_DIR = "outputs/model"
+
+
+def get_cfg():
+    """A fresh copy of the defaults."""
+    return _C.clone()
