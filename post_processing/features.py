@@ -1,0 +1,282 @@
+"""Feature files: load/save/validate/align per-image feature vectors of one or more models.
+
+Formats (see DESIGN.md): a pickle ``dict`` image name → 1-D float32 vector (the AIC 2020
+convention, also Python-2 pickles), an ``.npz`` with ``names`` + ``feats``, and the CTL/SNU
+export ``embeddings.npy`` + ``paths.npy``. Pickles are read with :func:`restricted_load`, which
+only builds plain containers, strings, numbers and numpy arrays, so a feature file from a
+team-mate or the internet cannot run code when it is loaded.
+"""
+from __future__ import annotations
+
+import _codecs
+import builtins
+import collections
+import glob
+import io
+import os
+import pickle
+from dataclasses import dataclass
+from typing import IO, Sequence
+
+import numpy as np
+
+from post_processing.atomic import atomic_write
+
+try:
+    from numpy._core import multiarray as _multiarray
+except ImportError:  # numpy < 2
+    from numpy.core import multiarray as _multiarray
+
+SPLITS = ("query", "gallery")
+SUFFIXES = (".pkl", ".npz")
+
+
+class FeatureFileError(ValueError):
+    """A feature file is unreadable, unsafe, malformed, or does not match the other models."""
+
+
+@dataclass
+class FeatureSet:
+    """Features of one model on one split: ``feats[i]`` belongs to image ``names[i]``."""
+
+    names: list
+    feats: np.ndarray
+    path: str = ""
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+# Everything a feature pickle legitimately needs, keyed by (module, name) as written in the
+# stream; Python-2 module names are listed too because find_class sees them unmapped.
+_NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
+_ALLOWED = {
+    **{(m, "_reconstruct"): _multiarray._reconstruct for m in _NUMPY_MODULES},
+    **{(m, "scalar"): _multiarray.scalar for m in _NUMPY_MODULES},
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("_codecs", "encode"): _codecs.encode,
+    **{(m, n): getattr(builtins, n) for m in ("builtins", "__builtin__")
+       for n in ("dict", "list", "tuple", "set", "frozenset", "complex")},
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refusing to load global '{module}.{name}': feature pickles may only contain "
+                "dicts, lists, tuples, strings, bytes, numbers and numpy arrays") from None
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("refusing persistent id in a feature pickle")
+
+
+def restricted_load(fileobj: IO[bytes]):
+    """``pickle.load`` that refuses every global outside a small allow-list (no code can run).
+
+    Python-2 pickles load too: their ``str`` objects are decoded as latin-1, which is what numpy
+    needs to rebuild array buffers.
+    """
+    return _RestrictedUnpickler(fileobj, encoding="latin1").load()
+
+
+def _name(key, path: str, row: int) -> str:
+    if isinstance(key, bytes):
+        key = key.decode("utf-8", errors="strict")
+    if not isinstance(key, str):
+        raise FeatureFileError(f"{path}: row {row}: key {key!r} is a {type(key).__name__}, expected an image name string")
+    return key
+
+
+def _stack(names: list, vectors: list, path: str) -> np.ndarray:
+    rows = []
+    dim = None
+    for i, v in enumerate(vectors):
+        try:
+            arr = np.asarray(v, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError) as e:
+            raise FeatureFileError(f"{path}: row {i} ({names[i]}): value is not a numeric vector ({e})") from None
+        if dim is None:
+            dim = arr.size
+        elif arr.size != dim:
+            raise FeatureFileError(
+                f"{path}: row {i} ({names[i]}) has dimension {arr.size}, expected {dim} (the dimension of row 0)")
+        rows.append(arr)
+    return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+
+
+def _from_pickle(path: str) -> FeatureSet:
+    try:
+        with open(path, "rb") as f:
+            obj = restricted_load(f)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise FeatureFileError(f"{path}: cannot load feature pickle: {e}") from None
+    if not isinstance(obj, dict):
+        raise FeatureFileError(f"{path}: expected a dict mapping image name to feature vector, got {type(obj).__name__}")
+    names = [_name(k, path, i) for i, k in enumerate(obj)]
+    return FeatureSet(names, _stack(names, list(obj.values()), path), path)
+
+
+def _read_npy(path: str) -> np.ndarray:
+    """``np.load`` for one .npy, reading object arrays through :func:`restricted_load`."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            if not dtype.hasobject:
+                f.seek(0)
+                return np.load(f, allow_pickle=False)
+            return np.asarray(restricted_load(f))
+    except (pickle.UnpicklingError, EOFError, ValueError, OSError) as e:
+        raise FeatureFileError(f"{path}: cannot load .npy: {e}") from None
+
+
+def _from_npz(path: str) -> FeatureSet:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("names", "feats") if k in z.files}
+            found = z.files
+    except (ValueError, OSError, EOFError) as e:
+        raise FeatureFileError(f"{path}: cannot load .npz: {e}") from None
+    if len(arrays) != 2:
+        raise FeatureFileError(f"{path}: an .npz feature file needs arrays 'names' and 'feats', found {found}")
+    names, feats = arrays["names"], arrays["feats"]
+    if feats.ndim != 2 or names.ndim != 1 or len(names) != len(feats):
+        raise FeatureFileError(f"{path}: expected names (N,) and feats (N, D), got {names.shape} and {feats.shape}")
+    names = [_name(n.item() if isinstance(n, np.generic) else n, path, i) for i, n in enumerate(names)]
+    return FeatureSet(names, np.ascontiguousarray(feats, dtype=np.float32), path)
+
+
+def validate_features(fs: FeatureSet) -> FeatureSet:
+    """Refuse duplicate names, NaN/inf and zero-norm vectors, naming the file and the first bad row."""
+    where = fs.path or "<features>"
+    if len(fs.names) == 0:
+        raise FeatureFileError(f"{where}: contains no features")
+    if len(set(fs.names)) != len(fs.names):
+        seen = set()
+        for i, n in enumerate(fs.names):
+            if n in seen:
+                raise FeatureFileError(f"{where}: row {i}: duplicate image name {n!r}")
+            seen.add(n)
+    bad = ~np.isfinite(fs.feats).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise FeatureFileError(f"{where}: row {i} ({fs.names[i]}) contains NaN or inf")
+    zero = ~fs.feats.any(axis=1)
+    if zero.any():
+        i = int(np.flatnonzero(zero)[0])
+        raise FeatureFileError(f"{where}: row {i} ({fs.names[i]}) is an all-zero (zero-norm) vector")
+    return fs
+
+
+def load_features(path: str, validate: bool = True) -> FeatureSet:
+    """Load a ``.pkl``/``.pickle`` or ``.npz`` feature file as float32 N×D (1×D / list / float64 values flattened)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FeatureFileError(f"{path}: no such feature file")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in (".pkl", ".pickle"):
+        fs = _from_pickle(path)
+    elif suffix == ".npz":
+        fs = _from_npz(path)
+    else:
+        raise FeatureFileError(f"{path}: unknown feature file suffix {suffix!r}; expected .pkl, .pickle or .npz")
+    return validate_features(fs) if validate else fs
+
+
+def load_embeddings(npy_path: str, paths_npy: str, validate: bool = True) -> FeatureSet:
+    """CTL/SNU export: ``embeddings.npy`` (N×D) + ``paths.npy`` (N image paths); names are the basenames."""
+    feats = _read_npy(os.fspath(npy_path))
+    paths = _read_npy(os.fspath(paths_npy)).reshape(-1)
+    if feats.ndim != 2 or len(paths) != len(feats):
+        raise FeatureFileError(f"{npy_path}: expected N×D embeddings matching {len(paths)} paths in {paths_npy}, "
+                               f"got shape {feats.shape}")
+    names = [os.path.basename(_name(p.item() if isinstance(p, np.generic) else p, paths_npy, i))
+             for i, p in enumerate(paths)]
+    fs = FeatureSet(names, np.ascontiguousarray(feats, dtype=np.float32), os.fspath(npy_path))
+    return validate_features(fs) if validate else fs
+
+
+def save_features(path: str, names: Sequence[str], feats) -> None:
+    """Write ``names``/``feats`` atomically; the format follows the suffix (``.pkl`` protocol 4, or ``.npz``)."""
+    path = os.fspath(path)
+    feats = np.asarray(feats, dtype=np.float32)
+    names = [str(n) for n in names]
+    if feats.ndim != 2 or len(names) != len(feats):
+        raise FeatureFileError(f"{path}: need N names and N×D features, got {len(names)} names and shape {feats.shape}")
+    if len(set(names)) != len(names):
+        raise FeatureFileError(f"{path}: duplicate image names; each image must appear once")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in (".pkl", ".pickle"):
+        payload = {n: np.array(v) for n, v in zip(names, feats)}
+        with atomic_write(path, "wb") as f:
+            pickle.dump(payload, f, protocol=4)
+    elif suffix == ".npz":
+        buf = io.BytesIO()
+        np.savez(buf, names=np.array(names, dtype=str), feats=feats)
+        with atomic_write(path, "wb") as f:
+            f.write(buf.getvalue())
+    else:
+        raise FeatureFileError(f"{path}: unknown feature file suffix {suffix!r}; expected .pkl or .npz")
+
+
+def find_feature_file(features_dir: str, model: str, split: str) -> str:
+    """Path of ``<split>_<model>.pkl`` (else ``.npz``) in ``features_dir``; the error lists the models present."""
+    if split not in SPLITS:
+        raise FeatureFileError(f"split must be one of {SPLITS}, got {split!r}")
+    for suffix in SUFFIXES:
+        p = os.path.join(features_dir, f"{split}_{model}{suffix}")
+        if os.path.isfile(p):
+            return p
+    present = sorted({os.path.splitext(os.path.basename(p))[0][len(split) + 1:]
+                      for s in SUFFIXES for p in glob.glob(os.path.join(glob.escape(features_dir), f"{split}_*{s}"))})
+    raise FeatureFileError(f"{features_dir}: no {split}_{model}.pkl or .npz; {split} features exist for models: "
+                           f"{', '.join(present) if present else '(none)'}")
+
+
+def align(sets: dict, order: Sequence[str] | None = None, show: int = 5):
+    """Reorder several models' features to one name order (``order``, else the first model's).
+
+    Returns ``(names, {model: feats})``. Any model missing a name, or holding names outside the
+    order, raises :class:`FeatureFileError` listing the first ``show`` such names per model.
+    """
+    if not sets:
+        raise FeatureFileError("align: no feature sets given")
+    names = list(order) if order is not None else list(next(iter(sets.values())).names)
+    if len(set(names)) != len(names):
+        raise FeatureFileError("align: the name order contains duplicates")
+    wanted = set(names)
+    problems, out = [], {}
+    for model, fs in sets.items():
+        index = {n: i for i, n in enumerate(fs.names)}
+        missing = [n for n in names if n not in index]
+        extra = [n for n in fs.names if n not in wanted]
+        if missing or extra:
+            msg = f"model {model!r} ({fs.path or 'in memory'}):"
+            if missing:
+                msg += f" {len(missing)} missing name(s), first: {', '.join(missing[:show])};"
+            if extra:
+                msg += f" {len(extra)} extra name(s), first: {', '.join(extra[:show])};"
+            problems.append(msg.rstrip(";"))
+            continue
+        rows = np.fromiter((index[n] for n in names), dtype=np.int64, count=len(names))
+        out[model] = fs.feats if np.array_equal(rows, np.arange(len(names))) else fs.feats[rows]
+    if problems:
+        raise FeatureFileError("feature files do not cover the same images:\n  " + "\n  ".join(problems))
+    return names, out
+
+
+def l2_normalize(x, axis: int = -1) -> np.ndarray:
+    """Unit-length float32 vectors along ``axis``; a zero vector is an error (it has no direction)."""
+    x = np.asarray(x, dtype=np.float32)
+    norm = np.linalg.norm(x, axis=axis, keepdims=True)
+    if (norm == 0).any():
+        row = int(np.flatnonzero((norm == 0).reshape(-1))[0])
+        raise ValueError(f"l2_normalize: row {row} has zero norm")
+    return x / norm
