@@ -1,2 +1,162 @@
-"""Configuration: yacs defaults plus file and ``KEY VALUE`` overrides with helpful errors."""
-from .defaults import get_cfg  # noqa: F401
+"""Configuration: yacs defaults plus YAML files and ``KEY VALUE`` overrides, with helpful errors.
+
+``load_config(path, opts)`` merges the defaults, the file (and the files it names in ``_BASE_``,
+fast-reid style, relative to the file) and then the command-line pairs. A key that does not
+exist, or a value of the wrong type, raises :class:`ConfigError` naming the key, where it came
+from and the closest valid keys, instead of yacs' bare ``KeyError``.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from typing import Any, Iterable, List, Optional, Sequence
+
+import yaml
+from yacs.config import CfgNode
+
+from .defaults import get_cfg
+
+__all__ = ["ConfigError", "get_cfg", "load_config", "load_config_string", "merge_opts", "save_config"]
+
+BASE_KEY = "_BASE_"
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the defaults (unknown key, wrong type, bad syntax)."""
+
+
+def _all_keys(node: CfgNode, prefix: str = "") -> List[str]:
+    keys = []
+    for k, v in node.items():
+        full = f"{prefix}{k}"
+        keys.append(full)
+        if isinstance(v, CfgNode):
+            keys.extend(_all_keys(v, full + "."))
+    return keys
+
+
+def _unknown_key(cfg: CfgNode, full_key: str, source: str) -> ConfigError:
+    close = difflib.get_close_matches(full_key, _all_keys(cfg), n=3, cutoff=0.5)
+    hint = f"; closest valid keys: {', '.join(close)}" if close else ""
+    return ConfigError(f"{source}: unknown config key {full_key!r}{hint}")
+
+
+def _coerce(value: Any, default: Any, full_key: str, source: str) -> Any:
+    """``value`` converted to the type of ``default``, or a ConfigError saying what was expected."""
+    if isinstance(default, CfgNode):
+        raise ConfigError(f"{source}: {full_key!r} is a section (keys {', '.join(default.keys())}), "
+                          f"not a value; got {value!r}")
+    if isinstance(value, dict):
+        raise ConfigError(f"{source}: {full_key!r} expects a {type(default).__name__}, got a mapping {value!r}")
+    if isinstance(default, bool) or isinstance(value, bool):
+        if isinstance(default, bool) and isinstance(value, bool):
+            return value
+    elif isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    elif isinstance(default, (list, tuple)):
+        if isinstance(value, str) and all(isinstance(d, str) for d in default):
+            value = [value]  # `DATASETS.TRAIN aic20` means a one-element list
+        if isinstance(value, (list, tuple)):
+            return type(default)(value)
+    elif isinstance(value, type(default)):
+        return value
+    raise ConfigError(f"{source}: {full_key!r} expects a {type(default).__name__} like {default!r}, "
+                      f"got {type(value).__name__} {value!r}")
+
+
+def _set(cfg: CfgNode, full_key: str, value: Any, source: str) -> None:
+    node = cfg
+    parts = full_key.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node, CfgNode) or part not in node:
+            raise _unknown_key(cfg, full_key, source)
+        node = node[part]
+    if not isinstance(node, CfgNode) or parts[-1] not in node:
+        raise _unknown_key(cfg, full_key, source)
+    node[parts[-1]] = _coerce(value, node[parts[-1]], full_key, source)
+
+
+def _flatten(mapping: dict, source: str, prefix: str = "") -> Iterable[tuple]:
+    for k, v in mapping.items():
+        if not isinstance(k, str):
+            raise ConfigError(f"{source}: config keys must be strings, got {k!r}")
+        if isinstance(v, dict):
+            yield from _flatten(v, source, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def _merge_mapping(cfg: CfgNode, mapping: dict, source: str) -> None:
+    for full_key, value in _flatten(mapping, source):
+        _set(cfg, full_key, value, source)
+
+
+def _read_yaml(path: str) -> dict:
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _merge_file(cfg: CfgNode, path: str, seen: Sequence[str] = ()) -> None:
+    real = os.path.realpath(path)
+    if real in seen:
+        raise ConfigError(f"{path}: {BASE_KEY} chain loops back to itself ({' -> '.join(seen)})")
+    data = _read_yaml(path)
+    bases = data.pop(BASE_KEY, [])
+    for base in [bases] if isinstance(bases, str) else bases:
+        base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
+        _merge_file(cfg, base_path, tuple(seen) + (real,))
+    _merge_mapping(cfg, data, path)
+
+
+def merge_opts(cfg: CfgNode, opts: Sequence[str], source: str = "command line") -> CfgNode:
+    """Apply ``KEY VALUE`` pairs (values parsed like Python literals, else kept as strings)."""
+    opts = list(opts or [])
+    if len(opts) % 2:
+        raise ConfigError(f"{source}: overrides must be KEY VALUE pairs; {opts[-1]!r} has no value")
+    for key, raw in zip(opts[0::2], opts[1::2]):
+        value = CfgNode._decode_cfg_value(raw) if isinstance(raw, str) else raw
+        _set(cfg, key, value, source)
+    return cfg
+
+
+def load_config(path: Optional[str] = None, opts: Sequence[str] = ()) -> CfgNode:
+    """Defaults, then ``path`` (with its ``_BASE_`` files), then ``opts``; returned frozen."""
+    cfg = get_cfg()
+    if path:
+        _merge_file(cfg, path)
+    merge_opts(cfg, opts)
+    cfg.freeze()
+    return cfg
+
+
+def load_config_string(text: str, opts: Sequence[str] = (), source: str = "stored config") -> CfgNode:
+    """A config dumped by :func:`save_config` (e.g. the one stored in a checkpoint), plus ``opts``."""
+    cfg = get_cfg()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys, got {type(data).__name__}")
+    _merge_mapping(cfg, data, source)
+    merge_opts(cfg, opts)
+    cfg.freeze()
+    return cfg
+
+
+def save_config(cfg: CfgNode, path: str) -> None:
+    """Write the full config (every key) atomically, so a run can be reproduced from it."""
+    from post_processing.atomic import atomic_write
+
+    with atomic_write(path, "w") as f:
+        f.write(cfg.dump())
