@@ -1,0 +1,134 @@
+"""AIC20 track 2 (CityFlow-ReID) and its VehicleX simulation set.
+
+Query and gallery keep the order of ``name_query.txt`` / ``name_test.txt``: ``track2.txt`` rows
+follow the query list and its entries are 1-based positions in the test list. Gallery records
+carry the 0-based line of their track in ``test_track.txt`` as ``trackid``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Tuple
+
+from ..records import ImageRecord
+from . import DatasetError, DatasetSplits, register
+from .common import (Label, check_listed, parse_track_file, parse_track_id_file, read_labels,
+                     read_name_list, require_dir, require_file, require_records, require_root)
+
+
+def _track_index(loader: str, path: str, names: List[str]) -> Tuple[List[List[str]], Dict[str, int]]:
+    """Tracks of a track file and ``name → 0-based track line``; names must be in ``names``, once."""
+    tracks = parse_track_file(path)
+    known = set(names)
+    index: Dict[str, int] = {}
+    for line, track in enumerate(tracks):
+        for name in track:
+            if name not in known:
+                raise DatasetError(f"{loader} loader: {path}: track {line + 1} lists {name}, "
+                                   f"which is not in the image list")
+            if name in index:
+                raise DatasetError(f"{loader} loader: {path}: {name} is in tracks {index[name] + 1} "
+                                   f"and {line + 1}")
+            index[name] = line
+    return tracks, index
+
+
+def _train(loader: str, root: str, check_images: bool) -> List[ImageRecord]:
+    """Labelled train records, in ``name_train.txt`` order when that file exists, else XML order."""
+    labels = read_labels(loader, require_file(loader, root, "train_label.xml", "the training labels"))
+    names_path = os.path.join(root, "name_train.txt")
+    names = read_name_list(names_path) if os.path.isfile(names_path) else list(labels)
+    for name in names:
+        if name not in labels:
+            raise DatasetError(f"{loader} loader: {names_path} lists {name}, which has no <Item> in "
+                               f"{os.path.join(root, 'train_label.xml')}")
+    track_path = os.path.join(root, "train_track.txt")
+    track_of = _track_index(loader, track_path, names)[1] if os.path.isfile(track_path) else {}
+    if check_images:
+        folder = require_dir(loader, root, "image_train", "the training images")
+        check_listed(loader, folder, names, "name_train.txt / train_label.xml")
+    records = [ImageRecord(os.path.join(root, "image_train", n), labels[n].pid, labels[n].camid,
+                           trackid=track_of.get(n, -1), attrs=dict(labels[n].attrs)) for n in names]
+    return require_records(loader, records, f"{root} training labels")
+
+
+def _test_labels(root: str) -> Tuple[Optional[Dict[str, Label]], Optional[Dict[str, Label]]]:
+    """Query/test ground truth when both ``query_label.xml`` and ``test_label.xml`` exist."""
+    paths = [os.path.join(root, f) for f in ("query_label.xml", "test_label.xml")]
+    present = [os.path.isfile(p) for p in paths]
+    if not any(present):
+        return None, None
+    if not all(present):
+        have, lack = (paths[0], paths[1]) if present[0] else (paths[1], paths[0])
+        raise DatasetError(f"aic20 loader: found {have} but missing {lack} (ground truth needs both)")
+    return read_labels("aic20", paths[0]), read_labels("aic20", paths[1])
+
+
+def _split(root: str, folder: str, names: List[str], labels: Optional[Dict[str, Label]],
+           label_file: str, track_of: Dict[str, int]) -> List[ImageRecord]:
+    records = []
+    for name in names:
+        pid, camid, attrs = -1, -1, {}
+        if labels is not None:
+            if name not in labels:
+                raise DatasetError(f"aic20 loader: {os.path.join(root, label_file)} has no <Item> for {name}")
+            pid, camid, attrs = labels[name]
+        records.append(ImageRecord(os.path.join(root, folder, name), pid, camid,
+                                   trackid=track_of.get(name, -1), attrs=dict(attrs)))
+    return records
+
+
+def _offset(values: List[int], after: int) -> int:
+    """Shift that moves the smallest of ``values`` to ``after + 1``."""
+    return after + 1 - min(values) if values else 0
+
+
+@register("aic20")
+def load_aic20(root: str, sim_root: Optional[str] = None, require_images: bool = True) -> DatasetSplits:
+    """CityFlow-ReID at ``root``; ``sim_root`` appends the VehicleX simulation ids to train.
+
+    ``require_images=False`` reads only the lists (what the ensemble needs): image folders are not
+    checked and a missing ``train_label.xml`` gives an empty train split.
+    ``extra``: ``tracks`` (gallery names per ``test_track.txt`` line), ``has_ground_truth``,
+    ``test_track_id`` (when ``test_track_id.txt`` exists).
+    """
+    loader = "aic20"
+    root = require_root(loader, root)
+    query_names = read_name_list(require_file(loader, root, "name_query.txt", "the query image names"))
+    test_names = read_name_list(require_file(loader, root, "name_test.txt", "the gallery image names"))
+    require_records(loader, query_names, os.path.join(root, "name_query.txt"))
+    require_records(loader, test_names, os.path.join(root, "name_test.txt"))
+    if require_images or os.path.isfile(os.path.join(root, "train_label.xml")):
+        train = _train(loader, root, require_images)
+    else:
+        train = []
+    if require_images:
+        check_listed(loader, require_dir(loader, root, "image_query", "the query images"),
+                     query_names, "name_query.txt")
+        check_listed(loader, require_dir(loader, root, "image_test", "the gallery images"),
+                     test_names, "name_test.txt")
+
+    track_path = os.path.join(root, "test_track.txt")
+    tracks, track_of = _track_index(loader, track_path, test_names) if os.path.isfile(track_path) else ([], {})
+    query_labels, test_labels = _test_labels(root)
+    query = _split(root, "image_query", query_names, query_labels, "query_label.xml", {})
+    gallery = _split(root, "image_test", test_names, test_labels, "test_label.xml", track_of)
+    extra: Dict[str, object] = {"tracks": tracks, "has_ground_truth": query_labels is not None}
+    track_id_path = os.path.join(root, "test_track_id.txt")
+    if os.path.isfile(track_id_path):
+        extra["test_track_id"] = parse_track_id_file(track_id_path)
+
+    if sim_root is not None:
+        sim = load_aic20_sim(sim_root).train
+        pid_shift = _offset([r.pid for r in sim], max((r.pid for r in train), default=-1))
+        cam_shift = _offset([r.camid for r in sim], max((r.camid for r in train), default=-1))
+        train = train + [ImageRecord(r.path, r.pid + pid_shift, r.camid + cam_shift, r.trackid,
+                                     attrs=r.attrs) for r in sim]
+    return DatasetSplits(loader, root, train, query, gallery, extra)
+
+
+@register("aic20_sim")
+def load_aic20_sim(root: str) -> DatasetSplits:
+    """The AIC20 VehicleX simulation set alone (``image_train/`` + ``train_label.xml``): train only."""
+    loader = "aic20_sim"
+    root = require_root(loader, root)
+    return DatasetSplits(loader, root, train=_train(loader, root, check_images=True))

@@ -1,0 +1,74 @@
+"""FVRID (SJDL/RVSL): synthetic clear/foggy pairs and real foggy vehicles.
+
+``FVRID_syn/{train,query,gallery}_{foggy,clear}/`` hold pairs under identical file names; records
+are the foggy images with ``clear_path`` set to the twin. ``FVRID_real/{train,query,gallery}_foggy/``
+has real fog and no clear images. Names look like ``00000_c013_298403_0.jpg``.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Dict, List
+
+from . import DatasetError, DatasetSplits, register
+from ..records import ImageRecord
+from .common import list_images, match_name, require_dir, require_records, require_root
+
+_NAME = re.compile(r"([-\d]+)_c(\d+)")
+_PARTS = ("train", "query", "gallery")
+SPLITS = ("syn", "real", "both")
+
+
+def _records(root: str, domain: str, part: str) -> List[ImageRecord]:
+    """Foggy records of one part (train/query/gallery) of ``FVRID_<domain>``; train drops pid < 0."""
+    loader = "fvrid"
+    base = os.path.join(root, f"FVRID_{domain}")
+    foggy_dir = require_dir(loader, base, f"{part}_foggy", f"the {domain} foggy {part} images")
+    clear_dir = require_dir(loader, base, f"{part}_clear", f"the clear twins of {part}_foggy") if domain == "syn" else None
+    clear = set(list_images(clear_dir)) if clear_dir else set()
+    records = []
+    for name in list_images(foggy_dir):
+        match = match_name(loader, _NAME, name, foggy_dir, "00000_c013_298403_0.jpg")
+        try:
+            pid, camid = int(match.group(1)), int(match.group(2))
+        except ValueError:
+            raise DatasetError(f"{loader} loader: bad vehicle id in {os.path.join(foggy_dir, name)}") from None
+        if part == "train" and pid < 0:
+            continue
+        clear_path = None
+        if clear_dir:
+            if name not in clear:
+                raise DatasetError(f"{loader} loader: foggy image {os.path.join(foggy_dir, name)} has no clear "
+                                   f"twin {os.path.join(clear_dir, name)}")
+            clear_path = os.path.join(clear_dir, name)
+        records.append(ImageRecord(os.path.join(foggy_dir, name), pid, camid, clear_path=clear_path,
+                                   attrs={"domain": domain}))
+    return require_records(loader, records, foggy_dir)
+
+
+@register("fvrid")
+def load_fvrid(root: str, split: str = "syn") -> DatasetSplits:
+    """FVRID at ``root`` (holding ``FVRID_syn``/``FVRID_real``); ``split`` is syn, real or both.
+
+    ``both``: train is synthetic plus real ids shifted past the largest synthetic id (every record
+    has ``attrs["domain"]`` for SJDL's separate classifiers); query/gallery are the real-fog test set.
+    ``extra["num_syn_ids"]`` counts the synthetic train ids whenever they are loaded.
+    """
+    loader = "fvrid"
+    if split not in SPLITS:
+        raise DatasetError(f"{loader} loader: split must be one of {', '.join(SPLITS)}, got {split!r}")
+    root = require_root(loader, root)
+    domains = ["syn", "real"] if split == "both" else [split]
+    loaded: Dict[str, Dict[str, List[ImageRecord]]] = {
+        domain: {part: _records(root, domain, part) for part in _PARTS} for domain in domains}
+    extra: Dict[str, object] = {"split": split, "test_domain": domains[-1]}
+    if "syn" in loaded:
+        extra["num_syn_ids"] = len({r.pid for r in loaded["syn"]["train"]})
+    test = loaded[domains[-1]]
+    train = loaded[domains[0]]["train"]
+    if split == "both":
+        syn_max = max(r.pid for r in train)
+        real = loaded["real"]["train"]
+        shift = syn_max + 1 - min(r.pid for r in real)
+        train = train + [ImageRecord(r.path, r.pid + shift, r.camid, attrs=r.attrs) for r in real]
+    return DatasetSplits(loader, root, train, test["query"], test["gallery"], extra)

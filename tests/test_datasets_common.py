@@ -1,0 +1,111 @@
+"""Shared parsers: gb2312-declared label XML, name lists and track files with their quirks; registry."""
+import codecs
+import os
+
+import pytest
+
+from fake_trees import label_xml, write_text
+from global_model.data.datasets import DatasetError, available, load_dataset
+from global_model.data.datasets.common import (parse_label_xml, parse_track_file, parse_track_id_file,
+                                               read_labels, read_name_list)
+
+ITEMS = [{"imageName": "021284.jpg", "vehicleID": "0347", "cameraID": "c026", "colorID": "3"},
+         {"imageName": "000002.jpg", "vehicleID": "0001", "cameraID": "c001", "orientation": "12.5"}]
+
+
+def _write(path, data: bytes):
+    with open(path, "wb") as f:
+        f.write(data)
+    return str(path)
+
+
+def test_label_xml_declared_gb2312_with_chinese_text(tmp_path):
+    data = label_xml(ITEMS)
+    assert b'encoding="gb2312"' in data and "车辆".encode("gb2312") in data
+    assert parse_label_xml(_write(tmp_path / "l.xml", data)) == ITEMS
+
+
+@pytest.mark.parametrize("variant", ["bom_utf8", "no_declaration", "utf8_content_gb2312_declared", "gbk_only_char"])
+def test_label_xml_variants(tmp_path, variant):
+    text = label_xml(ITEMS).decode("gb2312")
+    if variant == "bom_utf8":
+        data = codecs.BOM_UTF8 + text.replace('encoding="gb2312"', 'encoding="utf-8"').encode("utf-8")
+    elif variant == "no_declaration":
+        data = text.split("?>", 1)[1].replace("\r\n", "\n").encode("gb2312")
+    elif variant == "utf8_content_gb2312_declared":
+        data = text.encode("utf-8")
+    else:  # "镕" is in GBK but not in GB2312: a strict gb2312 decoder would fail
+        data = text.replace("车辆", "镕").encode("gbk")
+    assert parse_label_xml(_write(tmp_path / "l.xml", data)) == ITEMS
+
+
+def test_read_labels_converts_ids_and_keeps_other_attributes(tmp_path):
+    labels = read_labels("aic20", _write(tmp_path / "l.xml", label_xml(ITEMS)))
+    assert list(labels) == ["021284.jpg", "000002.jpg"]
+    assert labels["021284.jpg"] == (347, 26, {"colorID": 3})
+    assert labels["000002.jpg"] == (1, 1, {"orientation": 12.5})
+
+
+@pytest.mark.parametrize("items, message", [
+    ([{"imageName": "a.jpg", "vehicleID": "1"}], "lacks cameraID"),
+    ([{"imageName": "a.jpg", "vehicleID": "x1", "cameraID": "c001"}], "a.jpg"),
+    ([{"imageName": "a.jpg", "vehicleID": "1", "cameraID": "cam1"}], "camera id like 'c026'"),
+    ([{"imageName": "a.jpg", "vehicleID": "1", "cameraID": "c1"}] * 2, "a.jpg is labelled twice"),
+    ([], "has no <Item> elements"),
+])
+def test_read_labels_bad_items(tmp_path, items, message):
+    path = _write(tmp_path / "l.xml", label_xml(items))
+    with pytest.raises(DatasetError, match="aic20 loader") as err:
+        read_labels("aic20", path)
+    assert message in str(err.value) and path in str(err.value)
+
+
+def test_malformed_xml_names_the_file(tmp_path):
+    path = _write(tmp_path / "broken.xml", label_xml(ITEMS)[:-40])
+    with pytest.raises(DatasetError, match="broken.xml: malformed XML"):
+        parse_label_xml(path)
+
+
+def test_name_list_and_track_quirks(tmp_path):
+    names = write_text(str(tmp_path / "n.txt"), "\ufeff000002.jpg\r\n\r\n000001.jpg \r\n")
+    assert read_name_list(names) == ["000002.jpg", "000001.jpg"]
+    tracks = write_text(str(tmp_path / "t.txt"), "000002.jpg 000004.jpg \n\n  \n000001.jpg \n")
+    assert parse_track_file(tracks) == [["000002.jpg", "000004.jpg"], ["000001.jpg"]]
+    ids = write_text(str(tmp_path / "i.txt"), "2 4 \r\n1 \r\n")
+    assert parse_track_id_file(ids) == [[2, 4], [1]]
+
+
+@pytest.mark.parametrize("reader, text, message", [
+    (read_name_list, "a.jpg\nb.jpg c.jpg\n", "n.txt:2: expected one image name per line"),
+    (parse_track_id_file, "1 2 \nx 3 \n", "n.txt:2: expected space-separated integer ids"),
+    (parse_track_id_file, "0 2 \n", "n.txt:1: ids are 1-based"),
+])
+def test_bad_lines_name_file_and_line(tmp_path, reader, text, message):
+    path = write_text(str(tmp_path / "n.txt"), text)
+    with pytest.raises(DatasetError, match=message):
+        reader(path)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(DatasetError, match="missing file .*nope.txt"):
+        read_name_list(os.path.join(tmp_path, "nope.txt"))
+
+
+def test_unknown_dataset_lists_known_ones(tmp_path):
+    known = available()
+    assert {"aic20", "aic20_sim", "veri776", "vehicleid", "veriwild", "fvrid", "market1501"} <= set(known)
+    with pytest.raises(DatasetError, match="unknown dataset 'veri777'; known datasets: aic20, aic20_sim, "):
+        load_dataset("veri777", str(tmp_path))
+
+
+def test_missing_root_is_named(tmp_path):
+    with pytest.raises(DatasetError, match="market1501 loader: dataset root .*nowhere does not exist"):
+        load_dataset("market1501", str(tmp_path / "nowhere"))
+
+
+def test_loaders_do_not_import_torch(tmp_path):
+    import subprocess
+    import sys
+    code = ("import sys; from global_model.data.datasets import available; available(); "
+            "import global_model.data.datasets.common; sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
