@@ -68,13 +68,17 @@ _C.SOLVER.OPTIMIZER = "SGD"  # SGD | Adam | AdamW
 _C.SOLVER.BASE_LR = 0.01
 _C.SOLVER.BIAS_LR_FACTOR = 1.0
 _C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.NESTEROV = False  # SGD only
 _C.SOLVER.WEIGHT_DECAY = 5e-4
 _C.SOLVER.WEIGHT_DECAY_BIAS = 5e-4
+_C.SOLVER.WEIGHT_DECAY_NORM = 5e-4  # weights of BN/GN/LN layers (0 = no decay)
+_C.SOLVER.BACKBONE_LR_FACTOR = 1.0  # LR multiplier for backbone parameters (AIC20-5th: 0.1)
 _C.SOLVER.IMS_PER_BATCH = 64  # P*K per process
 _C.SOLVER.MAX_EPOCHS = 12
 _C.SOLVER.SCHED = "multistep"  # multistep | cosine
 _C.SOLVER.STEPS = [40, 70]  # epochs, for multistep
 _C.SOLVER.GAMMA = 0.1
+_C.SOLVER.ETA_MIN_LR = 0.0  # final LR of the cosine schedule
 _C.SOLVER.WARMUP_EPOCHS = 0
 _C.SOLVER.WARMUP_FACTOR = 0.01
 _C.SOLVER.AMP = "auto"  # auto | off | fp16 | bf16 (auto: bf16 on CPU with AMX/AVX512-BF16, fp16 on CUDA)
