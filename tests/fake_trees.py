@@ -125,8 +125,8 @@ def build_vehicleid(root: str) -> str:
     _images(os.path.join(root, "image"), [n + ".jpg" for n, _ in VID_TRAIN + VID_TEST])
     split = os.path.join(root, "train_test_split")
     # Real lists carry no extension; CRLF and blank lines must be tolerated; one line has ".jpg".
-    write_text(os.path.join(split, "train_list.txt"),
-               "\r\n".join(f"{n} {v}" for n, v in VID_TRAIN[:2]) + "\r\n\r\n" + f"{VID_TRAIN[2][0]}.jpg {VID_TRAIN[2][1]}\r\n")
+    lines = [f"{n} {v}" for n, v in VID_TRAIN[:2]] + ["", f"{VID_TRAIN[2][0]}.jpg {VID_TRAIN[2][1]}", ""]
+    write_text(os.path.join(split, "train_list.txt"), "\r\n".join(lines))
     write_text(os.path.join(split, "test_list_800.txt"), "\n".join(f"{n} {v}" for n, v in VID_TEST) + "\n")
     return root
 

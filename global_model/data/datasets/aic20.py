@@ -88,7 +88,8 @@ def load_aic20(root: str, sim_root: Optional[str] = None, require_images: bool =
 
     ``require_images=False`` reads only the lists (what the ensemble needs): image folders are not
     checked and a missing ``train_label.xml`` gives an empty train split.
-    ``extra``: ``tracks`` (gallery names per ``test_track.txt`` line), ``has_ground_truth``,
+    ``extra``: ``tracks`` (gallery names per ``test_track.txt`` line; empty without that file),
+    ``has_ground_truth`` (both ``query_label.xml`` and ``test_label.xml`` exist),
     ``test_track_id`` (when ``test_track_id.txt`` exists).
     """
     loader = "aic20"

@@ -10,7 +10,7 @@ import codecs
 import os
 import re
 import xml.etree.ElementTree as ET
-from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Pattern, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Pattern, Sequence, Tuple
 
 from . import DatasetError
 
@@ -212,6 +212,17 @@ def check_listed(loader: str, base: str, rel_paths: Iterable[str], source: str) 
     if missing:
         shown = ", ".join(missing[:5]) + (f" ... ({len(missing)} in all)" if len(missing) > 5 else "")
         raise DatasetError(f"{loader} loader: images listed in {source} are missing from {base}: {shown}")
+
+
+def require_choice(loader: str, key: str, value: Any, allowed: Sequence[Any]) -> Any:
+    """``value`` as the type of ``allowed`` (so ``"800"`` is read as 800) when it is one of them."""
+    try:
+        converted = type(allowed[0])(value)
+    except (TypeError, ValueError):
+        converted = None
+    if converted not in allowed:
+        raise DatasetError(f"{loader} loader: {key} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+    return converted
 
 
 def require_records(loader: str, records: List[Any], what: str) -> List[Any]:

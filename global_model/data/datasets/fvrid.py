@@ -12,7 +12,7 @@ from typing import Dict, List
 
 from . import DatasetError, DatasetSplits, register
 from ..records import ImageRecord
-from .common import list_images, match_name, require_dir, require_records, require_root
+from .common import list_images, match_name, require_choice, require_dir, require_records, require_root
 
 _NAME = re.compile(r"([-\d]+)_c(\d+)")
 _PARTS = ("train", "query", "gallery")
@@ -24,7 +24,9 @@ def _records(root: str, domain: str, part: str) -> List[ImageRecord]:
     loader = "fvrid"
     base = os.path.join(root, f"FVRID_{domain}")
     foggy_dir = require_dir(loader, base, f"{part}_foggy", f"the {domain} foggy {part} images")
-    clear_dir = require_dir(loader, base, f"{part}_clear", f"the clear twins of {part}_foggy") if domain == "syn" else None
+    clear_dir = None
+    if domain == "syn":
+        clear_dir = require_dir(loader, base, f"{part}_clear", f"the clear twins of {part}_foggy")
     clear = set(list_images(clear_dir)) if clear_dir else set()
     records = []
     for name in list_images(foggy_dir):
@@ -55,8 +57,7 @@ def load_fvrid(root: str, split: str = "syn") -> DatasetSplits:
     ``extra["num_syn_ids"]`` counts the synthetic train ids whenever they are loaded.
     """
     loader = "fvrid"
-    if split not in SPLITS:
-        raise DatasetError(f"{loader} loader: split must be one of {', '.join(SPLITS)}, got {split!r}")
+    split = require_choice(loader, "split", split, SPLITS)
     root = require_root(loader, root)
     domains = ["syn", "real"] if split == "both" else [split]
     loaded: Dict[str, Dict[str, List[ImageRecord]]] = {

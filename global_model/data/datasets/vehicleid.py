@@ -12,23 +12,12 @@ from typing import Dict, Iterator, List, Tuple
 
 from . import DatasetError, DatasetSplits, register
 from ..records import ImageRecord
-from .common import (check_listed, iter_text_lines, require_dir, require_file, require_records,
+from .common import (check_listed, iter_text_lines, require_choice, require_dir, require_file, require_records,
                      require_root, with_extension)
 
 TEST_SIZES = (800, 1600, 2400)
 REPEATS = 10
 QUERY_CAMID, GALLERY_CAMID = 0, 1
-
-
-def _test_size(test_size) -> int:
-    try:
-        size = int(test_size)
-    except (TypeError, ValueError):
-        size = None
-    if size not in TEST_SIZES:
-        raise DatasetError(f"vehicleid loader: test_size must be one of {', '.join(map(str, TEST_SIZES))}, "
-                           f"got {test_size!r}")
-    return size
 
 
 def _read_list(path: str) -> List[Tuple[str, int]]:
@@ -45,7 +34,7 @@ def _read_list(path: str) -> List[Tuple[str, int]]:
 def _read(root: str, test_size) -> Tuple[List[ImageRecord], List[Tuple[str, int]], int]:
     """Train records, raw test pairs and the validated test size; checks that every image exists."""
     loader = "vehicleid"
-    size = _test_size(test_size)
+    size = require_choice(loader, "test_size", test_size, TEST_SIZES)
     root = require_root(loader, root)
     image_dir = require_dir(loader, root, "image", "the images")
     train_pairs = _read_list(require_file(loader, root, "train_test_split/train_list.txt", "the training list"))
@@ -74,12 +63,11 @@ def _draw(test: List[Tuple[str, int]], seed: int) -> Tuple[List[ImageRecord], Li
 @register("vehicleid")
 def load_vehicleid(root: str, test_size: int = 800, repeat: int = 0, seed: int = 0) -> DatasetSplits:
     """VehicleID with test list ``test_size`` and query/gallery draw number ``repeat`` (0..9)."""
-    if not 0 <= int(repeat) < REPEATS:
-        raise DatasetError(f"vehicleid loader: repeat must be in 0..{REPEATS - 1}, got {repeat!r}")
+    repeat = require_choice("vehicleid", "repeat", repeat, range(REPEATS))
     train, test, size = _read(root, test_size)
-    query, gallery = _draw(test, seed + int(repeat))
+    query, gallery = _draw(test, seed + repeat)
     return DatasetSplits("vehicleid", os.fspath(root), train, query, gallery,
-                         extra={"repeats": REPEATS, "repeat": int(repeat), "test_size": size, "seed": seed})
+                         extra={"repeats": REPEATS, "repeat": repeat, "test_size": size, "seed": seed})
 
 
 def vehicleid_splits(root: str, test_size: int = 800, repeats: int = REPEATS,

@@ -11,7 +11,7 @@ from typing import Dict, List, Set, Tuple
 
 from . import DatasetError, DatasetSplits, register
 from ..records import ImageRecord
-from .common import (IMAGE_EXTENSIONS, check_listed, iter_text_lines, require_dir, require_file,
+from .common import (IMAGE_EXTENSIONS, check_listed, iter_text_lines, require_choice, require_dir, require_file,
                      require_records, require_root)
 
 TEST_SIZES = (3000, 5000, 10000)
@@ -52,13 +52,7 @@ def _read_info(path: str, needed: Set[str]) -> Dict[str, Tuple[int, Dict[str, st
 def load_veriwild(root: str, test_size: int = 3000) -> DatasetSplits:
     """VeRi-Wild at ``root`` with the small/medium/large test split ``test_size`` (3000/5000/10000)."""
     loader = "veriwild"
-    try:
-        size = int(test_size)
-    except (TypeError, ValueError):
-        size = None
-    if size not in TEST_SIZES:
-        raise DatasetError(f"{loader} loader: test_size must be one of {', '.join(map(str, TEST_SIZES))}, "
-                           f"got {test_size!r}")
+    size = require_choice(loader, "test_size", test_size, TEST_SIZES)
     root = require_root(loader, root)
     image_dir = require_dir(loader, root, "images", "one folder of images per vehicle id")
     lists = {}

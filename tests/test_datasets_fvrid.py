@@ -1,0 +1,58 @@
+"""FVRID loader: synthetic clear/foggy pairs, real fog, and both with disjoint train ids."""
+import os
+
+import pytest
+
+from fake_trees import FVRID_SYN, build_fvrid, names
+from global_model.data.datasets import DatasetError, load_dataset
+
+
+@pytest.fixture
+def fvrid(tmp_path):
+    return build_fvrid(str(tmp_path / "FVRID"))
+
+
+def test_syn_pairs(fvrid):
+    ds = load_dataset("fvrid", fvrid, split="syn")
+    assert [(r.name, r.pid, r.camid) for r in ds.train] == [
+        ("00000_c013_298403_0.jpg", 0, 13), ("00000_c014_298500_0.jpg", 0, 14), ("00003_c001_000100_0.jpg", 3, 1)]
+    for r in ds.train + ds.query + ds.gallery:
+        assert r.path == os.path.join(fvrid, "FVRID_syn", os.path.basename(os.path.dirname(r.path)), r.name)
+        assert r.path.endswith("_foggy" + os.sep + r.name)
+        assert r.clear_path == r.path.replace("_foggy" + os.sep, "_clear" + os.sep)
+        assert r.attrs == {"domain": "syn"}
+    assert names(ds.gallery) == FVRID_SYN["gallery"] and ds.extra["num_syn_ids"] == 2
+
+
+def test_real_fog_has_no_clear_twins(fvrid):
+    ds = load_dataset("fvrid", fvrid, split="real")
+    assert [(r.pid, r.camid) for r in ds.train] == [(1, 1), (2, 2)]  # pid -1 dropped from train
+    assert [(r.pid, r.camid) for r in ds.gallery] == [(-1, 3), (200, 2)]
+    assert all(r.clear_path is None and r.attrs == {"domain": "real"} for r in ds.train + ds.query + ds.gallery)
+    assert "num_syn_ids" not in ds.extra
+
+
+def test_both_offsets_real_train_ids(fvrid):
+    ds = load_dataset("fvrid", fvrid, split="both")
+    assert [(r.pid, r.attrs["domain"]) for r in ds.train] == [
+        (0, "syn"), (0, "syn"), (3, "syn"), (4, "real"), (5, "real")]
+    assert ds.train[3].clear_path is None and ds.train[0].clear_path is not None
+    assert ds.extra["num_syn_ids"] == 2 and ds.extra["test_domain"] == "real"
+    assert [r.pid for r in ds.query] == [200]  # test ids are kept as in the dataset
+
+
+def test_foggy_without_clear_twin(fvrid):
+    twin = os.path.join(fvrid, "FVRID_syn", "query_clear", "00100_c002_000001_0.jpg")
+    os.remove(twin)
+    with pytest.raises(DatasetError, match=r"fvrid loader: foggy image .*query_foggy.00100_c002_000001_0.jpg "
+                                           r"has no clear twin"):
+        load_dataset("fvrid", fvrid)
+
+
+def test_bad_split_and_missing_domain(fvrid, tmp_path):
+    with pytest.raises(DatasetError, match="split must be one of syn, real, both, got 'fog'"):
+        load_dataset("fvrid", fvrid, split="fog")
+    os.rename(os.path.join(fvrid, "FVRID_real"), os.path.join(fvrid, "real"))
+    assert len(load_dataset("fvrid", fvrid, split="syn").train) == 3
+    with pytest.raises(DatasetError, match=r"fvrid loader: missing .*FVRID_real.train_foggy"):
+        load_dataset("fvrid", fvrid, split="both")

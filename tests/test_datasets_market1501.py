@@ -1,0 +1,34 @@
+"""Market-1501 loader: junk and distractor ids, 0-based cameras, stray files."""
+import os
+
+import pytest
+
+from fake_trees import build_market1501, names, write_jpeg
+from global_model.data.datasets import DatasetError, load_dataset
+
+
+@pytest.fixture
+def market(tmp_path):
+    return build_market1501(str(tmp_path / "Market-1501-v15.09.15"))
+
+
+def test_junk_dropped_distractors_gallery_only(market):
+    ds = load_dataset("market1501", market)
+    assert [(r.name, r.pid, r.camid) for r in ds.train] == [
+        ("0002_c1s1_000451_03.jpg", 2, 0), ("0002_c2s1_000301_01.jpg", 2, 1), ("0007_c3s1_000001_01.jpg", 7, 2)]
+    assert [(r.pid, r.camid) for r in ds.query] == [(2, 0), (7, 5)]
+    assert names(ds.gallery) == ["0000_c6s1_000000_02.jpg", "0002_c2s1_000801_01.jpg", "0007_c1s1_000002_01.jpg"]
+    assert [(r.pid, r.camid) for r in ds.gallery] == [(0, 5), (2, 1), (7, 0)]
+    assert ds.gallery[0].path == os.path.join(market, "bounding_box_test", "0000_c6s1_000000_02.jpg")
+    assert ds.extra["junk_rule"] == "same_pid_same_cam"
+
+
+def test_missing_folder_and_bad_name(market):
+    write_jpeg(os.path.join(market, "query", "person.jpg"))
+    with pytest.raises(DatasetError, match=r"market1501 loader: cannot parse .*query.person.jpg"):
+        load_dataset("market1501", market)
+    os.remove(os.path.join(market, "query", "person.jpg"))
+    os.rename(os.path.join(market, "bounding_box_test"), os.path.join(market, "test"))
+    with pytest.raises(DatasetError, match="market1501 loader: missing .*bounding_box_test \\(expected "
+                                           "bounding_box_test/ with the gallery images\\)"):
+        load_dataset("market1501", market)
