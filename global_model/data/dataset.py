@@ -1,0 +1,146 @@
+"""Torch dataset over :class:`ImageRecord` lists, and the train/test record and loader builders.
+
+Batches are dicts: ``images`` (B×3×H×W float32), ``pids`` and ``camids`` (int64), ``paths``
+(list of str) and, when records carry a paired fog-free image, ``clear`` (B×3×H×W, augmented
+exactly like ``images``) with ``has_clear`` (bool, False where a record had none and ``clear``
+repeats the input).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .datasets import DatasetError, load_dataset
+from .image_io import check_images, read_image
+from .records import ImageRecord
+from .sampler import PKSampler
+from .transforms import build_transforms
+
+__all__ = ["ReIDDataset", "build_test_loader", "build_test_records", "build_train_loader",
+           "build_train_records", "collate", "parse_dataset_spec"]
+
+
+class ReIDDataset(Dataset):
+    """Reads and transforms one record per item; items are indices or ``(index, sample_seed)``."""
+
+    def __init__(self, records: Sequence[ImageRecord], transform):
+        self.records = list(records)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, item) -> Dict[str, Any]:
+        idx, seed = item if isinstance(item, tuple) else (item, 0)
+        rec = self.records[idx]
+        out = {"images": torch.from_numpy(self.transform(read_image(rec.path), np.random.default_rng(seed))),
+               "pids": rec.pid, "camids": rec.camid, "paths": rec.path}
+        if rec.clear_path:
+            # Same seed → same crop/flip/erasing, so the pair stays pixel-aligned.
+            clear = self.transform(read_image(rec.clear_path), np.random.default_rng(seed))
+            out["clear"] = torch.from_numpy(clear)
+        return out
+
+
+def collate(samples: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Stack a list of dataset items into one batch dict (see the module docstring)."""
+    batch = {"images": torch.stack([s["images"] for s in samples]),
+             "pids": torch.tensor([s["pids"] for s in samples], dtype=torch.int64),
+             "camids": torch.tensor([s["camids"] for s in samples], dtype=torch.int64),
+             "paths": [s["paths"] for s in samples]}
+    if any("clear" in s for s in samples):
+        batch["clear"] = torch.stack([s.get("clear", s["images"]) for s in samples])
+        batch["has_clear"] = torch.tensor(["clear" in s for s in samples])
+    return batch
+
+
+def _worker_init(_worker_id: int) -> None:
+    cv2.setNumThreads(1)  # workers already run in parallel; OpenCV's own pool would oversubscribe
+
+
+def parse_dataset_spec(spec: str, default_root: str) -> Tuple[str, str]:
+    """``"name"`` → (name, default_root); ``"name=path"`` → (name, path)."""
+    name, sep, path = spec.partition("=")
+    name = name.strip()
+    if not name or (sep and not path.strip()):
+        raise DatasetError(f"bad dataset entry {spec!r}: expected 'name' or 'name=path'")
+    return name, (path.strip() if sep else default_root)
+
+
+def _load(spec: str, cfg, root_override: Optional[str] = None):
+    name, root = parse_dataset_spec(spec, cfg.DATASETS.ROOT)
+    root = root_override or root
+    if not os.path.isdir(root):
+        raise DatasetError(f"dataset {name!r}: root folder {root!r} does not exist")
+    return load_dataset(name, root)
+
+
+def _skip_bad(records: List[ImageRecord], what: str) -> List[ImageRecord]:
+    good, bad = check_images(records, skip_bad=True)
+    if bad:
+        shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+        print(f"DATASETS.SKIP_BAD: skipped {len(bad)} unreadable image(s) of {what}: {shown}")
+    return good
+
+
+def build_train_records(cfg) -> Tuple[List[ImageRecord], int]:
+    """Merge the ``DATASETS.TRAIN`` sets: pids relabelled 0..C-1 (disjoint across sets), camids kept
+    distinct per set; records with unknown pid (< 0) are dropped. Returns (records, num_classes)."""
+    merged: List[ImageRecord] = []
+    pid_offset = cam_offset = 0
+    for spec in cfg.DATASETS.TRAIN:
+        splits = _load(spec, cfg)
+        recs = [r for r in splits.train if r.pid >= 0]
+        if not recs:
+            raise DatasetError(f"dataset {spec!r} at {splits.root}: no labelled training images")
+        if cfg.DATASETS.SKIP_BAD:
+            recs = _skip_bad(recs, spec)
+        pid_map = {pid: pid_offset + i for i, pid in enumerate(sorted({r.pid for r in recs}))}
+        cams = sorted({r.camid for r in recs if r.camid >= 0})
+        cam_map = {c: cam_offset + i for i, c in enumerate(cams)}
+        merged += [replace(r, pid=pid_map[r.pid], camid=cam_map.get(r.camid, -1)) for r in recs]
+        pid_offset += len(pid_map)
+        cam_offset += len(cams)
+    if not merged:
+        raise DatasetError("DATASETS.TRAIN is empty: name at least one training set")
+    return merged, pid_offset
+
+
+def build_test_records(cfg, root: Optional[str] = None) -> Tuple[List[ImageRecord], List[ImageRecord]]:
+    """Query and gallery of ``DATASETS.TEST`` (``root`` replaces its folder), in the format's order."""
+    splits = _load(cfg.DATASETS.TEST, cfg, root)
+    if not splits.query or not splits.gallery:
+        raise DatasetError(f"dataset {cfg.DATASETS.TEST!r} at {splits.root}: query ({len(splits.query)}) and "
+                           f"gallery ({len(splits.gallery)}) must both be non-empty")
+    query, gallery = splits.query, splits.gallery
+    if cfg.DATASETS.SKIP_BAD:
+        query, gallery = _skip_bad(query, "query"), _skip_bad(gallery, "gallery")
+    return query, gallery
+
+
+def build_train_loader(cfg, records: Sequence[ImageRecord], rank: int = 0,
+                       world_size: int = 1) -> Tuple[DataLoader, PKSampler]:
+    """P×K loader for this rank; call ``sampler.set_epoch(e)`` before iterating epoch ``e``."""
+    sampler = PKSampler([r.pid for r in records], cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_INSTANCE,
+                        seed=cfg.SOLVER.SEED, rank=rank, world_size=world_size,
+                        iters_per_epoch=cfg.SOLVER.ITERS_PER_EPOCH)
+    workers = cfg.DATALOADER.NUM_WORKERS
+    loader = DataLoader(ReIDDataset(records, build_transforms(cfg, is_train=True)),
+                        batch_size=cfg.SOLVER.IMS_PER_BATCH, sampler=sampler, num_workers=workers,
+                        collate_fn=collate, drop_last=True, worker_init_fn=_worker_init,
+                        persistent_workers=False, pin_memory=torch.cuda.is_available())
+    return loader, sampler
+
+
+def build_test_loader(cfg, records: Sequence[ImageRecord], batch_size: Optional[int] = None) -> DataLoader:
+    """In-order loader with the test transform (used by validation and extraction alike)."""
+    return DataLoader(ReIDDataset(records, build_transforms(cfg, is_train=False)),
+                      batch_size=batch_size or cfg.TEST.IMS_PER_BATCH, shuffle=False,
+                      num_workers=cfg.DATALOADER.NUM_WORKERS, collate_fn=collate, worker_init_fn=_worker_init,
+                      pin_memory=torch.cuda.is_available())

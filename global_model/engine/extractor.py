@@ -1,0 +1,146 @@
+"""Feature extraction (``python -m global_model extract``) and the inference path validation uses.
+
+``extract_features`` runs any registered architecture in eval mode (its forward returns the B×D
+test feature), batched, with flip TTA (original and mirrored image in one forward, features
+averaged) then L2 normalisation, under bf16 autocast + channels_last on a CPU with native bf16 and
+AMP on CUDA. The CLI writes ``DIR/query_NAME.pkl`` / ``DIR/gallery_NAME.pkl`` (or ``.npz``) via
+``post_processing.features.save_features``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.image_io import ImageReadError
+from ..data.records import ImageRecord
+from .amp import autocast, resolve_amp, resolve_device
+from .checkpoint import CheckpointError, load_checkpoint, load_model_weights, unwrap_model
+
+__all__ = ["add_arguments", "extract_features", "infer_batch", "load_model_from_checkpoint", "run"]
+
+
+def infer_batch(model: nn.Module, images: torch.Tensor, flip: bool = True, dtype: Optional[torch.dtype] = None,
+                channels_last: bool = True, normalize: bool = True) -> torch.Tensor:
+    """Features (float32, B×D) of one preprocessed batch; ``model`` must already be in eval mode."""
+    device = images.device
+    if channels_last and images.dim() == 4:
+        images = images.contiguous(memory_format=torch.channels_last)
+    if flip:
+        images = torch.cat([images, images.flip(3)])
+    with torch.inference_mode(), autocast(device, dtype):
+        feats = model(images)
+    feats = feats.float()
+    if flip:
+        n = feats.shape[0] // 2
+        feats = (feats[:n] + feats[n:]) * 0.5
+    if normalize:
+        feats = torch.nn.functional.normalize(feats, dim=1)
+    return feats
+
+
+def clean_read_error(exc: ImageReadError) -> ImageReadError:
+    """A DataLoader worker re-raises with the whole remote traceback; keep the line naming the file."""
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    last = re.sub(r"^[\w.]*ImageReadError:\s*", "", lines[-1]) if lines else str(exc)
+    return ImageReadError(last)
+
+
+def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, device: Optional[torch.device] = None,
+                     progress: bool = True) -> Tuple[List[str], np.ndarray]:
+    """``(names, feats)`` for ``records`` in order: names are file names, feats N×D float32
+    (unit-norm when ``TEST.NORM``). Leaves the model in the train/eval mode it had."""
+    from tqdm import tqdm
+
+    from ..data.dataset import build_test_loader
+
+    model = unwrap_model(model)
+    device = device or next(model.parameters()).device
+    dtype = resolve_amp(cfg.TEST.AMP, device)
+    channels_last = bool(cfg.MODEL.CHANNELS_LAST)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    was_training = model.training
+    model.eval()
+    chunks = []
+    try:
+        loader = build_test_loader(cfg, records)
+        for batch in tqdm(loader, desc="extract", unit="batch", disable=not progress, leave=False):
+            images = batch["images"].to(device, non_blocking=True)
+            chunks.append(infer_batch(model, images, cfg.TEST.FLIP, dtype, channels_last, cfg.TEST.NORM).cpu())
+    except ImageReadError as exc:
+        raise clean_read_error(exc) from None
+    finally:
+        model.train(was_training)
+    feats = torch.cat(chunks).numpy().astype(np.float32, copy=False) if chunks else np.zeros((0, 0), np.float32)
+    return [r.name for r in records], feats
+
+
+def load_model_from_checkpoint(weights: str, cfg=None, opts: Sequence[str] = (), device: Optional[torch.device] = None):
+    """``(model, cfg)`` in eval mode from a checkpoint written by the trainer.
+
+    Without ``cfg`` the model is rebuilt from the config stored in the checkpoint (``opts`` apply
+    on top). A checkpoint for another architecture raises a CheckpointError listing the
+    mismatched, missing and unexpected layers.
+    """
+    from ..config import load_config_string
+    from ..modeling import build_model
+
+    ckpt = load_checkpoint(weights)
+    if cfg is None:
+        if "cfg" not in ckpt:
+            raise CheckpointError(f"{weights}: no stored config; pass --config with the model's YAML")
+        cfg = load_config_string(ckpt["cfg"], opts, source=f"config stored in {weights}")
+    num_classes = ckpt.get("num_classes")
+    if num_classes is None:
+        raise CheckpointError(f"{weights}: no 'num_classes' entry; it was not written by this toolkit's trainer")
+    device = device or resolve_device(cfg.MODEL.DEVICE)
+    model = build_model(cfg, int(num_classes))
+    load_model_weights(model, ckpt["model"], source=weights)
+    return model.to(device).eval(), cfg
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None,
+                        help="model YAML; default: the config stored in the checkpoint")
+    parser.add_argument("--weights", required=True, help="checkpoint written by `train` (e.g. model_final.pth)")
+    parser.add_argument("--data-root", default=None,
+                        help="dataset folder with the query/gallery split (default: DATASETS.TEST's root)")
+    parser.add_argument("--out-dir", required=True, help="features folder")
+    parser.add_argument("--name", required=True, help="model name used in the file names: query_NAME.pkl")
+    parser.add_argument("--split", choices=("query", "gallery", "both"), default="both")
+    parser.add_argument("--format", choices=("pkl", "npz"), default="pkl")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
+                        help="config overrides, e.g. TEST.FLIP False TEST.IMS_PER_BATCH 64")
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from post_processing.features import save_features
+
+    from ..config import load_config
+    from ..data.dataset import build_test_records
+
+    cfg = load_config(args.config, args.opts) if args.config else None
+    model, cfg = load_model_from_checkpoint(args.weights, cfg, args.opts)
+    query, gallery = build_test_records(cfg, args.data_root)
+    splits = {"query": query, "gallery": gallery}
+    for split in ("query", "gallery") if args.split == "both" else (args.split,):
+        names, feats = extract_features(model, splits[split], cfg, progress=not args.no_progress)
+        path = os.path.join(args.out_dir, f"{split}_{args.name}.{args.format}")
+        save_features(path, names, feats)
+        print(f"wrote {path} ({len(names)} x {feats.shape[1]} float32)", flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from .launch import run_guarded
+
+    return run_guarded(_extract, args)

@@ -1,0 +1,361 @@
+"""The training loop: one ``Trainer`` class with overridable steps, and a registry by ``MODEL.META_ARCH``.
+
+A subclass (e.g. SJDL with paired clear images and an auxiliary real-fog stream) overrides
+``build_*``, ``run_step(batch)`` or ``validate()`` and registers itself with
+``@register_trainer("sjdl")`` in a module named ``global_model.engine.<meta_arch>_trainer``, which
+``build_trainer`` imports on demand; architectures without their own trainer use ``Trainer``.
+
+Reproducibility: the model is built right after seeding, the epoch order and every sample's
+augmentation derive from ``(SOLVER.SEED, epoch)``, and checkpoints hold the optimizer,
+scheduler, scaler, sampler and RNG states, so ``--resume`` from ``last.pth`` ends with the same
+weights as an uninterrupted run (bitwise on CPU, where deterministic algorithms are enforced).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import random
+import time
+from collections import defaultdict
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..data.image_io import ImageReadError
+from .amp import autocast, needs_grad_scaler, resolve_amp, resolve_device
+from .checkpoint import (CheckpointError, capture_rng_state, load_checkpoint, load_model_weights, restore_rng_state,
+                         save_checkpoint)
+from .extractor import clean_read_error, extract_features
+from .solver import WarmupScheduler, build_optimizer, param_groups
+
+__all__ = ["TRAINERS", "Trainer", "build_trainer", "register_trainer", "seed_everything"]
+
+logger = logging.getLogger("global_model.train")
+
+TRAINERS: Dict[str, type] = {}
+
+
+def register_trainer(name: str):
+    """Class decorator: use this Trainer subclass for ``MODEL.META_ARCH == name``."""
+
+    def deco(cls):
+        TRAINERS[name] = cls
+        return cls
+
+    return deco
+
+
+def build_trainer(cfg, **kwargs) -> "Trainer":
+    """The trainer registered for ``cfg.MODEL.META_ARCH`` (imported on demand), else ``Trainer``."""
+    arch = cfg.MODEL.META_ARCH
+    if arch not in TRAINERS:
+        module = f"{__package__}.{arch}_trainer"
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return TRAINERS.get(arch, Trainer)(cfg, **kwargs)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def _to_float(x: Any) -> Any:
+    """Floating tensors (also inside dicts/lists) as float32, so losses run outside autocast."""
+    if isinstance(x, torch.Tensor):
+        return x.float() if x.is_floating_point() else x
+    if isinstance(x, dict):
+        return {k: _to_float(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_float(v) for v in x)
+    return x
+
+
+class Trainer:
+    """Builds data, model, loss, optimizer and schedule from ``cfg`` and trains for ``SOLVER.MAX_EPOCHS``.
+
+    ``OUTPUT_DIR`` receives ``last.pth`` (every ``CHECKPOINT_PERIOD`` epochs and at the end),
+    ``best.pth`` (best validation mAP), ``model_final.pth`` (weights + config) and ``tb/``.
+    """
+
+    def __init__(self, cfg, resume: Optional[str] = None, progress: bool = True):
+        self.cfg = cfg
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.world_size = dist.get_world_size() if dist.is_initialized() else 1
+        self.is_main = self.rank == 0
+        self.progress = progress and self.is_main
+        self.device = self.build_device()
+        seed_everything(cfg.SOLVER.SEED)
+        if self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.channels_last = bool(cfg.MODEL.CHANNELS_LAST)
+        self.train_records, self.num_classes = self.build_train_records()
+        self.train_loader, self.sampler = self.build_train_loader()
+        self.model = self.build_model()
+        self.loss_fn = self.build_loss()
+        self.optimizer, self.center_optimizer = self.build_optimizer()
+        self.scheduler = WarmupScheduler(self.optimizer, cfg, len(self.train_loader))
+        self.amp_dtype = resolve_amp(cfg.SOLVER.AMP, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=needs_grad_scaler(self.amp_dtype, self.device))
+        self.train_model = self.wrap_distributed(self.model)
+        self.epoch = 0  # last finished epoch
+        self.iteration = 0
+        self.best_map = -1.0
+        self.last_metrics: Dict[str, float] = {}
+        self._val_split: Optional[Tuple[list, list]] = None
+        self._writer = None
+        if resume:
+            self.resume(resume)
+        if self.is_main:
+            logger.info("%d training images, %d ids, %d iterations/epoch, AMP %s, device %s", len(self.train_records),
+                        self.num_classes, len(self.train_loader), self.amp_dtype or "off", self.device)
+
+    # ------------------------------------------------------------------ builders (override points)
+    def build_device(self) -> torch.device:
+        device = resolve_device(self.cfg.MODEL.DEVICE)
+        if device.type == "cuda" and self.world_size > 1:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return device
+
+    def build_train_records(self):
+        from ..data.dataset import build_train_records
+
+        return build_train_records(self.cfg)
+
+    def build_train_loader(self):
+        from ..data.dataset import build_train_loader
+
+        loader, sampler = build_train_loader(self.cfg, self.train_records, self.rank, self.world_size)
+        loader.generator = torch.Generator()  # reseeded per epoch: worker seeds follow (seed, epoch)
+        return loader, sampler
+
+    def build_model(self) -> nn.Module:
+        from ..modeling import build_model
+
+        model = build_model(self.cfg, self.num_classes).to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def build_loss(self) -> nn.Module:
+        from ..modeling import build_loss
+
+        return build_loss(self.cfg, self.num_classes, self.model.feat_dim).to(self.device)
+
+    def build_optimizer(self) -> Tuple[torch.optim.Optimizer, Optional[torch.optim.Optimizer]]:
+        """Main optimizer over the model (and any loss parameters); with ``LOSS.CENTER_WEIGHT > 0``
+        the loss parameters (centres) get their own SGD at ``LOSS.CENTER_LR``."""
+        groups = param_groups(self.model, self.cfg)
+        loss_params = [p for p in self.loss_fn.parameters() if p.requires_grad]
+        center = None
+        if loss_params and self.cfg.LOSS.CENTER_WEIGHT > 0:
+            center = torch.optim.SGD(loss_params, lr=self.cfg.LOSS.CENTER_LR)
+        elif loss_params:
+            groups.append({"params": loss_params, "lr_factor": 1.0, "weight_decay": self.cfg.SOLVER.WEIGHT_DECAY,
+                           "lr": self.cfg.SOLVER.BASE_LR})
+        return build_optimizer(groups, self.cfg), center
+
+    def wrap_distributed(self, model: nn.Module) -> nn.Module:
+        if self.world_size == 1:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+    # ------------------------------------------------------------------ training
+    def to_device(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+        out = {k: (v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+        if self.channels_last:
+            out["images"] = out["images"].contiguous(memory_format=torch.channels_last)
+        return out
+
+    def run_step(self, batch: Dict[str, Any]) -> Dict[str, float]:
+        """One optimisation step on a batch dict; returns the loss parts as floats."""
+        batch = self.to_device(batch)
+        with autocast(self.device, self.amp_dtype):
+            outputs = self.train_model(batch["images"])
+        loss, parts = self.loss_fn(_to_float(outputs), batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.center_optimizer is not None:
+            self.center_optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.center_optimizer is not None:
+            # Undo the loss weight on the centres' gradient (reid-strong-baseline's centre update).
+            self.scaler.unscale_(self.center_optimizer)
+            for group in self.center_optimizer.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.grad.mul_(1.0 / self.cfg.LOSS.CENTER_WEIGHT)
+            self.scaler.step(self.center_optimizer)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
+
+    def train_epoch(self, epoch: int) -> Dict[str, float]:
+        """One pass of the P×K sampler; returns the mean of each loss part."""
+        from tqdm import tqdm
+
+        self.train_model.train()
+        self.sampler.set_epoch(epoch)
+        self.train_loader.generator.manual_seed(int(np.random.SeedSequence([self.cfg.SOLVER.SEED, epoch])
+                                                    .generate_state(1)[0]))
+        sums: Dict[str, float] = defaultdict(float)
+        steps, start = 0, time.time()
+        bar = tqdm(self.train_loader, desc=f"epoch {epoch}/{self.cfg.SOLVER.MAX_EPOCHS}", unit="it",
+                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        try:
+            for batch in bar:
+                parts = self.run_step(batch)
+                self.iteration += 1
+                self.scheduler.step()
+                steps += 1
+                for k, v in parts.items():
+                    sums[k] += v
+                if self.is_main and self.iteration % max(1, self.cfg.SOLVER.LOG_PERIOD) == 0:
+                    bar.set_postfix(loss=f"{parts['loss']:.3f}", lr=f"{self.scheduler.get_lr():.2e}")
+                    self.log_scalars({f"train/{k}": v for k, v in parts.items()})
+                    self.log_scalars({"train/lr": self.scheduler.get_lr()})
+        except ImageReadError as exc:
+            raise clean_read_error(exc) from None
+        finally:
+            bar.close()
+        means = {k: v / max(1, steps) for k, v in sums.items()}
+        if self.is_main:
+            secs = time.time() - start
+            logger.info("epoch %d/%d  %s  lr %.2e  %.1fs (%.1f img/s)", epoch, self.cfg.SOLVER.MAX_EPOCHS,
+                        "  ".join(f"{k} {v:.4f}" for k, v in means.items()), self.scheduler.get_lr(), secs,
+                        steps * self.cfg.SOLVER.IMS_PER_BATCH * self.world_size / max(secs, 1e-9))
+        return means
+
+    def train(self) -> Dict[str, float]:
+        """Train from the epoch after the last finished one; returns the last epoch's metrics."""
+        cfg = self.cfg
+        for epoch in range(self.epoch + 1, cfg.SOLVER.MAX_EPOCHS + 1):
+            self.last_metrics = dict(self.train_epoch(epoch))
+            self.epoch = epoch
+            self.after_epoch(epoch)
+        if self.is_main:
+            path = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+            save_checkpoint(path, self.weights_state())
+            logger.info("saved %s", path)
+            if self._writer is not None:
+                self._writer.close()
+        return self.last_metrics
+
+    def after_epoch(self, epoch: int) -> None:
+        """Validate every ``EVAL_PERIOD`` epochs (and at the end), then write ``best.pth`` / ``last.pth``."""
+        s = self.cfg.SOLVER
+        last = epoch == s.MAX_EPOCHS
+        metrics = None
+        if s.EVAL_PERIOD > 0 and (epoch % s.EVAL_PERIOD == 0 or last):
+            if self.is_main:
+                metrics = self.validate()
+            if self.world_size > 1:
+                dist.barrier()
+        if not self.is_main:
+            return
+        if metrics:
+            self.last_metrics.update(metrics)
+            self.log_scalars({f"val/{k}": v for k, v in metrics.items()})
+            logger.info("validation epoch %d: %s", epoch, "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items()))
+            if metrics["mAP"] > self.best_map:
+                self.best_map = metrics["mAP"]
+                save_checkpoint(os.path.join(self.cfg.OUTPUT_DIR, "best.pth"), self.state_dict())
+        if (s.CHECKPOINT_PERIOD > 0 and epoch % s.CHECKPOINT_PERIOD == 0) or last:
+            save_checkpoint(os.path.join(self.cfg.OUTPUT_DIR, "last.pth"), self.state_dict())
+
+    # ------------------------------------------------------------------ validation
+    def validation_split(self) -> Optional[Tuple[list, list]]:
+        """Query/gallery of ``DATASETS.TEST`` with ground truth, or None (logged) when it has none."""
+        if self._val_split is None:
+            from ..data.dataset import build_test_records
+
+            query, gallery = build_test_records(self.cfg)
+            if all(r.pid < 0 for r in query) or all(r.pid < 0 for r in gallery):
+                logger.warning("DATASETS.TEST %r has no query/gallery ground truth; validation skipped",
+                               self.cfg.DATASETS.TEST)
+                self._val_split = ([], [])
+            else:
+                self._val_split = (query, gallery)
+        return self._val_split if self._val_split[0] else None
+
+    def validate(self) -> Optional[Dict[str, float]]:
+        """mAP / mINP / CMC of the current model on the validation split (same path as ``extract``)."""
+        from post_processing.distance import pairwise_distance
+        from post_processing.evaluation import evaluate
+
+        split = self.validation_split()
+        if split is None:
+            return None
+        query, gallery = split
+        _, qf = extract_features(self.model, query, self.cfg, self.device, progress=self.progress)
+        _, gf = extract_features(self.model, gallery, self.cfg, self.device, progress=self.progress)
+        res = evaluate(pairwise_distance(qf, gf, "euclidean"), np.array([r.pid for r in query]),
+                       np.array([r.pid for r in gallery]), np.array([r.camid for r in query]),
+                       np.array([r.camid for r in gallery]))
+        cmc = res["cmc"]
+        out = {"mAP": float(res["mAP"]), "mINP": float(res["mINP"]), "rank1": float(cmc[0])}
+        if len(cmc) >= 5:
+            out["rank5"] = float(cmc[4])
+        return out
+
+    def log_scalars(self, values: Dict[str, float]) -> None:
+        """TensorBoard scalars under ``OUTPUT_DIR/tb`` at the current iteration (main process only)."""
+        if not self.is_main:
+            return
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(os.path.join(self.cfg.OUTPUT_DIR, "tb"), purge_step=self.iteration or None)
+        for k, v in values.items():
+            self._writer.add_scalar(k, v, self.iteration)
+
+    # ------------------------------------------------------------------ checkpoints
+    def weights_state(self) -> Dict[str, Any]:
+        """What ``extract`` needs: weights, the full config and the number of training classes."""
+        return {"model": self.model.state_dict(), "cfg": self.cfg.dump(), "num_classes": self.num_classes,
+                "meta_arch": self.cfg.MODEL.META_ARCH, "epoch": self.epoch}
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Everything a resume needs to continue exactly where this run is."""
+        return {**self.weights_state(), "loss": self.loss_fn.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "center_optimizer": self.center_optimizer.state_dict() if self.center_optimizer else None,
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "iteration": self.iteration, "best_map": self.best_map, "sampler": self.sampler.state_dict(),
+                "rng": capture_rng_state()}
+
+    def resume(self, path: str) -> None:
+        """Restore a ``state_dict`` checkpoint; ``"auto"`` = ``OUTPUT_DIR/last.pth`` if it exists."""
+        if path == "auto":
+            path = os.path.join(self.cfg.OUTPUT_DIR, "last.pth")
+            if not os.path.isfile(path):
+                logger.info("--resume auto: no %s yet, starting from scratch", path)
+                return
+        ckpt = load_checkpoint(path)
+        missing = [k for k in ("optimizer", "scheduler", "iteration", "rng", "loss") if k not in ckpt]
+        if missing:
+            raise CheckpointError(f"{path}: cannot resume from it, it lacks {', '.join(missing)} "
+                                  "(use last.pth or best.pth, not model_final.pth)")
+        if ckpt.get("num_classes") != self.num_classes:
+            raise CheckpointError(f"{path}: trained on {ckpt.get('num_classes')} ids but DATASETS.TRAIN now has "
+                                  f"{self.num_classes}; resume needs the same training data")
+        load_model_weights(self.model, ckpt["model"], source=path)
+        self.loss_fn.load_state_dict(ckpt["loss"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.center_optimizer is not None and ckpt.get("center_optimizer"):
+            self.center_optimizer.load_state_dict(ckpt["center_optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler.is_enabled() and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.sampler.load_state_dict(ckpt["sampler"])
+        self.epoch, self.iteration = int(ckpt["epoch"]), int(ckpt["iteration"])
+        self.best_map = float(ckpt["best_map"])
+        restore_rng_state(ckpt["rng"])
+        if self.is_main:
+            logger.info("resumed from %s at epoch %d (iteration %d)", path, self.epoch, self.iteration)
