@@ -1,0 +1,92 @@
+"""One `ensemble fuse` run on loaded inputs: each model alone, the fusion, every step, the final ranking."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from .fusion import make_blocks
+from .inputs import Inputs
+from .pipeline import DENSE_RERANK_MAX, Pipeline, PipelineError, State, Step, run_pipeline
+from .report import score
+
+
+@dataclass
+class FuseResult:
+    """The final ranking (Q×topk gallery indices) and, with ground truth, the scores of every stage."""
+
+    ranking: np.ndarray
+    per_model: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    fusion: Optional[Dict[str, Any]] = None
+    steps: List[Dict[str, Any]] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def final(self) -> Optional[Dict[str, Any]]:
+        return self.steps[-1]["scores"] if self.steps and "scores" in self.steps[-1] else self.fusion
+
+    def rows(self, pipeline: Pipeline):
+        """(label, scores) rows of the metrics table."""
+        out = [(f"model {m}", s) for m, s in self.per_model.items()]
+        if self.fusion is not None:
+            w = ", ".join(f"{m}={pipeline.weights.get(m, 1.0):g}" for m in pipeline.models)
+            out.append((f"fusion {pipeline.fusion} ({w})" if len(pipeline.models) > 1 else "no fusion", self.fusion))
+        out += [(f"+ {s['label']}", s["scores"]) for s in self.steps if "scores" in s]
+        return out
+
+
+def make_state(inputs: Inputs, pipeline: Pipeline, models: Optional[List[str]] = None, topk: int = 100,
+               dense_rerank_max: int = DENSE_RERANK_MAX) -> State:
+    """Fused blocks of ``models`` (default: the pipeline's) plus labels and auxiliary features."""
+    models = list(models or pipeline.models)
+    weights = {m: w for m, w in pipeline.weights.items() if m in models}
+    blocks = make_blocks(models, inputs.feats, weights, pipeline.fusion)
+    aux = {m: (inputs.feats["query"][m], inputs.feats["gallery"][m]) for m in pipeline.aux_models}
+    return State(blocks, inputs.labels, pipeline.distance, aux, depth=topk, dense_rerank_max=dense_rerank_max)
+
+
+def fuse(inputs: Inputs, pipeline: Pipeline, topk: int = 100, evaluate: Optional[bool] = None,
+         dense_rerank_max: int = DENSE_RERANK_MAX) -> FuseResult:
+    """Runs ``pipeline``; with ground truth (``evaluate`` None) or ``evaluate=True`` scores every stage.
+
+    ``evaluate=False`` skips all scoring (what ``tune`` does between trials).
+    """
+    num_gallery = len(inputs.labels.g_pids)
+    if topk > num_gallery:
+        raise PipelineError(f"the gallery has {num_gallery} images, fewer than the {topk} per query a ranking "
+                            f"needs (lower --topk)")
+    if evaluate is None:
+        evaluate = inputs.labels.has_gt
+    result = FuseResult(ranking=np.empty((0, topk), np.int64))
+    if evaluate:
+        for m in pipeline.models:
+            single = make_state(inputs, pipeline, [m], topk, dense_rerank_max)
+            result.per_model[m] = score(single.rank(topk), inputs.labels, topk)
+    state = make_state(inputs, pipeline, topk=topk, dense_rerank_max=dense_rerank_max)
+    if evaluate:
+        result.fusion = score(state.rank(topk), inputs.labels, topk)
+
+    def on_step(i: int, step: Step, st: State, seconds: float) -> None:
+        row: Dict[str, Any] = {"step": i, "name": step.name, "params": dict(step.params), "label": step.label(),
+                               "seconds": round(seconds, 3)}
+        if evaluate:
+            row["scores"] = score(st.rank(topk), inputs.labels, topk)
+        result.steps.append(row)
+
+    run_pipeline(pipeline, state, on_step)
+    result.ranking = np.ascontiguousarray(state.rank(topk), dtype=np.int64)
+    result.notes = list(state.notes)
+    return result
+
+
+def metrics_json(result: FuseResult, pipeline: Pipeline, inputs: Inputs, topk: int, track2: str) -> Dict[str, Any]:
+    """The ``--metrics-out`` document: top-level scores are the final ranking's (what was written)."""
+    final = result.final or {"mAP": None, "cmc": None}
+    return {**final,
+            "per_model": result.per_model,
+            "fusion": result.fusion,
+            "steps": [{**{k: v for k, v in s.items() if k != "scores"}, **s.get("scores", {})} for s in result.steps],
+            "has_ground_truth": inputs.labels.has_gt,
+            "num_query": len(inputs.labels.q_pids), "num_gallery": len(inputs.labels.g_pids),
+            "topk": topk, "track2": track2, "pipeline": pipeline.to_dict(), "notes": result.notes}

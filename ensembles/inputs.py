@@ -1,0 +1,79 @@
+"""What `ensemble` commands read: the AIC20 name lists / tracks / ground truth and the models' features.
+
+Name lists, tracks and labels come from the one AIC20 parser (``load_dataset("aic20", ...)``); the
+features of every model are aligned to ``name_query.txt`` / ``name_test.txt`` order by image name,
+never by position.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from global_model.data.datasets import DatasetSplits, load_dataset
+from post_processing.features import FeatureFileError, align, find_feature_file, load_features
+
+from .pipeline import Labels
+
+DATASET = "aic20"
+
+
+@dataclass
+class Inputs:
+    """Query/gallery (and optional train) features of several models, aligned to the dataset's order."""
+
+    dataset: DatasetSplits
+    labels: Labels
+    feats: Dict[str, Dict[str, np.ndarray]]  # side ("query"/"gallery"/"train") -> model -> N×D
+
+    @property
+    def query_names(self) -> List[str]:
+        return [r.name for r in self.dataset.query]
+
+    @property
+    def gallery_names(self) -> List[str]:
+        return [r.name for r in self.dataset.gallery]
+
+
+def load_split_lists(data_root: str) -> DatasetSplits:
+    """AIC20 lists, tracks and (when present) labels, without requiring the image folders."""
+    return load_dataset(DATASET, data_root, require_images=False)
+
+
+def labels_of(ds: DatasetSplits) -> Labels:
+    def ints(values):
+        return np.asarray(list(values), dtype=np.int64)
+
+    return Labels(q_pids=ints(r.pid for r in ds.query), g_pids=ints(r.pid for r in ds.gallery),
+                  q_camids=ints(r.camid for r in ds.query), g_camids=ints(r.camid for r in ds.gallery),
+                  g_tracks=ints(r.trackid for r in ds.gallery), has_gt=bool(ds.extra.get("has_ground_truth")),
+                  train_pids=ints(r.pid for r in ds.train) if ds.train else None)
+
+
+def train_feature_file(features_dir: str, model: str) -> str:
+    """``train_<model>.pkl`` (else ``.npz``) in ``features_dir``; the training features metric learning needs."""
+    for suffix in (".pkl", ".npz"):
+        path = os.path.join(features_dir, f"train_{model}{suffix}")
+        if os.path.isfile(path):
+            return path
+    raise FeatureFileError(f"{features_dir}: no train_{model}.pkl or .npz (metric learning needs training features "
+                           f"of every fused model)")
+
+
+def load_inputs(features_dir: str, data_root: str, models: Sequence[str], train: bool = False,
+                dataset: Optional[DatasetSplits] = None) -> Inputs:
+    """Features of ``models`` aligned to the AIC20 lists at ``data_root`` (train too when ``train``)."""
+    ds = dataset if dataset is not None else load_split_lists(data_root)
+    order = {"query": [r.name for r in ds.query], "gallery": [r.name for r in ds.gallery]}
+    feats: Dict[str, Dict[str, np.ndarray]] = {}
+    for side, names in order.items():
+        sets = {m: load_features(find_feature_file(features_dir, m, side)) for m in models}
+        feats[side] = align(sets, order=names)[1]
+    if train:
+        if not ds.train:
+            raise FeatureFileError(f"{data_root}: metric learning needs training labels (train_label.xml)")
+        sets = {m: load_features(train_feature_file(features_dir, m)) for m in models}
+        feats["train"] = align(sets, order=[r.name for r in ds.train])[1]
+    return Inputs(ds, labels_of(ds), feats)

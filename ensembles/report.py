@@ -1,0 +1,59 @@
+"""Scores of a ranking, the metrics table `ensemble fuse` prints, and the metrics JSON it writes.
+
+Every score comes from the top-K ranking a submission would contain (:func:`score`), so the
+numbers of the final row equal `ensemble evaluate` on the written ``track2.txt``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Iterable, Mapping, Tuple
+
+import numpy as np
+
+from post_processing.atomic import atomic_write
+from post_processing.evaluation import aic_map, evaluate_ranking
+
+from .pipeline import Labels
+
+COLUMNS = (("mAP", "mAP"), ("aic_map", "AIC mAP@100"), ("rank1", "rank-1"), ("rank5", "rank-5"),
+           ("rank10", "rank-10"), ("mINP", "mINP"))
+MAX_RANK = 50
+
+
+def score(ranking: np.ndarray, labels: Labels, topk: int = 100) -> Dict[str, Any]:
+    """mAP/mINP/CMC (Market protocol: same id and camera is junk) and AIC mAP@``topk`` of a ranking."""
+    if not labels.has_gt:
+        raise ValueError("scoring needs ground truth (AIC20: query_label.xml and test_label.xml)")
+    ranking = np.asarray(ranking)[:, :topk]
+    res = evaluate_ranking(ranking, labels.q_pids, labels.g_pids, labels.q_camids, labels.g_camids,
+                           max_rank=MAX_RANK)
+    cmc = [float(x) for x in np.asarray(res["cmc"]).reshape(-1)]
+    at = {n: cmc[min(n, len(cmc)) - 1] for n in (1, 5, 10)}
+    return {"mAP": float(res["mAP"]), "aic_map": float(aic_map(ranking, labels.q_pids, labels.g_pids, topk=topk)),
+            "mINP": float(res["mINP"]), "rank1": at[1], "rank5": at[5], "rank10": at[10], "cmc": cmc}
+
+
+def format_table(rows: Iterable[Tuple[str, Mapping[str, Any]]]) -> str:
+    """Fixed-width table, one row per (label, scores), values in percent."""
+    rows = list(rows)
+    width = max([len(label) for label, _ in rows] + [10])
+    head = f"{'':{width}s}" + "".join(f"  {title:>11s}" for _, title in COLUMNS)
+    lines = [head, "-" * len(head)]
+    for label, m in rows:
+        lines.append(f"{label:{width}s}" + "".join(f"  {100 * m[key]:11.2f}" for key, _ in COLUMNS))
+    return "\n".join(lines)
+
+
+def write_json(path: str, data: Mapping[str, Any]) -> None:
+    """Atomic, indented JSON (numpy scalars/arrays converted)."""
+
+    def default(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        raise TypeError(f"cannot write {type(o).__name__} to JSON")
+
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=default)
+        f.write("\n")

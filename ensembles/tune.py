@@ -1,0 +1,143 @@
+"""`ensemble tune`: search fusion weights, fusion method and re-ranking parameters on a labelled split.
+
+The search space is a grid: one weight value per model (from ``weight_grid``), a fusion method,
+and for every ``rerank`` step of the base pipeline its ``k1``/``k2``/``lambda`` grids. ``grid``
+search scores every point; ``random`` scores ``budget`` points drawn without replacement (all of
+them when the grid is smaller). The base pipeline itself is always trial 0, so the result is never
+worse than what you started from on this split. Tuning and scoring on the same split overfits it:
+keep a held-out split (or the challenge server) for the final word.
+"""
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from .fuse import fuse
+from .inputs import Inputs
+from .pipeline import DENSE_RERANK_MAX, Pipeline
+from .report import score
+
+OBJECTIVES = ("mAP", "aic_map")
+
+
+class TuneError(ValueError):
+    """Bad search space or budget."""
+
+
+@dataclass
+class SearchSpace:
+    weights: Sequence[float] = (0.0, 0.5, 1.0, 2.0)
+    fusions: Sequence[str] = ("concat", "distance")
+    k1: Sequence[int] = (10, 20, 30)
+    k2: Sequence[int] = (3, 6, 10)
+    lambdas: Sequence[float] = (0.1, 0.3, 0.5)
+
+
+@dataclass
+class Trial:
+    pipeline: Pipeline
+    scores: Dict[str, object]
+    objective: float = field(default=0.0)
+
+
+def _axes(base: Pipeline, space: SearchSpace) -> List[Tuple[str, list]]:
+    """(name, values) per searched dimension; weight tuples are deduplicated by their ratios."""
+    if any(w < 0 for w in space.weights):
+        raise TuneError(f"weight grid values must be >= 0, got {list(space.weights)}")
+    axes: List[Tuple[str, list]] = []
+    if len(base.models) > 1:
+        seen, combos = set(), []
+        for combo in _product([sorted(set(space.weights))] * len(base.models)):
+            total = sum(combo)
+            if total <= 0:
+                continue
+            key = tuple(round(w / total, 6) for w in combo)
+            if key not in seen:
+                seen.add(key)
+                combos.append(combo)
+        axes.append(("weights", combos))
+    axes.append(("fusion", list(space.fusions)))
+    for i, step in enumerate(base.steps):
+        if step.name == "rerank":
+            axes += [(f"{i}.k1", list(space.k1)), (f"{i}.k2", list(space.k2)), (f"{i}.lambda", list(space.lambdas))]
+    return axes
+
+
+def _product(lists: Sequence[Sequence]) -> List[tuple]:
+    out: List[tuple] = [()]
+    for values in lists:
+        out = [prefix + (v,) for prefix in out for v in values]
+    return out
+
+
+def _point(axes: List[Tuple[str, list]], index: int) -> Dict[str, object]:
+    """The ``index``-th grid point (mixed-radix decoding, so huge grids are never materialised)."""
+    point = {}
+    for name, values in reversed(axes):
+        index, j = divmod(index, len(values))
+        point[name] = values[j]
+    return point
+
+
+def _apply(base: Pipeline, point: Dict[str, object]) -> Pipeline:
+    pipe = copy.deepcopy(base)
+    for name, value in point.items():
+        if name == "weights":
+            pipe.weights = {m: float(w) for m, w in zip(pipe.models, value)}
+        elif name == "fusion":
+            pipe.fusion = value
+        else:
+            i, key = name.split(".")
+            pipe.steps[int(i)].params[key] = value
+    return pipe
+
+
+def grid_size(base: Pipeline, space: SearchSpace) -> int:
+    size = 1
+    for _, values in _axes(base, space):
+        size *= len(values)
+    return size
+
+
+def tune(inputs: Inputs, base: Pipeline, space: SearchSpace, budget: int = 50, search: str = "random",
+         seed: int = 0, objective: str = "mAP", topk: int = 100, dense_rerank_max: int = DENSE_RERANK_MAX,
+         log: Optional[Callable[[str], None]] = None) -> List[Trial]:
+    """Scores the base pipeline and the chosen grid points; returns the trials, best first."""
+    if not inputs.labels.has_gt:
+        raise TuneError("tuning needs ground truth (AIC20: query_label.xml and test_label.xml)")
+    if objective not in OBJECTIVES:
+        raise TuneError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if budget < 1:
+        raise TuneError(f"budget must be >= 1, got {budget}")
+    axes = _axes(base, space)
+    if any(not values for _, values in axes):
+        raise TuneError(f"empty search dimension: {', '.join(n for n, v in axes if not v)}")
+    size = grid_size(base, space)
+    if search == "grid":
+        if size > budget:
+            raise TuneError(f"the grid has {size} points, more than --budget {budget}; raise the budget, "
+                            f"shrink the grids or use random search")
+        indices = list(range(size))
+    elif search == "random":
+        indices = sorted(random.Random(seed).sample(range(size), min(budget, size)))
+    else:
+        raise TuneError(f"search must be grid or random, got {search!r}")
+
+    trials: List[Trial] = []
+    candidates = [base] + [_apply(base, _point(axes, i)) for i in indices]
+    for n, pipe in enumerate(candidates):
+        pipe.validate("tune candidate")
+        ranking = fuse(inputs, pipe, topk=topk, evaluate=False, dense_rerank_max=dense_rerank_max).ranking
+        scores = score(ranking, inputs.labels, topk)
+        trials.append(Trial(pipe, scores, float(scores[objective])))
+        if log is not None:
+            log(f"trial {n:3d}/{len(candidates) - 1}: {objective} {100 * trials[-1].objective:6.2f}  {describe(pipe)}")
+    return sorted(trials, key=lambda t: -t.objective)
+
+
+def describe(pipe: Pipeline) -> str:
+    """One line: fusion, weights and step labels."""
+    w = ",".join(f"{m}={pipe.weights.get(m, 1.0):g}" for m in pipe.models)
+    return " ".join([pipe.fusion, w] + [s.label() for s in pipe.steps])
