@@ -71,6 +71,7 @@ def test_round_trip_without_pca(tmp_path):
     np.testing.assert_allclose(out, learner.transform(x), atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered in sqrt:RuntimeWarning")
 def test_non_finite_learned_map_is_refused():
     x, y = identities(8, 4, np.random.default_rng(4))  # 10 chunk pairs cannot span 12 dims
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="RCA_Supervised learned a non-finite transform"):
