@@ -33,6 +33,8 @@ def _expand(queries: np.ndarray, gallery: np.ndarray, k: int, alpha, skip_self: 
     (DBA): its own entry is found as a neighbour, so ``k + 1`` neighbours are taken and the query is
     not added a second time.
     """
+    if block_rows < 1:
+        raise ValueError(f"block_rows must be >= 1, got {block_rows}")
     out = queries.copy()
     n_neigh = min(k + 1 if skip_self else k, len(gallery))
     if n_neigh == 0:

@@ -90,6 +90,7 @@ def test_qe_pulls_query_towards_its_identity_cluster():
     lambda: alpha_query_expansion(Q, G, alpha=-1.0),
     lambda: database_augmentation(G[0], k=2),
     lambda: average_query_expansion(Q, np.zeros((3, 3))),
+    lambda: database_augmentation(G, block_rows=0),
 ])
 def test_bad_arguments_are_refused(call):
     with pytest.raises(ValueError):
