@@ -36,12 +36,13 @@ class FuseResult:
         return out
 
 
-def make_state(inputs: Inputs, pipeline: Pipeline, models: Optional[List[str]] = None, topk: int = 100,
+def make_state(inputs: Inputs, pipeline: Pipeline, single: Optional[str] = None, topk: int = 100,
                dense_rerank_max: int = DENSE_RERANK_MAX) -> State:
-    """Fused blocks of ``models`` (default: the pipeline's) plus labels and auxiliary features."""
-    models = list(models or pipeline.models)
-    weights = {m: w for m, w in pipeline.weights.items() if m in models}
-    blocks = make_blocks(models, inputs.feats, weights, pipeline.fusion)
+    """The pipeline's fused blocks (or model ``single`` alone) plus labels and auxiliary features."""
+    if single is None:
+        blocks = make_blocks(pipeline.models, inputs.feats, pipeline.weights, pipeline.fusion)
+    else:
+        blocks = make_blocks([single], inputs.feats)
     aux = {m: (inputs.feats["query"][m], inputs.feats["gallery"][m]) for m in pipeline.aux_models}
     return State(blocks, inputs.labels, pipeline.distance, aux, depth=topk, dense_rerank_max=dense_rerank_max)
 
@@ -61,7 +62,7 @@ def fuse(inputs: Inputs, pipeline: Pipeline, topk: int = 100, evaluate: Optional
     result = FuseResult(ranking=np.empty((0, topk), np.int64))
     if evaluate:
         for m in pipeline.models:
-            single = make_state(inputs, pipeline, [m], topk, dense_rerank_max)
+            single = make_state(inputs, pipeline, m, topk, dense_rerank_max)
             result.per_model[m] = score(single.rank(topk), inputs.labels, topk)
     state = make_state(inputs, pipeline, topk=topk, dense_rerank_max=dense_rerank_max)
     if evaluate:

@@ -70,16 +70,13 @@ def write_features(features_dir: str, tree: Tree, noise: Dict[str, float], dim: 
 
     Rows are written in a shuffled order so that alignment by name, not position, is exercised.
     """
-    rng = np.random.default_rng(seed)
+    rng, shuffler = np.random.default_rng(seed), np.random.default_rng(seed + 1)
     n_ids = max(tree.q_pids + tree.g_pids) + 1
     for m, sigma in noise.items():
         protos = rng.normal(size=(n_ids, dim)).astype(np.float32)
         for split, names, pids in (("query", tree.query, tree.q_pids), ("gallery", tree.gallery, tree.g_pids)):
             feats = protos[pids] + sigma * rng.normal(size=(len(pids), dim)).astype(np.float32)
-            order = rng.permutation(len(names)) if shuffle else np.arange(len(names))
+            order = shuffler.permutation(len(names)) if shuffle else np.arange(len(names))
             save_features(os.path.join(features_dir, f"{split}_{m}{suffix}"),
                           [names[i] for i in order], feats[order])
 
-
-def rows_of(ranking: Sequence[Sequence[int]]) -> str:
-    return "".join(" ".join(str(i + 1) for i in row) + "\n" for row in ranking)

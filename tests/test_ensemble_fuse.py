@@ -1,0 +1,203 @@
+"""`ensemble fuse` / `validate` / `evaluate` / `tune` on a small AIC-layout tree with three fake models."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from ensemble_fakes import build_tree, write_features
+
+from ensembles.cli import main
+
+NOISE = {"a": 1.0, "b": 1.1, "c": 1.2}
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ens")
+    tree = build_tree(str(base / "data"))
+    write_features(str(base / "feats"), tree, NOISE)
+    return base, tree
+
+
+def run(*args, ok=True):
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    if ok:
+        assert res.exit_code == 0, res.output + repr(res.exception)
+    else:
+        assert res.exit_code == 1, res.output
+        assert "Traceback" not in res.output
+    return res
+
+
+def fuse_args(base, out, *extra, models="a,b,c"):
+    return ["fuse", "--models", models, "--features-dir", base / "feats", "--data-root", base / "data",
+            "--out", out, *extra]
+
+
+def test_fuse_writes_a_valid_submission_whose_metrics_equal_evaluate(case, tmp_path):
+    base, tree = case
+    out, metrics = tmp_path / "track2.txt", tmp_path / "metrics.json"
+    res = run(*fuse_args(base, out, "--metrics-out", metrics, "--dba", "2", "--qe", "2", "--rerank", "--k1", "6",
+                         "--k2", "2", "--track-expand"))
+    assert "model a" in res.output and "fusion concat" in res.output and "+ rerank(k1=6" in res.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == len(tree.query) and all(len(line.split()) == 100 for line in lines)
+    run("validate", out, "--data-root", base / "data")
+
+    m = json.loads(metrics.read_text())
+    assert set(m["per_model"]) == {"a", "b", "c"}
+    assert [s["name"] for s in m["steps"]] == ["dba", "qe", "rerank", "track_expand"]
+    assert m["fusion"]["mAP"] > max(s["mAP"] for s in m["per_model"].values())
+    assert m["mAP"] == m["steps"][-1]["mAP"] and m["cmc"] == m["steps"][-1]["cmc"]
+
+    scored = tmp_path / "scores.json"
+    run("evaluate", out, "--data-root", base / "data", "--json-out", scored)
+    e = json.loads(scored.read_text())
+    for key in ("mAP", "aic_map", "mINP", "rank1", "rank5", "rank10", "cmc"):
+        assert e[key] == m[key], key
+
+
+def test_features_are_aligned_by_name_not_position(case, tmp_path):
+    base, tree = case
+    write_features(str(tmp_path / "feats"), tree, NOISE, shuffle=False)
+    run("fuse", "--models", "a,b,c", "--features-dir", tmp_path / "feats", "--data-root", base / "data",
+        "--out", tmp_path / "sorted.txt")
+    run(*fuse_args(base, tmp_path / "shuffled.txt"))
+    assert (tmp_path / "sorted.txt").read_text() == (tmp_path / "shuffled.txt").read_text()
+
+
+def test_single_model_distance_fusion_equals_concat_and_weights_change_the_result(case, tmp_path):
+    base, _ = case
+    run(*fuse_args(base, tmp_path / "c.txt", "--fusion", "concat", models="a"))
+    run(*fuse_args(base, tmp_path / "d.txt", "--fusion", "distance", models="a"))
+    assert (tmp_path / "c.txt").read_text() == (tmp_path / "d.txt").read_text()
+    run(*fuse_args(base, tmp_path / "w1.txt", "--weights", "1,0,0"))
+    assert (tmp_path / "w1.txt").read_text() == (tmp_path / "c.txt").read_text()
+    run(*fuse_args(base, tmp_path / "w2.txt", "--weights", "a=1,b=1,c=0"))
+    assert (tmp_path / "w2.txt").read_text() != (tmp_path / "c.txt").read_text()
+
+
+def test_missing_model_error_lists_the_models_that_exist(case, tmp_path):
+    base, _ = case
+    res = run(*fuse_args(base, tmp_path / "t.txt", models="a,zzz"), ok=False)
+    assert "query_zzz" in res.output and "a, b, c" in res.output
+    assert not (tmp_path / "t.txt").exists()
+
+
+def test_differing_name_sets_error_lists_first_missing_names(case, tmp_path):
+    from post_processing.features import load_features, save_features
+
+    base, tree = case
+    feats = tmp_path / "feats"
+    write_features(str(feats), tree, NOISE)
+    g = load_features(str(feats / "gallery_b.pkl"))
+    drop = {tree.gallery[5], tree.gallery[9]}
+    keep = [i for i, n in enumerate(g.names) if n not in drop]
+    save_features(str(feats / "gallery_b.pkl"), [g.names[i] for i in keep], g.feats[keep])
+    res = run("fuse", "--models", "a,b", "--features-dir", feats, "--data-root", base / "data",
+              "--out", tmp_path / "t.txt", ok=False)
+    assert "'b'" in res.output and "2 missing" in res.output
+    assert all(n in res.output for n in drop)
+
+
+@pytest.mark.parametrize("yaml_text, expected", [
+    ("steps:\n  - name: rerank\n    k3: 1\n", ["step 1", "'rerank'", "unknown key 'k3'", "k1, k2, lambda"]),
+    ("steps:\n  - name: qe\n    k: 2\n  - name: rerankk\n", ["step 2", "unknown step 'rerankk'", "known steps"]),
+    ("steps:\n  - name: rerank\n    k1: abc\n", ["step 1 'rerank'", "key 'k1'", "integer >= 1", "'abc'"]),
+    ("steps:\n  - name: rerank\n    lambda: 2\n", ["key 'lambda'", "<= 1"]),
+    ("steps:\n  - {name: rerank}\n  - {name: qe, k: 3}\n", ["step 2 'qe'", "after step 1 'rerank'"]),
+    ("steps:\n  - {k: 3}\n", ["step 1", "missing key 'name'"]),
+    ("fusion: sum\n", ["key 'fusion'", "concat, distance"]),
+    ("weights: {a: -1}\n", ["key 'weights'", "'a'", ">= 0"]),
+    ("stepz: []\n", ["unknown key 'stepz'", "models, weights"]),
+    ("steps:\n  - name: qe\n   k: 3\n", ["line 3", "not valid YAML"]),
+])
+def test_malformed_pipeline_yaml_names_step_and_key(case, tmp_path, yaml_text, expected):
+    base, _ = case
+    pipe = tmp_path / "pipe.yaml"
+    pipe.write_text(yaml_text)
+    res = run(*fuse_args(base, tmp_path / "t.txt", "--pipeline", pipe), ok=False)
+    assert str(pipe) in res.output
+    for text in expected:
+        assert text in res.output, (text, res.output)
+
+
+def test_pipeline_and_step_options_are_exclusive(case, tmp_path):
+    base, _ = case
+    pipe = tmp_path / "pipe.yaml"
+    pipe.write_text("steps: [rerank]\n")
+    res = run(*fuse_args(base, tmp_path / "t.txt", "--pipeline", pipe, "--qe", "3"), ok=False)
+    assert "--qe" in res.output
+
+
+def test_existing_out_is_kept_when_the_run_fails(case, tmp_path):
+    base, tree = case
+    nogt = tmp_path / "nogt"
+    build_tree(str(nogt), ground_truth=False)
+    out = tmp_path / "track2.txt"
+    out.write_text("previous\n")
+    res = run("fuse", "--models", "a,b", "--features-dir", base / "feats", "--data-root", nogt, "--out", out,
+              "--camera-penalty", "1", ok=False)
+    assert "camera_penalty" in res.output and "camera ids" in res.output
+    assert out.read_text() == "previous\n"
+    assert sorted(os.listdir(tmp_path)) == ["nogt", "track2.txt"]  # no temporary left behind
+
+
+def test_without_ground_truth_writes_submission_and_null_metrics(case, tmp_path):
+    base, tree = case
+    nogt = tmp_path / "nogt"
+    build_tree(str(nogt), ground_truth=False)
+    out, metrics = tmp_path / "t.txt", tmp_path / "m.json"
+    res = run("fuse", "--models", "a,b", "--features-dir", base / "feats", "--data-root", nogt, "--out", out,
+              "--metrics-out", metrics, "--track-expand")
+    assert "no ground truth" in res.output
+    run("validate", out, "--data-root", nogt)
+    m = json.loads(metrics.read_text())
+    assert m["mAP"] is None and m["has_ground_truth"] is False and m["steps"][0]["name"] == "track_expand"
+    res = run("evaluate", out, "--data-root", nogt, ok=False)
+    assert "no ground truth" in res.output
+
+
+def test_validate_reports_problems_with_line_numbers(case, tmp_path):
+    base, tree = case
+    bad = tmp_path / "bad.txt"
+    good = " ".join(str(i) for i in range(1, 101))
+    bad.write_text("\n".join([good] * (len(tree.query) - 1) + ["1 2 3"]) + "\n")
+    res = run("validate", bad, "--data-root", base / "data", ok=False)
+    assert f"bad.txt:{len(tree.query)}:" in res.output and "3 entries, expected 100" in res.output
+
+
+def test_tune_writes_a_pipeline_fuse_accepts_with_the_reported_score(case, tmp_path):
+    base, _ = case
+    best = tmp_path / "best.yaml"
+    res = run("tune", "--models", "a,b,c", "--features-dir", base / "feats", "--data-root", base / "data",
+              "--rerank", "--k1", "6", "--k2", "2", "--weight-grid", "0.5,1", "--k1-grid", "4,8", "--k2-grid", "2",
+              "--lambda-grid", "0.3", "--budget", "6", "--out", best)
+    assert "trial   6/6" in res.output
+    text = best.read_text()
+    assert text.startswith("# written by `ensemble tune`")
+    words = text.splitlines()[1].replace("(", " ").replace(")", " ").split()
+    tuned_map, base_map = float(words[2]) / 100, float(words[5]) / 100
+    assert tuned_map >= base_map
+    metrics = tmp_path / "m.json"
+    run("fuse", "--pipeline", best, "--features-dir", base / "feats", "--data-root", base / "data",
+        "--out", tmp_path / "t.txt", "--metrics-out", metrics)
+    m = json.loads(metrics.read_text())
+    assert m["pipeline"]["steps"][0]["name"] == "rerank" and m["pipeline"]["steps"][0]["k1"] in (4, 8)
+    assert m["mAP"] == pytest.approx(tuned_map, abs=1e-4)
+
+
+def test_topk_rerank_mode_for_large_galleries_gives_a_valid_ranking(case, tmp_path):
+    base, _ = case
+    out = tmp_path / "t.txt"
+    res = run(*fuse_args(base, out, "--rerank", "--k1", "6", "--k2", "2", "--dense-rerank-max", "10"))
+    assert "top-100 re-ranking from features" in res.output
+    run("validate", out, "--data-root", base / "data")
+    dense = tmp_path / "dense.txt"
+    run(*fuse_args(base, dense, "--rerank", "--k1", "6", "--k2", "2"))
+    first = [line.split()[0] for line in out.read_text().splitlines()]
+    first_dense = [line.split()[0] for line in dense.read_text().splitlines()]
+    assert np.mean([a == b for a, b in zip(first, first_dense)]) > 0.8
