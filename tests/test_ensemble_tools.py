@@ -1,0 +1,107 @@
+"""`ensemble search` (result.csv) and `ensemble visualize` (rank-list and CMC PNGs)."""
+from __future__ import annotations
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from ensemble_fakes import build_tree, write_features
+
+from ensembles.cli import main
+from ensembles.visualize import BORDER, CELL, GREEN, GREY, LABEL_H, RED
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    base = tmp_path_factory.mktemp("tools")
+    tree = build_tree(str(base / "data"), images=True)
+    write_features(str(base / "feats"), tree, {"a": 0.6})
+    res = CliRunner().invoke(main, ["fuse", "--models", "a", "--features-dir", str(base / "feats"),
+                                    "--data-root", str(base / "data"), "--out", str(base / "track2.txt"),
+                                    "--metrics-out", str(base / "metrics.json")])
+    assert res.exit_code == 0, res.output
+    return base, tree
+
+
+def run(*args, code=0):
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert res.exit_code == code, res.output + repr(res.exception)
+    return res
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_search_writes_ranked_csv_with_gallery_ids_and_paths(case, tmp_path):
+    base, tree = case
+    out = tmp_path / "result.csv"
+    run("search", "--query-features", base / "feats" / "query_a.pkl", "--gallery-features",
+        base / "feats" / "gallery_a.pkl", "--data-root", base / "data", "--topk", 5, "--out", out)
+    rows = read_csv(out)
+    assert list(rows[0]) == ["query_filename", "predicted_id", "predicted_path", "distance", "rank"]
+    assert len(rows) == 5 * len(tree.query)
+    by_query = {}
+    for r in rows:
+        by_query.setdefault(r["query_filename"], []).append(r)
+    assert set(by_query) == set(tree.query)
+    gallery_pid = dict(zip(tree.gallery, tree.g_pids))
+    query_pid = dict(zip(tree.query, tree.q_pids))
+    correct = 0
+    for q, rs in by_query.items():
+        assert [int(r["rank"]) for r in rs] == [1, 2, 3, 4, 5]
+        dists = [float(r["distance"]) for r in rs]
+        assert dists == sorted(dists)
+        for r in rs:
+            name = r["predicted_path"].replace("\\", "/").split("/")[-1]
+            assert r["predicted_path"].endswith(f"image_test/{name}") and int(r["predicted_id"]) == gallery_pid[name]
+        correct += int(rs[0]["predicted_id"]) == query_pid[q]
+    assert correct / len(by_query) > 0.8
+
+
+def test_search_without_dataset_uses_gallery_dir_and_unknown_ids(case, tmp_path):
+    base, _ = case
+    out = tmp_path / "result.csv"
+    run("search", "--query-features", base / "feats" / "query_a.pkl", "--gallery-features",
+        base / "feats" / "gallery_a.pkl", "--gallery-dir", "gal", "--topk", 3, "--out", out)
+    rows = read_csv(out)
+    assert all(r["predicted_id"] == "-1" and r["predicted_path"].startswith("gal") for r in rows)
+
+
+def test_search_needs_query_input(case, tmp_path):
+    base, _ = case
+    res = run("search", "--gallery-features", base / "feats" / "gallery_a.pkl", "--out", tmp_path / "r.csv", code=2)
+    assert "--query-features" in res.output
+    assert not (tmp_path / "r.csv").exists()
+
+
+def border_colors(png, rows, k):
+    """Border colour of every gallery cell: rows of (query cell, 12 px gap, k gallery cells)."""
+    img = cv2.cvtColor(cv2.imread(str(png)), cv2.COLOR_BGR2RGB)
+    cell_w, row_h = CELL[1] + 2 * BORDER, LABEL_H + CELL[0] + 2 * BORDER + 6
+    assert img.shape[:2] == (rows * row_h, cell_w + 12 + k * cell_w)
+    return {tuple(int(v) for v in img[r * row_h + LABEL_H + 1, cell_w + 12 + i * cell_w + 1])
+            for r in range(rows) for i in range(k)}
+
+
+def test_visualize_draws_green_and_red_borders_and_cmc(case, tmp_path):
+    base, _ = case
+    png, cmc = tmp_path / "ranklist.png", tmp_path / "cmc.png"
+    run("visualize", base / "track2.txt", "--data-root", base / "data", "--out", png, "--cmc-out", cmc,
+        "--metrics", base / "metrics.json", "--queries", 4)
+    assert border_colors(png, 4, 10) == {GREEN, RED}
+    assert cv2.imread(str(cmc)) is not None
+
+
+def test_visualize_without_ground_truth_uses_grey_borders(case, tmp_path):
+    base, _ = case
+    nogt = build_tree(str(tmp_path / "nogt"), ground_truth=False, images=True)
+    png = tmp_path / "ranklist.png"
+    run("visualize", base / "track2.txt", "--data-root", nogt.root, "--out", png, "--queries", 2, "--topk", 3)
+    assert border_colors(png, 2, 3) == {GREY}
+    res = run("visualize", base / "track2.txt", "--data-root", nogt.root, "--out", png, "--cmc-out",
+              tmp_path / "cmc.png", code=1)
+    assert "ground truth" in res.output
