@@ -2,8 +2,9 @@
 
 A subclass (e.g. SJDL with paired clear images and an auxiliary real-fog stream) overrides
 ``build_*``, ``run_step(batch)`` or ``validate()`` and registers itself with
-``@register_trainer("sjdl")`` in a module named ``global_model.engine.<meta_arch>_trainer``, which
-``build_trainer`` imports on demand; architectures without their own trainer use ``Trainer``.
+``@register_trainer("sjdl")`` in ``global_model.engine.<meta_arch>_trainer``,
+``global_model.modeling.<meta_arch>`` or ``<meta_arch>_model`` (imported on demand, in that order);
+architectures without their own trainer use ``Trainer``.
 
 Reproducibility: the model is built right after seeding, the epoch order and every sample's
 augmentation derive from ``(SOLVER.SEED, epoch)``, and checkpoints hold the optimizer,
@@ -52,12 +53,13 @@ def register_trainer(name: str):
 def build_trainer(cfg, **kwargs) -> "Trainer":
     """The trainer registered for ``cfg.MODEL.META_ARCH`` (imported on demand), else ``Trainer``."""
     arch = cfg.MODEL.META_ARCH
-    if arch not in TRAINERS:
-        module = f"{__package__}.{arch}_trainer"
+    for module in (f"{__package__}.{arch}_trainer", f"global_model.modeling.{arch}", f"{arch}_model"):
+        if arch in TRAINERS:
+            break
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            if exc.name != module:  # the module exists but one of its own imports is missing
                 raise
     return TRAINERS.get(arch, Trainer)(cfg, **kwargs)
 
@@ -149,16 +151,16 @@ class Trainer:
         return build_loss(self.cfg, self.num_classes, self.model.feat_dim).to(self.device)
 
     def build_optimizer(self) -> Tuple[torch.optim.Optimizer, Optional[torch.optim.Optimizer]]:
-        """Main optimizer over the model (and any loss parameters); with ``LOSS.CENTER_WEIGHT > 0``
-        the loss parameters (centres) get their own SGD at ``LOSS.CENTER_LR``."""
+        """Main optimizer over the model and any loss parameters except the class centres
+        (``loss_fn.center_parameters()``), which get their own SGD at ``LOSS.CENTER_LR``."""
         groups = param_groups(self.model, self.cfg)
-        loss_params = [p for p in self.loss_fn.parameters() if p.requires_grad]
-        center = None
-        if loss_params and self.cfg.LOSS.CENTER_WEIGHT > 0:
-            center = torch.optim.SGD(loss_params, lr=self.cfg.LOSS.CENTER_LR)
-        elif loss_params:
-            groups.append({"params": loss_params, "lr_factor": 1.0, "weight_decay": self.cfg.SOLVER.WEIGHT_DECAY,
+        centers = list(getattr(self.loss_fn, "center_parameters", list)())
+        center_ids = {id(p) for p in centers}
+        others = [p for p in self.loss_fn.parameters() if p.requires_grad and id(p) not in center_ids]
+        if others:
+            groups.append({"params": others, "lr_factor": 1.0, "weight_decay": self.cfg.SOLVER.WEIGHT_DECAY,
                            "lr": self.cfg.SOLVER.BASE_LR})
+        center = torch.optim.SGD(centers, lr=self.cfg.LOSS.CENTER_LR) if centers else None
         return build_optimizer(groups, self.cfg), center
 
     def wrap_distributed(self, model: nn.Module) -> nn.Module:
