@@ -6,7 +6,7 @@ noise out and beats each model alone.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -24,12 +24,15 @@ class Tree:
     g_pids: List[int]
     q_cams: List[int]
     g_cams: List[int]
+    train: List[str] = field(default_factory=list)
+    t_pids: List[int] = field(default_factory=list)
 
 
 def build_tree(root: str, n_ids: int = 24, per_id: int = 5, n_cams: int = 4, ground_truth: bool = True,
-               images: bool = False, seed: int = 0) -> Tree:
+               images: bool = False, train_ids: int = 0, seed: int = 0) -> Tree:
     """AIC layout under ``root``: one query per id, ``per_id`` gallery images per id over cameras, tracks of
-    same-id same-camera runs (test_track.txt lines end with a space), gb2312-declared label XMLs."""
+    same-id same-camera runs (test_track.txt lines end with a space), gb2312-declared label XMLs;
+    ``train_ids`` further ids with ``per_id`` labelled training images each."""
     rng = np.random.default_rng(seed)
     gallery = [(pid, int(rng.integers(n_cams))) for pid in range(n_ids) for _ in range(per_id)]
     gallery = [gallery[i] for i in rng.permutation(len(gallery))]
@@ -61,7 +64,15 @@ def build_tree(root: str, n_ids: int = 24, per_id: int = 5, n_cams: int = 4, gro
             write_jpeg(os.path.join(root, "image_query", n), 10 * q_pids[i])
         for n, (p, _) in zip(g_names, gallery):
             write_jpeg(os.path.join(root, "image_test", n), 10 * p)
-    return Tree(root, q_names, g_names, q_pids, [p for p, _ in gallery], q_cams, [c for _, c in gallery])
+    t_pids = [pid for pid in range(n_ids, n_ids + train_ids) for _ in range(per_id)]
+    t_names = [f"{i + 1:06d}.jpg" for i in range(len(t_pids))]
+    if train_ids:
+        write_text(os.path.join(root, "name_train.txt"), "\n".join(t_names) + "\n")
+        write_label_xml(os.path.join(root, "train_label.xml"),
+                        [{"imageName": n, "vehicleID": f"{p:04d}", "cameraID": f"c{i % n_cams + 1:03d}"}
+                         for i, (n, p) in enumerate(zip(t_names, t_pids))])
+    return Tree(root, q_names, g_names, q_pids, [p for p, _ in gallery], q_cams, [c for _, c in gallery],
+                t_names, t_pids)
 
 
 def write_features(features_dir: str, tree: Tree, noise: Dict[str, float], dim: int = 16, seed: int = 0,
@@ -71,10 +82,13 @@ def write_features(features_dir: str, tree: Tree, noise: Dict[str, float], dim: 
     Rows are written in a shuffled order so that alignment by name, not position, is exercised.
     """
     rng, shuffler = np.random.default_rng(seed), np.random.default_rng(seed + 1)
-    n_ids = max(tree.q_pids + tree.g_pids) + 1
+    n_ids = max(tree.q_pids + tree.g_pids + tree.t_pids) + 1
+    splits = [("query", tree.query, tree.q_pids), ("gallery", tree.gallery, tree.g_pids)]
+    if tree.train:
+        splits.append(("train", tree.train, tree.t_pids))
     for m, sigma in noise.items():
         protos = rng.normal(size=(n_ids, dim)).astype(np.float32)
-        for split, names, pids in (("query", tree.query, tree.q_pids), ("gallery", tree.gallery, tree.g_pids)):
+        for split, names, pids in splits:
             feats = protos[pids] + sigma * rng.normal(size=(len(pids), dim)).astype(np.float32)
             order = shuffler.permutation(len(names)) if shuffle else np.arange(len(names))
             save_features(os.path.join(features_dir, f"{split}_{m}{suffix}"),

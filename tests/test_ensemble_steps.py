@@ -1,0 +1,106 @@
+"""Every pipeline step is wired into `ensemble fuse`; fusion arithmetic; pipeline YAML round trip."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from ensemble_fakes import build_tree, write_features
+
+from ensembles.cli import main
+from ensembles.fusion import FusionError, block_distance, make_blocks
+from ensembles.pipeline import CANONICAL_ORDER, STEPS, Pipeline, PipelineError, Step
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    base = tmp_path_factory.mktemp("steps")
+    tree = build_tree(str(base / "data"), train_ids=12)
+    write_features(str(base / "feats"), tree, {"a": 1.0, "b": 1.2})
+    cams = dataclasses.replace(tree, q_pids=tree.q_cams, g_pids=tree.g_cams, train=[], t_pids=[])
+    write_features(str(base / "feats"), cams, {"cam": 0.1}, seed=5)  # a "camera model": features of the camera
+    return base, tree
+
+
+def fuse(base, out, *extra, code=0):
+    res = CliRunner().invoke(main, ["fuse", "--models", "a,b", "--features-dir", str(base / "feats"), "--data-root",
+                                    str(base / "data"), "--out", str(out), "--metrics-out", str(out) + ".json",
+                                    *map(str, extra)])
+    assert res.exit_code == code, res.output + repr(res.exception)
+    return res
+
+
+STEP_OPTIONS = {
+    "metric": ["--metric", "lfda", "--pca-dim", "8"],
+    "track_average": ["--track-average"],
+    "dba": ["--dba", "3"],
+    "qe": ["--qe", "3", "--qe-alpha", "3"],
+    "subtract": ["--subtract", "cam:0.5"],
+    "camera_penalty": ["--camera-penalty", "1"],
+    "rerank": ["--rerank", "--k1", "6", "--k2", "2"],
+    "track_distance": ["--track-distance"],
+    "track_expand": ["--track-expand"],
+}
+
+
+def test_every_registered_step_has_a_command_line_option():
+    assert set(STEP_OPTIONS) == set(STEPS) == set(CANONICAL_ORDER)
+
+
+@pytest.mark.filterwarnings("ignore:k >= N:RuntimeWarning")  # metric-learn LFDA on a tiny train set
+@pytest.mark.parametrize("name", list(STEP_OPTIONS))
+def test_each_step_option_runs_its_step_and_changes_the_ranking(case, tmp_path, name):
+    base, _ = case
+    fuse(base, tmp_path / "plain.txt")
+    fuse(base, tmp_path / "step.txt", *STEP_OPTIONS[name])
+    steps = json.loads((tmp_path / "step.txt.json").read_text())["steps"]
+    assert [s["name"] for s in steps] == [name]
+    assert (tmp_path / "step.txt").read_text() != (tmp_path / "plain.txt").read_text()
+
+
+def test_step_options_run_in_data_flow_order(case, tmp_path):
+    base, _ = case
+    fuse(base, tmp_path / "t.txt", "--track-expand", "--rerank", "--qe", "2", "--dba", "2", "--track-average")
+    steps = json.loads((tmp_path / "t.txt.json").read_text())["steps"]
+    assert [s["name"] for s in steps] == ["track_average", "dba", "qe", "rerank", "track_expand"]
+
+
+def test_metric_learning_without_training_features_names_the_file(case, tmp_path):
+    base, tree = case
+    feats = tmp_path / "feats"
+    write_features(str(feats), dataclasses.replace(tree, train=[], t_pids=[]), {"a": 1.0})
+    res = CliRunner().invoke(main, ["fuse", "--models", "a", "--features-dir", str(feats), "--data-root",
+                                    str(base / "data"), "--out", str(tmp_path / "t.txt"), "--metric", "lfda"])
+    assert res.exit_code == 1 and "train_a.pkl" in res.output
+
+
+def test_concat_fusion_distance_is_the_weighted_sum_of_squared_model_distances():
+    rng = np.random.default_rng(0)
+    feats = {s: {m: rng.normal(size=(n, 5)).astype(np.float32) for m in "ab"} for s, n in (("query", 4), ("gallery", 6))}
+    concat = make_blocks(["a", "b"], feats, {"a": 3, "b": 1}, "concat")
+    dist = make_blocks(["a", "b"], feats, {"a": 3, "b": 1}, "distance")
+    singles = [block_distance(make_blocks([m], feats), "query", "gallery") for m in "ab"]
+    assert len(concat) == 1 and len(dist) == 2
+    np.testing.assert_allclose(block_distance(concat, "query", "gallery") ** 2,
+                               0.75 * singles[0] ** 2 + 0.25 * singles[1] ** 2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(block_distance(dist, "query", "gallery"), 0.75 * singles[0] + 0.25 * singles[1],
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(FusionError, match="weight > 0"):
+        make_blocks(["a", "b"], feats, {"a": 0, "b": 0})
+    with pytest.raises(FusionError, match="'c'|c which"):
+        make_blocks(["a", "b"], feats, {"c": 1})
+
+
+def test_pipeline_dict_round_trip_and_labels(tmp_path):
+    pipe = Pipeline(["a", "b"], {"a": 2.0, "b": 0.5}, "distance", "euclidean",
+                    [Step.make("qe", k=3), Step.make("rerank", k1=10, **{"lambda": 0.5})]).validate()
+    path = tmp_path / "p.yaml"
+    pipe.save(str(path), header="line one\nline two")
+    assert path.read_text().startswith("# line one\n# line two\n")
+    again = Pipeline.load(str(path))
+    assert again == pipe
+    assert again.steps[1].label() == "rerank(k1=10, k2=6, lambda=0.5)"
+    with pytest.raises(PipelineError, match="listed twice"):
+        Pipeline(["a", "a"]).validate()
