@@ -20,6 +20,8 @@ match, the non-matches ranked ahead of it — O(gallery) per query instead of O(
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
@@ -27,8 +29,11 @@ from post_processing.distance import pairwise_distance, topk_smallest
 
 
 @njit(cache=True, parallel=True)
-def _market_dense(distmat, q_pids, g_pids, q_camids, g_camids):
-    """Per query: AP, INP and the rank of the first match (-1 when the query has no valid match)."""
+def _market_dense(distmat, q_pids, g_pids, q_camids, g_camids, id_start, id_members):
+    """Per query: AP, INP and the rank of the first match (-1 when the query has no valid match).
+
+    ``id_members[id_start[u]:id_start[u + 1]]`` are the gallery indices of id ``u`` (ascending).
+    """
     nq, ng = distmat.shape
     ap = np.zeros(nq)
     inp = np.zeros(nq)
@@ -38,40 +43,42 @@ def _market_dense(distmat, q_pids, g_pids, q_camids, g_camids):
         qp = q_pids[q]
         qc = q_camids[q]
         npos = 0
-        for j in range(ng):
-            if g_pids[j] == qp and g_camids[j] != qc:
+        for t in range(id_start[qp], id_start[qp + 1]):
+            if g_camids[id_members[t]] != qc:
                 npos += 1
         if npos == 0:
             continue
         pos = np.empty(npos, np.int64)
         k = 0
-        for j in range(ng):
-            if g_pids[j] == qp and g_camids[j] != qc:
-                pos[k] = j
+        for t in range(id_start[qp], id_start[qp + 1]):
+            if g_camids[id_members[t]] != qc:
+                pos[k] = id_members[t]
                 k += 1
         pos_d = d[pos]
         order = np.argsort(pos_d, kind="mergesort")  # stable: ties stay in gallery-index order
         spos = pos[order]
         sd = pos_d[order]
-        last_d = sd[npos - 1]
-        last_j = spos[npos - 1]
         # ahead[i]: non-matches ranked after match i-1 and before match i.
         ahead = np.zeros(npos, np.int64)
         for j in range(ng):
+            dj = d[j]
+            if dj > sd[npos - 1] or (dj == sd[npos - 1] and j > spos[npos - 1]):
+                continue  # behind the last match: irrelevant
             if g_pids[j] == qp:  # matches and junk
                 continue
-            dj = d[j]
-            if dj > last_d or (dj == last_d and j > last_j):
+            if dj < sd[0] or (dj == sd[0] and j < spos[0]):
+                ahead[0] += 1
                 continue
-            lo = 0
-            hi = npos
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if sd[mid] < dj or (sd[mid] == dj and spos[mid] < j):
-                    lo = mid + 1
-                else:
-                    hi = mid
-            ahead[lo] += 1
+            # Branch-free search for the last match ranked before j (match 0 is).
+            base = 0
+            n = npos
+            while n > 1:
+                half = n >> 1
+                m = base + half
+                if (sd[m] < dj) | ((sd[m] == dj) & (spos[m] < j)):
+                    base = m
+                n -= half
+            ahead[base + 1] += 1
         total = 0.0
         before = 0
         rank = 0
@@ -132,20 +139,21 @@ def _market_ranking(indices, q_pids, g_pids, q_camids, g_camids, num_rel):
 
 
 @njit(cache=True, parallel=True)
-def _count_relevant(q_pids, g_pids, q_camids, g_camids, ignore_camera):
+def _count_relevant(q_pids, q_camids, g_camids, id_start, id_members, ignore_camera):
+    """Per query: gallery images of its id (from another camera unless ``ignore_camera``)."""
     nq = q_pids.shape[0]
     out = np.zeros(nq, np.int64)
     for q in prange(nq):
         c = 0
-        for j in range(g_pids.shape[0]):
-            if g_pids[j] == q_pids[q] and (ignore_camera or g_camids[j] != q_camids[q]):
+        for t in range(id_start[q_pids[q]], id_start[q_pids[q] + 1]):
+            if ignore_camera or g_camids[id_members[t]] != q_camids[q]:
                 c += 1
         out[q] = c
     return out
 
 
 @njit(cache=True, parallel=True)
-def _single_shot_ranks(distmat, q_pids, g_pids, q_camids, g_camids, keys, chosen, id_start, id_members, valid):
+def _single_shot_ranks(distmat, q_pids, g_pids, q_camids, g_camids, id_start, id_members, keys, chosen, valid):
     """Rank of the query's match in each repeat's one-image-per-id gallery (-1 for invalid queries).
 
     ``chosen[r, u]``: the gallery image of id ``u`` in repeat ``r`` (lowest key; -1 if ``u`` has
@@ -186,23 +194,37 @@ def _encode(q, g):
     return inv[: len(q)], inv[len(q):]
 
 
-def _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids):
+class _Labels(NamedTuple):
+    """Integer-coded labels plus the gallery grouped by id (CSR: ``members[start[u]:start[u+1]]``)."""
+
+    qp: np.ndarray
+    gp: np.ndarray
+    qc: np.ndarray
+    gc: np.ndarray
+    start: np.ndarray
+    members: np.ndarray
+
+
+def _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids) -> _Labels:
     for name, arr, n in (("q_pids", q_pids, nq), ("g_pids", g_pids, ng), ("q_camids", q_camids, nq),
                          ("g_camids", g_camids, ng)):
         if np.asarray(arr).reshape(-1).shape[0] != n:
             raise ValueError(f"{name} has {np.asarray(arr).size} entries, expected {n}")
     qp, gp = _encode(q_pids, g_pids)
     qc, gc = _encode(q_camids, g_camids)
-    return qp, gp, qc, gc
+    nids = int(max(qp.max(initial=-1), gp.max(initial=-1))) + 1
+    start = np.concatenate([[0], np.cumsum(np.bincount(gp, minlength=nids))]).astype(np.int64)
+    return _Labels(qp, gp, qc, gc, start, np.argsort(gp, kind="stable"))
 
 
 def _check_distmat(distmat) -> np.ndarray:
     distmat = np.asarray(distmat)
     if distmat.ndim != 2 or not np.issubdtype(distmat.dtype, np.floating):
         raise ValueError(f"distmat must be a 2-D float array (queries × gallery), got {distmat.dtype} {distmat.shape}")
-    nan_rows = np.isnan(distmat).any(axis=1)
-    if nan_rows.any():
-        raise ValueError(f"distmat row {int(np.flatnonzero(nan_rows)[0])} contains NaN")
+    for start in range(0, len(distmat), 256):  # in blocks: no Q×G temporary
+        nan_rows = np.isnan(distmat[start:start + 256]).any(axis=1)
+        if nan_rows.any():
+            raise ValueError(f"distmat row {start + int(np.flatnonzero(nan_rows)[0])} contains NaN")
     return np.ascontiguousarray(distmat)
 
 
@@ -224,21 +246,22 @@ def evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) ->
     """
     distmat = _check_distmat(distmat)
     nq, ng = distmat.shape
-    qp, gp, qc, gc = _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids)
-    ap, inp, first = _market_dense(distmat, qp, gp, qc, gc)
+    lab = _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids)
+    ap, inp, first = _market_dense(distmat, *lab)
     return _result(ap, inp, first, first >= 0, min(max_rank, ng))
 
 
-def _ranking(indices, qp, gp, qc, gc, num_rel):
+def _ranking(indices, lab: _Labels, num_rel):
     indices = np.asarray(indices)
     if indices.ndim != 2 or not np.issubdtype(indices.dtype, np.integer):
         raise ValueError(f"indices must be a 2-D integer array (queries × K), got {indices.dtype} {indices.shape}")
-    if len(indices) != len(qp):
-        raise ValueError(f"indices has {len(indices)} rows, expected one per query ({len(qp)})")
-    ap, inp, first, bad = _market_ranking(np.ascontiguousarray(indices, dtype=np.int64), qp, gp, qc, gc, num_rel)
+    if len(indices) != len(lab.qp):
+        raise ValueError(f"indices has {len(indices)} rows, expected one per query ({len(lab.qp)})")
+    ap, inp, first, bad = _market_ranking(np.ascontiguousarray(indices, dtype=np.int64), lab.qp, lab.gp, lab.qc,
+                                          lab.gc, num_rel)
     if bad.any():
         q = int(np.flatnonzero(bad)[0])
-        why = f"an index outside [0, {len(gp)})" if bad[q] == 1 else "a gallery index twice"
+        why = f"an index outside [0, {len(lab.gp)})" if bad[q] == 1 else "a gallery index twice"
         raise ValueError(f"indices row {q} contains {why}")
     return ap, inp, first
 
@@ -253,14 +276,14 @@ def evaluate_ranking(indices, q_pids, g_pids, q_camids, g_camids, max_rank: int 
     """
     nq = np.asarray(indices).shape[0]
     ng = np.asarray(g_pids).size
-    qp, gp, qc, gc = _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids)
+    lab = _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids)
     if num_relevant is None:
-        num_rel = _count_relevant(qp, gp, qc, gc, False)
+        num_rel = _count_relevant(lab.qp, lab.qc, lab.gc, lab.start, lab.members, False)
     else:
         num_rel = np.asarray(num_relevant, dtype=np.int64).reshape(-1)
         if num_rel.shape[0] != nq:
             raise ValueError(f"num_relevant has {num_rel.shape[0]} entries, expected {nq}")
-    ap, inp, first = _ranking(indices, qp, gp, qc, gc, num_rel)
+    ap, inp, first = _ranking(indices, lab, num_rel)
     return _result(ap, inp, first, num_rel > 0, min(max_rank, ng))
 
 
@@ -281,9 +304,9 @@ def aic_map(indices_or_distmat, q_pids, g_pids, topk: int = 100) -> float:
     nq = arr.shape[0]
     ng = np.asarray(g_pids).size
     zeros_q, ones_g = np.zeros(nq, np.int64), np.ones(ng, np.int64)
-    qp, gp, qc, gc = _prepare(nq, ng, q_pids, g_pids, zeros_q, ones_g)
-    num_rel = np.minimum(_count_relevant(qp, gp, qc, gc, True), topk)
-    ap, _, _ = _ranking(arr, qp, gp, qc, gc, num_rel)
+    lab = _prepare(nq, ng, q_pids, g_pids, zeros_q, ones_g)
+    num_rel = np.minimum(_count_relevant(lab.qp, lab.qc, lab.gc, lab.start, lab.members, True), topk)
+    ap, _, _ = _ranking(arr, lab, num_rel)
     if not (num_rel > 0).any():
         raise ValueError("no query has a match in the gallery")
     return float(np.mean(ap[num_rel > 0]))
@@ -308,15 +331,12 @@ def evaluate_cuhk03(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int =
     """
     distmat = _check_distmat(distmat)
     nq, ng = distmat.shape
-    qp, gp, qc, gc = _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids)
-    ap, inp, first = _market_dense(distmat, qp, gp, qc, gc)
+    lab = _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids)
+    ap, inp, first = _market_dense(distmat, *lab)
     valid = first >= 0
-    nids = int(max(qp.max(initial=-1), gp.max(initial=-1))) + 1
     keys = np.random.default_rng(seed).random((repeats, ng))
-    chosen = np.stack([_one_per_id(gp, keys[r], nids) for r in range(repeats)])
-    members = np.argsort(gp, kind="stable")
-    id_start = np.concatenate([[0], np.cumsum(np.bincount(gp, minlength=nids))]).astype(np.int64)
-    ranks = _single_shot_ranks(distmat, qp, gp, qc, gc, keys, chosen, id_start, members, valid)
+    chosen = np.stack([_one_per_id(lab.gp, keys[r], len(lab.start) - 1) for r in range(repeats)])
+    ranks = _single_shot_ranks(distmat, *lab, keys, chosen, valid)
     out = _result(ap, inp, first, valid, min(max_rank, ng))
     max_rank = len(out["cmc"])
     hist = np.bincount(np.minimum(ranks[valid].reshape(-1), max_rank), minlength=max_rank + 1)[:max_rank]
@@ -334,7 +354,8 @@ def evaluate_vehicleid(features, pids, repeats: int = 10, seed: int = 0, max_ran
     x = np.asarray(features)
     pids = np.asarray(pids).reshape(-1)
     if x.ndim != 2 or len(x) != len(pids) or (metric == "precomputed" and x.shape[1] != len(x)):
-        raise ValueError(f"features must be N×D (or N×N with metric='precomputed') for {len(pids)} pids, got {x.shape}")
+        raise ValueError(f"features must be N×D (or N×N with metric='precomputed') for {len(pids)} pids, "
+                         f"got {x.shape}")
     codes = np.unique(pids, return_inverse=True)[1].reshape(-1).astype(np.int64)
     rng = np.random.default_rng(seed)
     runs = []

@@ -88,7 +88,8 @@ def _name(key, path: str, row: int) -> str:
     if isinstance(key, bytes):
         key = key.decode("utf-8", errors="strict")
     if not isinstance(key, str):
-        raise FeatureFileError(f"{path}: row {row}: key {key!r} is a {type(key).__name__}, expected an image name string")
+        raise FeatureFileError(f"{path}: row {row}: key {key!r} is a {type(key).__name__}, "
+                               "expected an image name string")
     return key
 
 
@@ -116,7 +117,8 @@ def _from_pickle(path: str) -> FeatureSet:
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
         raise FeatureFileError(f"{path}: cannot load feature pickle: {e}") from None
     if not isinstance(obj, dict):
-        raise FeatureFileError(f"{path}: expected a dict mapping image name to feature vector, got {type(obj).__name__}")
+        raise FeatureFileError(f"{path}: expected a dict mapping image name to feature vector, "
+                               f"got {type(obj).__name__}")
     names = [_name(k, path, i) for i, k in enumerate(obj)]
     return FeatureSet(names, _stack(names, list(obj.values()), path), path)
 
@@ -209,7 +211,8 @@ def save_features(path: str, names: Sequence[str], feats) -> None:
     feats = np.asarray(feats, dtype=np.float32)
     names = [str(n) for n in names]
     if feats.ndim != 2 or len(names) != len(feats):
-        raise FeatureFileError(f"{path}: need N names and N×D features, got {len(names)} names and shape {feats.shape}")
+        raise FeatureFileError(f"{path}: need N names and N×D features, "
+                               f"got {len(names)} names and shape {feats.shape}")
     if len(set(names)) != len(names):
         raise FeatureFileError(f"{path}: duplicate image names; each image must appear once")
     suffix = os.path.splitext(path)[1].lower()
