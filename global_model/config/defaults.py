@@ -15,12 +15,24 @@ _C.MODEL.BACKBONE = "resnet50"  # any name the backbone factory knows (timm / pr
 _C.MODEL.PRETRAINED = False  # load ImageNet weights (library cache or PRETRAIN_PATH); never silently random
 _C.MODEL.PRETRAIN_PATH = ""  # local ImageNet weight file, used instead of the library's download/cache
 _C.MODEL.LAST_STRIDE = 1  # 1 keeps a 2x larger last feature map on ResNet-like nets
-_C.MODEL.POOLING = "avg"  # avg | gem
+_C.MODEL.POOLING = "avg"  # avg | max | gem
 _C.MODEL.GEM_P = 3.0
 _C.MODEL.REDUCTION_DIM = 0  # >0: 1x1 conv to this width after pooling (AIC20-5th uses 2048)
 _C.MODEL.NECK = "bnneck"  # bnneck | none
 _C.MODEL.TEST_FEAT = "after_bn"  # before_bn | after_bn: which vector extraction returns
 _C.MODEL.CHANNELS_LAST = True
+
+# MGN part model (META_ARCH mgn; LAST_STRIDE, POOLING, REDUCTION_DIM, NECK and TEST_FEAT do not apply).
+# The stem..layer3[0] is shared; every branch owns a copy of layer3[1:] and layer4.
+_C.MODEL.MGN = CN()
+# "g": one global vector (layer4 at stride 2); "hN": global + N horizontal stripes; "vN": global + N
+# vertical (left/right) strips; h/v branches run layer4 at stride 1. AIC20-5th: ["g", "h2", "h3", "v2"].
+_C.MODEL.MGN.BRANCHES = ["g", "h2", "h3", "v2"]
+_C.MODEL.MGN.REDUCTION_DIM = 512  # width of every vector (pooled map -> 1x1 conv -> BN), one classifier each
+_C.MODEL.MGN.POOLING = "max"  # max | avg, for the global and part vectors
+# Vectors concatenated into the test feature, by name: a branch name ("g", "h2") is its global vector,
+# "h2.0" its first stripe (top / left). [] = all vectors in branch order.
+_C.MODEL.MGN.TEST_VECTORS = []
 
 # ----------------------------------------------------------------------------- losses
 _C.LOSS = CN()

@@ -56,3 +56,4 @@ def build_model(cfg, num_classes: int) -> nn.Module:
 
 
 from . import baseline  # noqa: E402,F401  (registers "baseline")
+from .losses import build_loss  # noqa: E402,F401  (re-exported: the trainer builds model and loss from here)
