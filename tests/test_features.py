@@ -1,6 +1,7 @@
 import os
 import pickle
 import struct
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -40,8 +41,8 @@ def test_pickle_is_the_aic_dict_format(tmp_path):
 def test_loose_pickle_values_are_flattened_to_float32(tmp_path):
     path = tmp_path / "q.pkl"
     with open(path, "wb") as f:
-        pickle.dump({"a.jpg": [1.0, 2.0, 3.0], "b.jpg": np.array([[4.0, 5.0, 6.0]]),
-                     "c.jpg": np.array([7, 8, 9], np.float64)}, f, protocol=2)
+        pickle.dump(OrderedDict([("a.jpg", [1.0, 2.0, 3.0]), ("b.jpg", np.array([[4.0, 5.0, 6.0]])),
+                                 ("c.jpg", np.array([7, 8, 9], np.float64))]), f, protocol=2)
     fs = load_features(path)
     assert fs.names == ["a.jpg", "b.jpg", "c.jpg"] and fs.feats.dtype == np.float32
     np.testing.assert_array_equal(fs.feats, np.arange(1, 10).reshape(3, 3))
