@@ -34,6 +34,10 @@ _C.MODEL.MGN.POOLING = "max"  # max | avg, for the global and part vectors
 # "h2.0" its first stripe (top / left). [] = all vectors in branch order.
 _C.MODEL.MGN.TEST_VECTORS = []
 
+# SJDL defogging decoder (META_ARCH sjdl): built by the SJDL trainer only, never by extract.
+_C.MODEL.SJDL = CN()
+_C.MODEL.SJDL.WIDTH = 64  # decoder channels at 1/4 resolution (half of it at full resolution)
+
 # ----------------------------------------------------------------------------- losses
 _C.LOSS = CN()
 _C.LOSS.CE_WEIGHT = 1.0
@@ -106,6 +110,29 @@ _C.TEST.IMS_PER_BATCH = 128
 _C.TEST.FLIP = True  # flip TTA: average original and flipped features, then L2-normalise
 _C.TEST.NORM = True
 _C.TEST.AMP = "auto"  # auto | off | bf16 | fp16
+
+# ----------------------------------------------------------------------------- SJDL training
+_C.SJDL = CN()
+_C.SJDL.REID_WEIGHT = 1.0  # ReID losses of both classifier blocks (synthetic and real-fog ids)
+_C.SJDL.REST_WEIGHT = 1.0  # restoration (synthetic pairs) and unsupervised (real fog) terms
+_C.SJDL.REST_LOSS = "mse"  # mse | l1, decoded and enhanced [0, 1] images vs the clear image
+_C.SJDL.REAL_PERIOD = 5  # every N iterations a real-fog batch (own PxK sampler) joins the step; 0 = never
+_C.SJDL.REAL_WEIGHT = 1.0
+# Unsupervised real-fog terms are per-pixel means; these weights equal the published per-image sums
+# at 384x384 (dark channel 1e-5 * H*W, total variation 1e-5 * 3*H*W, colour entropy 1, FFT 1e-2).
+_C.SJDL.DC_WEIGHT = 1.47
+_C.SJDL.DC_PATCH = 35  # odd min-filter window of the dark channel, pixels
+_C.SJDL.TV_WEIGHT = 4.42
+_C.SJDL.ENTROPY_WEIGHT = 1.0
+_C.SJDL.ENTROPY_BINS = 64
+_C.SJDL.FFT_WEIGHT = 0.01
+_C.SJDL.FFT_CUTOFF = 0.25  # amplitude shape is compared above this fraction of the Nyquist frequency
+# Paired clear/foggy split scored with PSNR/SSIM each evaluation ("" = off): a DATASETS entry whose
+# query + gallery records have clear twins, e.g. "fvrid(split=syn)=data/fvrid".
+_C.SJDL.VAL_PAIRS = ""
+_C.SJDL.VAL_MAX = 256  # score at most this many pairs (evenly spaced over the split)
+_C.SJDL.VIS = True  # write foggy | decoded | enhanced | clear PNG panels to OUTPUT_DIR/defog_vis each evaluation
+_C.SJDL.VIS_NUM = 4  # panels per evaluation
 
 _C.OUTPUT_DIR = "outputs/model"
 

@@ -1,0 +1,190 @@
+"""SJDL (Chen et al., AAAI 2022): a global ReID model trained jointly with a defogging decoder.
+
+The encoder is the ``baseline`` global model (any ResNet-like backbone of the factory, pooling,
+BNNeck, classifier). During training a :class:`DefogDecoder` reads the encoder's stem and layer1
+maps and rebuilds the fog-free image, so the early layers must keep what defogging needs; the
+ReID features downstream become fog-robust. The decoder is a training-time module held by the
+SJDL trainer, not part of this model: ``extract`` builds and runs the encoder alone, and an SJDL
+checkpoint's ``model`` entry loads like any global model.
+
+Images are decoded in **[0, 1] RGB** (sigmoid output); the decoder de-normalises its input with
+``INPUT.PIXEL_MEAN/STD`` itself, and losses and PSNR/SSIM compare against the clear image mapped
+to [0, 1] by :func:`to_unit_range` — one range everywhere, whatever the input normalisation.
+
+The synthetic-pair and real-fog identities get separate classifiers as the two row blocks of the
+one bias-free ``classifier`` (ids ``0..S-1`` synthetic, ``S..C-1`` real): softmax over a block is
+exactly a separate classifier, and the checkpoint keeps the layout every global model shares.
+"""
+from __future__ import annotations
+
+from typing import Dict, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import register_arch
+from .backbones import BackboneError, resnet_stage_names
+from .baseline import Baseline
+from .heads import weights_init_kaiming
+
+__all__ = ["SJDL", "DefogDecoder", "EnhanceHead", "ResidualBlock", "build_defog_decoder", "to_unit_range"]
+
+PROBE_SIZE = 64  # side of the dry-run image used to measure the stem/layer1 maps
+
+
+def to_unit_range(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Normalised B×3×H×W network input → RGB in [0, 1] (the inverse of the transforms' normalisation)."""
+    m = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    return (images * s + m).clamp(0.0, 1.0)
+
+
+@register_arch("sjdl")
+class SJDL(Baseline):
+    """The baseline encoder/head that also hands its stem and layer1 maps to the defogging decoder.
+
+    ``train()``: ``forward`` returns the baseline output dict plus ``"defog_maps": (stem, layer1)``.
+    ``eval()``: the test feature only (the shared extractor contract); :meth:`defog_maps` runs the
+    stages up to layer1 for the ``defog`` command and restoration validation.
+    """
+
+    def __init__(self, cfg, num_classes: int):
+        super().__init__(cfg, num_classes)
+        body = self.backbone.body
+        try:
+            stages = resnet_stage_names(body)
+        except BackboneError as exc:
+            raise BackboneError(f"MODEL.META_ARCH sjdl needs a ResNet-like backbone (stem, layer1..layer4) whose "
+                                f"stem and layer1 feed the defogging decoder; MODEL.BACKBONE "
+                                f"{cfg.MODEL.BACKBONE!r}: {exc}") from None
+        cut = stages.index("layer1")
+        if cut == 0:
+            raise BackboneError(f"MODEL.BACKBONE {cfg.MODEL.BACKBONE!r} has no stem before layer1")
+        self._low_stages = stages[:cut + 1]
+        self._taps: Dict[str, torch.Tensor] = {}
+        getattr(body, stages[cut - 1]).register_forward_hook(self._tap("stem"))
+        body.layer1.register_forward_hook(self._tap("layer1"))
+        self.stem_channels, self.layer1_channels = self._measure()
+
+    def _tap(self, key: str):
+        def hook(_module, _inputs, output):
+            self._taps[key] = output
+
+        return hook
+
+    def _measure(self) -> Tuple[int, int]:
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                stem, low = self.defog_maps(torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE))
+        finally:
+            self.train(was_training)
+        if stem.shape[-2:] != low.shape[-2:] or PROBE_SIZE % stem.shape[-1] or PROBE_SIZE // stem.shape[-1] != 4:
+            raise BackboneError(f"MODEL.BACKBONE {self.backbone.name}: the defogging decoder needs stem and layer1 maps "
+                                f"at 1/4 of the input size; a {PROBE_SIZE}px probe gave {tuple(stem.shape[-2:])} and "
+                                f"{tuple(low.shape[-2:])}")
+        return int(stem.shape[1]), int(low.shape[1])
+
+    def defog_maps(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(stem, layer1) maps of ``images``, running only the stages up to layer1."""
+        x = images
+        for name in self._low_stages:
+            x = getattr(self.backbone.body, name)(x)
+        stem = self._taps.pop("stem")
+        self._taps.clear()
+        return stem, x
+
+    def forward(self, images: torch.Tensor):
+        out = super().forward(images)
+        maps = (self._taps.pop("stem"), self._taps.pop("layer1"))
+        if self.training:
+            out["defog_maps"] = maps
+        return out
+
+
+class ResidualBlock(nn.Module):
+    """Two reflect-padded 3×3 convolutions with instance norm and an identity shortcut."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def _up(in_ch: int, out_ch: int) -> nn.Sequential:
+    """Residual block, then a stride-2 transposed convolution that doubles the map."""
+    return nn.Sequential(ResidualBlock(in_ch),
+                         nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1),
+                         nn.InstanceNorm2d(out_ch), nn.ReLU(True))
+
+
+class EnhanceHead(nn.Module):
+    """Pyramid-pooling refinement of (foggy input, decoded image) → enhanced image in [0, 1].
+
+    Two 3×3 convolutions, then average pools with windows ``scales`` (adaptive, so any input size
+    works), each squeezed to one channel and upsampled back, concatenated with the features and
+    mixed by a last 3×3 convolution.
+    """
+
+    def __init__(self, width: int = 20, scales: Sequence[int] = (32, 16, 8, 4)):
+        super().__init__()
+        self.scales = tuple(int(s) for s in scales)
+        self.features = nn.Sequential(nn.Conv2d(6, width, 3, padding=1), nn.LeakyReLU(0.2, True),
+                                      nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.2, True))
+        self.squeeze = nn.ModuleList(nn.Conv2d(width, 1, 1) for _ in self.scales)
+        self.out = nn.Conv2d(width + len(self.scales), 3, 3, padding=1)
+
+    def forward(self, foggy: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
+        x = self.features(torch.cat([foggy, decoded], 1))
+        h, w = x.shape[-2:]
+        levels = [x]
+        for scale, squeeze in zip(self.scales, self.squeeze):
+            pooled = F.adaptive_avg_pool2d(x, (max(1, h // scale), max(1, w // scale)))
+            levels.insert(0, F.interpolate(F.relu(squeeze(pooled)), size=(h, w), mode="nearest"))
+        return torch.sigmoid(self.out(torch.cat(levels, 1)))
+
+
+class DefogDecoder(nn.Module):
+    """Stem + layer1 maps (1/4 resolution) → decoded and enhanced fog-free images in [0, 1].
+
+    layer1 → residual block → 3×3 conv to ``width``; concatenated with the stem map → two
+    (residual block, transposed conv) steps back to full resolution → 7×7 conv to RGB → sigmoid.
+    The enhancement head refines (foggy input, decoded image) with pyramid pooling.
+    """
+
+    def __init__(self, stem_channels: int, layer1_channels: int, width: int = 64,
+                 mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225)):
+        super().__init__()
+        if width < 2:
+            raise ValueError(f"MODEL.SJDL.WIDTH must be at least 2, got {width}")
+        self.reduce = nn.Sequential(ResidualBlock(layer1_channels), nn.Conv2d(layer1_channels, width, 3, padding=1),
+                                    nn.InstanceNorm2d(width), nn.ReLU(True))
+        self.up1 = _up(width + stem_channels, width)
+        self.up2 = _up(width, width // 2)
+        self.to_rgb = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(width // 2, 3, 7))
+        self.enhance = EnhanceHead()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32), persistent=False)
+        self.apply(weights_init_kaiming)
+
+    def forward(self, stem: torch.Tensor, layer1: torch.Tensor,
+                images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``images`` is the normalised network input; returns (decoded, enhanced), B×3×H×W in [0, 1]."""
+        x = self.up2(self.up1(torch.cat([self.reduce(layer1), stem], 1)))
+        decoded = torch.sigmoid(self.to_rgb(x))
+        if decoded.shape[-2:] != images.shape[-2:]:  # inputs not divisible by 4
+            decoded = F.interpolate(decoded, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        foggy = to_unit_range(images, self.mean, self.std).to(decoded.dtype)
+        return decoded, self.enhance(foggy, decoded)
+
+
+def build_defog_decoder(cfg, model: SJDL) -> DefogDecoder:
+    """The decoder for ``model``'s stem/layer1 widths, ``MODEL.SJDL.WIDTH`` and the input normalisation."""
+    return DefogDecoder(model.stem_channels, model.layer1_channels, cfg.MODEL.SJDL.WIDTH,
+                        cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)
