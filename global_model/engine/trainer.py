@@ -199,7 +199,7 @@ class Trainer:
         return {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
 
     def train_epoch(self, epoch: int) -> Dict[str, float]:
-        """One pass of the P×K sampler; returns the mean of each loss part."""
+        """One pass of the P×K sampler; returns the mean of each loss part over the steps that reported it."""
         from tqdm import tqdm
 
         self.train_model.train()
@@ -207,6 +207,7 @@ class Trainer:
         self.train_loader.generator.manual_seed(int(np.random.SeedSequence([self.cfg.SOLVER.SEED, epoch])
                                                     .generate_state(1)[0]))
         sums: Dict[str, float] = defaultdict(float)
+        counts: Dict[str, int] = defaultdict(int)  # parts a step may omit (e.g. SJDL's real-fog terms)
         steps, start = 0, time.time()
         bar = tqdm(self.train_loader, desc=f"epoch {epoch}/{self.cfg.SOLVER.MAX_EPOCHS}", unit="it",
                    disable=not self.progress, leave=False, dynamic_ncols=True)
@@ -218,6 +219,7 @@ class Trainer:
                 steps += 1
                 for k, v in parts.items():
                     sums[k] += v
+                    counts[k] += 1
                 if self.is_main and self.iteration % max(1, self.cfg.SOLVER.LOG_PERIOD) == 0:
                     bar.set_postfix(loss=f"{parts['loss']:.3f}", lr=f"{self.scheduler.get_lr():.2e}")
                     self.log_scalars({f"train/{k}": v for k, v in parts.items()})
@@ -226,7 +228,7 @@ class Trainer:
             raise clean_read_error(exc) from None
         finally:
             bar.close()
-        means = {k: v / max(1, steps) for k, v in sums.items()}
+        means = {k: v / counts[k] for k, v in sums.items()}
         if self.is_main:
             secs = time.time() - start
             logger.info("epoch %d/%d  %s  lr %.2e  %.1fs (%.1f img/s)", epoch, self.cfg.SOLVER.MAX_EPOCHS,
@@ -332,6 +334,10 @@ class Trainer:
                 "iteration": self.iteration, "best_map": self.best_map, "sampler": self.sampler.state_dict(),
                 "rng": capture_rng_state()}
 
+    def load_weights(self, ckpt: Dict[str, Any], source: str) -> None:
+        """Copy the weights of a checkpoint (what ``weights_state`` wrote) into the trainer's modules."""
+        load_model_weights(self.model, ckpt["model"], source=source)
+
     def resume(self, path: str) -> None:
         """Restore a ``state_dict`` checkpoint; ``"auto"`` = ``OUTPUT_DIR/last.pth`` if it exists."""
         if path == "auto":
@@ -347,7 +353,7 @@ class Trainer:
         if ckpt.get("num_classes") != self.num_classes:
             raise CheckpointError(f"{path}: trained on {ckpt.get('num_classes')} ids but DATASETS.TRAIN now has "
                                   f"{self.num_classes}; resume needs the same training data")
-        load_model_weights(self.model, ckpt["model"], source=path)
+        self.load_weights(ckpt, path)
         self.loss_fn.load_state_dict(ckpt["loss"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.center_optimizer is not None and ckpt.get("center_optimizer"):
