@@ -7,7 +7,9 @@ repeats the input).
 """
 from __future__ import annotations
 
+import ast
 import os
+import re
 from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -16,14 +18,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .datasets import DatasetError, load_dataset
+from .datasets import DatasetError, DatasetSplits, load_dataset
 from .image_io import check_images, read_image
 from .records import ImageRecord
 from .sampler import PKSampler
 from .transforms import build_transforms
 
 __all__ = ["ReIDDataset", "build_test_loader", "build_test_records", "build_train_loader",
-           "build_train_records", "collate", "parse_dataset_spec"]
+           "build_train_records", "collate", "load_dataset_spec", "parse_dataset_spec"]
 
 
 class ReIDDataset(Dataset):
@@ -64,21 +66,48 @@ def _worker_init(_worker_id: int) -> None:
     cv2.setNumThreads(1)  # workers already run in parallel; OpenCV's own pool would oversubscribe
 
 
-def parse_dataset_spec(spec: str, default_root: str) -> Tuple[str, str]:
-    """``"name"`` → (name, default_root); ``"name=path"`` → (name, path)."""
-    name, sep, path = spec.partition("=")
-    name = name.strip()
-    if not name or (sep and not path.strip()):
-        raise DatasetError(f"bad dataset entry {spec!r}: expected 'name' or 'name=path'")
-    return name, (path.strip() if sep else default_root)
+_SPEC = re.compile(r"^\s*([\w.-]+)\s*(?:\(([^)]*)\))?\s*(?:=(.*))?$", re.S)
 
 
-def _load(spec: str, cfg, root_override: Optional[str] = None):
-    name, root = parse_dataset_spec(spec, cfg.DATASETS.ROOT)
+def _option_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_dataset_spec(spec: str, default_root: str) -> Tuple[str, str, Dict[str, Any]]:
+    """``"name"`` → (name, default_root, {}); ``"name=path"`` → (name, path, {}); loader keyword
+    arguments go in brackets, e.g. ``"fvrid(split=both)=data/fvrid"`` → (fvrid, data/fvrid,
+    {"split": "both"}) (values are Python literals, else strings)."""
+    match = _SPEC.match(spec)
+    if not match or (match.group(3) is not None and not match.group(3).strip()):
+        raise DatasetError(f"bad dataset entry {spec!r}: expected 'name', 'name=path' or "
+                           f"'name(key=value, ...)=path'")
+    options: Dict[str, Any] = {}
+    for item in (match.group(2) or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key.isidentifier():
+            raise DatasetError(f"bad loader option {item.strip()!r} in dataset entry {spec!r}: expected key=value")
+        options[key] = _option_value(value)
+    path = match.group(3)
+    return match.group(1), (path.strip() if path is not None else default_root), options
+
+
+def load_dataset_spec(spec: str, cfg, root_override: Optional[str] = None) -> DatasetSplits:
+    """Load one ``DATASETS`` entry (see :func:`parse_dataset_spec`); ``root_override`` replaces its folder."""
+    name, root, options = parse_dataset_spec(spec, cfg.DATASETS.ROOT)
     root = root_override or root
     if not os.path.isdir(root):
         raise DatasetError(f"dataset {name!r}: root folder {root!r} does not exist")
-    return load_dataset(name, root)
+    try:
+        return load_dataset(name, root, **options)
+    except TypeError as exc:
+        if not options or "keyword argument" not in str(exc):
+            raise
+        raise DatasetError(f"dataset entry {spec!r}: the {name} loader does not take these options ({exc})") from None
 
 
 def _skip_bad(records: List[ImageRecord], what: str) -> List[ImageRecord]:
@@ -95,7 +124,7 @@ def build_train_records(cfg) -> Tuple[List[ImageRecord], int]:
     merged: List[ImageRecord] = []
     pid_offset = cam_offset = 0
     for spec in cfg.DATASETS.TRAIN:
-        splits = _load(spec, cfg)
+        splits = load_dataset_spec(spec, cfg)
         recs = [r for r in splits.train if r.pid >= 0]
         if not recs:
             raise DatasetError(f"dataset {spec!r} at {splits.root}: no labelled training images")
@@ -114,7 +143,7 @@ def build_train_records(cfg) -> Tuple[List[ImageRecord], int]:
 
 def build_test_records(cfg, root: Optional[str] = None) -> Tuple[List[ImageRecord], List[ImageRecord]]:
     """Query and gallery of ``DATASETS.TEST`` (``root`` replaces its folder), in the format's order."""
-    splits = _load(cfg.DATASETS.TEST, cfg, root)
+    splits = load_dataset_spec(cfg.DATASETS.TEST, cfg, root)
     if not splits.query or not splits.gallery:
         raise DatasetError(f"dataset {cfg.DATASETS.TEST!r} at {splits.root}: query ({len(splits.query)}) and "
                            f"gallery ({len(splits.gallery)}) must both be non-empty")
