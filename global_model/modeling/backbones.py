@@ -368,7 +368,8 @@ def resnet_stages(body: nn.Module) -> Tuple[nn.Sequential, List[nn.Module]]:
     return stem, [getattr(body, f"layer{i}") for i in range(1, 5)]
 
 
-def _probe(module: nn.Module, probe: torch.Tensor) -> torch.Tensor:
+def dry_run(module: nn.Module, probe: torch.Tensor) -> torch.Tensor:
+    """``module(probe)`` in eval mode without gradients (no BN statistics change), training flag restored."""
     was_training = module.training
     module.eval()
     try:
@@ -395,7 +396,7 @@ def remove_last_downsample(module: nn.Module, probe: torch.Tensor) -> None:
     handles = [m.register_forward_hook(hook) for m in module.modules()
                if isinstance(m, kinds) and _pair(m.stride) != (1, 1)]
     try:
-        before = _probe(module, probe)
+        before = dry_run(module, probe)
     finally:
         for h in handles:
             h.remove()
@@ -413,7 +414,7 @@ def remove_last_downsample(module: nn.Module, probe: torch.Tensor) -> None:
         else:
             mod.stride = 1
     try:
-        after = _probe(module, probe)
+        after = dry_run(module, probe)
     except RuntimeError as exc:
         raise BackboneError(f"{type(module).__name__}: setting the last stride to 1 breaks the network ({exc}); "
                             f"set MODEL.LAST_STRIDE 2") from exc
@@ -447,7 +448,7 @@ def build_backbone(name: str, pretrained: bool = False, pretrain_path: str = "",
     probe = torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE)
     if last_stride == 1:
         remove_last_downsample(backbone, probe)
-    out = _probe(backbone, probe)
+    out = dry_run(backbone, probe)
     if out.dim() != 4:
         raise BackboneError(f"backbone '{label}' returns a {out.dim()}-D tensor, not a B×C×h×w feature map")
     return backbone, int(out.shape[1])
