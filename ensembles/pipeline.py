@@ -9,11 +9,12 @@ ranking steps. Without a YAML the CLI builds the steps in :data:`CANONICAL_ORDER
 order of the design (metric learning, track averaging, DBA/QE, camera terms, re-ranking, track
 expansion).
 
-Re-ranking is dense (``re_ranking`` on full distance matrices, which includes any camera terms)
-while query + gallery has at most ``dense_rerank_max`` images (default 8000, about 1 GB of
-temporaries); above that it switches to ``re_ranking_features`` on the (concatenated) fused
-features, which keeps only the top-K per query; camera terms applied earlier are then added to
-those top-K distances before re-sorting.
+Re-ranking takes the full query×gallery, query×query and gallery×gallery distance matrices
+(``re_ranking``; the query×gallery one includes any camera terms) while query + gallery has at most
+``dense_rerank_max`` images (default 8000: the gallery×gallery matrix alone is 4·G² bytes). Above
+that it switches to ``re_ranking_features`` on the (concatenated) fused features, which keeps only
+the top-K per query; camera terms applied earlier are then added to those top-K distances before
+re-sorting.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from post_processing.distance import METRICS, topk_smallest
 from post_processing.features import l2_normalize
 from post_processing.metric_learning import ALGORITHMS, MetricLearner
 from post_processing.query_expansion import alpha_query_expansion, average_query_expansion, database_augmentation
+from post_processing.rerank import re_ranking, re_ranking_features
 from post_processing.track import WEIGHTINGS, track_average, track_expand, track_group_distance
 
 from .fusion import FUSIONS, Block, block_distance, concat_equivalent
@@ -423,8 +425,6 @@ def _camera_penalty(state: State, p: Dict[str, Any]) -> None:
                k2=Param(int, 6, "neighbours for local query expansion", minimum=1),
                **{"lambda": Param(float, 0.3, "weight of the original distance", minimum=0, maximum=1)})
 def _rerank(state: State, p: Dict[str, Any]) -> None:
-    from post_processing.rerank import re_ranking, re_ranking_features
-
     if state.num_query + state.num_gallery <= state.dense_rerank_max:
         qg = state.distances()
         qq = block_distance(state.blocks, "query", "query", state.metric)
@@ -434,7 +434,7 @@ def _rerank(state: State, p: Dict[str, Any]) -> None:
         return
     qf, gf = concat_equivalent(state.blocks, "query"), concat_equivalent(state.blocks, "gallery")
     depth = min(state.depth, state.num_gallery)
-    idx, dist = re_ranking_features(qf, gf, p["k1"], p["k2"], p["lambda"], topk=depth)
+    idx, dist = re_ranking_features(qf, gf, p["k1"], p["k2"], p["lambda"], topk=depth, metric=state.metric)
     idx, dist = np.asarray(idx), np.asarray(dist, dtype=np.float32)
     if state.dist is not None:
         extra = np.take_along_axis(state.dist - state.base_dist, idx, axis=1)
