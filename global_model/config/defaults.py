@@ -69,8 +69,8 @@ _C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
 # ----------------------------------------------------------------------------- data
 _C.DATASETS = CN()
 _C.DATASETS.ROOT = "data"  # default root for entries below given without '=path'
-# Train sets, merged with disjoint ids: "name" (at ROOT) or "name=path", e.g. ["aic20", "aic20_sim=/d/sim"];
-# loader options go in brackets: "fvrid(split=both)=/d/fvrid", "vehicleid(test_size=800)".
+# Train sets, merged with disjoint ids: "name" (at ROOT) or "name=path" (a relative path is inside ROOT),
+# e.g. ["aic20", "aic20_sim=/d/sim"]; loader options go in brackets: "fvrid(split=both)=fvrid".
 _C.DATASETS.TRAIN = ["aic20"]
 _C.DATASETS.TEST = "aic20"  # query/gallery split used for validation and extraction ("name" or "name=path")
 _C.DATASETS.SKIP_BAD = False  # skip (and report) unreadable images instead of failing

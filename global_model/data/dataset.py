@@ -77,9 +77,10 @@ def _option_value(text: str) -> Any:
 
 
 def parse_dataset_spec(spec: str, default_root: str) -> Tuple[str, str, Dict[str, Any]]:
-    """``"name"`` → (name, default_root, {}); ``"name=path"`` → (name, path, {}); loader keyword
-    arguments go in brackets, e.g. ``"fvrid(split=both)=data/fvrid"`` → (fvrid, data/fvrid,
-    {"split": "both"}) (values are Python literals, else strings)."""
+    """``"name"`` → (name, default_root, {}); ``"name=path"`` → (name, path, {}) with a relative
+    ``path`` taken inside ``default_root`` (``DATASETS.ROOT``); loader keyword arguments go in
+    brackets, e.g. ``"fvrid(split=both)=fvrid"`` → (fvrid, ROOT/fvrid, {"split": "both"}) (values
+    are Python literals, else strings)."""
     match = _SPEC.match(spec)
     if not match or (match.group(3) is not None and not match.group(3).strip()):
         raise DatasetError(f"bad dataset entry {spec!r}: expected 'name', 'name=path' or "
@@ -93,7 +94,7 @@ def parse_dataset_spec(spec: str, default_root: str) -> Tuple[str, str, Dict[str
             raise DatasetError(f"bad loader option {item.strip()!r} in dataset entry {spec!r}: expected key=value")
         options[key] = _option_value(value)
     path = match.group(3)
-    return match.group(1), (path.strip() if path is not None else default_root), options
+    return match.group(1), (os.path.join(default_root, path.strip()) if path is not None else default_root), options
 
 
 def load_dataset_spec(spec: str, cfg, root_override: Optional[str] = None) -> DatasetSplits:
