@@ -1,0 +1,127 @@
+"""MGN: branch structure and shapes, stripe pooling, test-vector selection, loss and extraction via global_model."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mgn_model  # noqa: F401  (registers "mgn")
+from global_model.config import get_cfg
+from global_model.modeling import build_model
+from global_model.modeling.losses import build_loss
+from mgn_model.model import MGN, parse_branches
+
+WIDTH = 16
+
+
+def mgn_cfg(**mgn):
+    cfg = get_cfg()
+    cfg.MODEL.META_ARCH = "mgn"
+    cfg.MODEL.BACKBONE = "timm:test_resnet"
+    cfg.MODEL.MGN.REDUCTION_DIM = WIDTH
+    for key, value in mgn.items():
+        setattr(cfg.MODEL.MGN, key, value)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model(mgn_cfg(), num_classes=6)
+
+
+def test_build_model_dispatches_to_mgn(model):
+    assert isinstance(model, MGN)
+    assert model.vector_names == ["g", "h2", "h2.0", "h2.1", "h3", "h3.0", "h3.1", "h3.2", "v2", "v2.0", "v2.1"]
+    assert model.feat_dim == 11 * WIDTH
+
+
+def test_forward_shapes_for_every_branch(model):
+    model.train()
+    out = model(torch.randn(4, 3, 64, 64))
+    assert len(out["logits"]) == 11 and all(t.shape == (4, 6) for t in out["logits"])
+    assert len(out["triplet_feats"]) == 4 and all(t.shape == (4, WIDTH) for t in out["triplet_feats"])
+    assert [t.shape for t in out["center_feats"]] == [(4, model.feat_dim)]
+    model.eval()
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, model.feat_dim)
+
+
+def test_global_branch_keeps_stride_two_and_stripe_branches_stride_one(model):
+    shared = model.trunk(torch.zeros(1, 3, 64, 64))
+    sizes = {name: tuple(branch(shared).shape[-2:]) for name, branch in model.branches.items()}
+    assert sizes == {"g": (2, 2), "h2": (4, 4), "h3": (4, 4), "v2": (4, 4)}
+
+
+def test_branches_own_their_layers(model):
+    params = [{id(p) for p in branch.parameters()} for branch in model.branches.values()]
+    assert all(a.isdisjoint(b) for i, a in enumerate(params) for b in params[i + 1:])
+    assert {id(p) for p in model.trunk.parameters()}.isdisjoint(set().union(*params))
+
+
+def test_stripes_pool_the_right_regions(model):
+    """h3.1 is the middle third of the rows, v2.1 the right half of the columns (max pooling)."""
+    model.eval()
+    images = torch.randn(2, 3, 96, 64)  # maps 6×4: three 2-row stripes, two 2-column halves
+    vectors = model.vectors(images)
+    shared = model.trunk(images)
+    h3 = model.branches["h3"](shared)
+    v2 = model.branches["v2"](shared)
+    middle = h3[:, :, 2:4].amax(dim=(2, 3), keepdim=True)
+    right = v2[:, :, :, 2:].amax(dim=(2, 3), keepdim=True)
+    assert torch.allclose(vectors["h3.1"], model.reductions["h3_1"](middle).flatten(1), atol=1e-5)
+    assert torch.allclose(vectors["v2.1"], model.reductions["v2_1"](right).flatten(1), atol=1e-5)
+    assert torch.allclose(vectors["g"], model.reductions["g"](F.adaptive_max_pool2d(
+        model.branches["g"](shared), 1)).flatten(1), atol=1e-5)
+
+
+def test_test_vectors_select_and_order_the_feature():
+    torch.manual_seed(0)
+    model = build_model(mgn_cfg(BRANCHES=["g", "h2"], TEST_VECTORS=["h2.1", "g"], POOLING="avg"), 3).eval()
+    assert model.feat_dim == 2 * WIDTH
+    images = torch.randn(2, 3, 64, 64)
+    vectors = model.vectors(images)
+    assert torch.equal(model(images), torch.cat([vectors["h2.1"], vectors["g"]], 1))
+
+
+@pytest.mark.parametrize("mgn, message", [
+    ({"BRANCHES": ["g", "x2"]}, "entry 'x2' is not 'g', 'hN' or 'vN'"),
+    ({"BRANCHES": ["h2", "h2"]}, "distinct branches"),
+    ({"BRANCHES": []}, "distinct branches"),
+    ({"TEST_VECTORS": ["h4.0"]}, r"\['h4.0'\] are not vectors.*available: g, h2, h2.0"),
+    ({"POOLING": "gem"}, "MODEL.MGN.POOLING must be one of max, avg"),
+    ({"REDUCTION_DIM": 0}, "MODEL.MGN.REDUCTION_DIM"),
+])
+def test_config_errors(mgn, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(mgn_cfg(**mgn), 3)
+
+
+def test_non_resnet_backbones_are_refused():
+    cfg = mgn_cfg()
+    cfg.MODEL.BACKBONE = "timm:test_convnext"
+    with pytest.raises(ValueError, match="not ResNet-like"):
+        build_model(cfg, 3)
+
+
+def test_parse_branches():
+    assert [(b.name, b.axis, b.parts) for b in parse_branches(["g", "h12", "v2"])] == [
+        ("g", "", 0), ("h12", "h", 12), ("v2", "v", 2)]
+
+
+def test_loss_decreases_on_a_tiny_batch():
+    """The shared build_loss (CE over all 11 classifiers + triplet on the 4 global vectors) trains MGN."""
+    torch.manual_seed(0)
+    cfg = mgn_cfg()
+    cfg.LOSS.TRIPLET_MARGIN = 1.2
+    model = build_model(cfg, 4)
+    loss_fn = build_loss(cfg, 4, model.feat_dim)
+    images = torch.randn(8, 3, 64, 64)
+    batch = {"pids": torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    losses = []
+    for _ in range(8):
+        total, parts = loss_fn(model(images), batch)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        losses.append(total.item())
+    assert set(parts) == {"ce", "triplet"}
+    assert losses[-1] < 0.7 * losses[0]
