@@ -153,6 +153,15 @@ def test_torch_hub_cached_weights_without_network(empty_caches, name, filename):
     assert _params_equal(model.body, {k: v for k, v in state.items() if not k.startswith("fc.")})
 
 
+def test_corrupt_cached_file_is_reported(empty_caches):
+    checkpoints = empty_caches / "torch" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "resnet18-f37072fd.pth").write_text("truncated download")
+    with pytest.raises(BackboneError, match=r"loading ImageNet weights for backbone 'torchvision:resnet18'.*"
+                                            r"MODEL.PRETRAIN_PATH"):
+        build_backbone("torchvision:resnet18", pretrained=True)
+
+
 def test_pretrain_path_loads_a_saved_state_dict(tmp_path, empty_caches):
     source = build_backbone("timm:test_resnet", last_stride=2)[0].body
     wrapped = {"state_dict": {"module." + k: v for k, v in source.state_dict().items()},

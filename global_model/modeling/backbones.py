@@ -186,12 +186,20 @@ def _download_guard(label: str, looked: Sequence[str], remote: str) -> None:
         raise _missing_weights(label, looked, remote)
 
 
-def _library_call(label: str, looked: Sequence[str], remote: str, fn: Callable[[], nn.Module]) -> nn.Module:
+def _torch_hub_guard(label: str, url: str) -> None:
+    """Fail now unless ``url``'s file is in the torch hub cache or its host can be reached."""
+    path = _torch_hub_file(url)
+    if not os.path.isfile(path):
+        _download_guard(label, [path], url)
+
+
+def _library_call(label: str, origin: str, fn: Callable[[], nn.Module]) -> nn.Module:
+    """``fn()`` (a library loading weights from ``origin``, a cache file or URL) with a clear error."""
     try:
         return fn()
-    except Exception as exc:  # network, hash or format errors of the library's downloader
-        raise BackboneError(f"loading ImageNet weights for backbone '{label}' from {remote} failed: {exc}. "
-                            f"Looked for a cached copy at: {'; '.join(looked)}. Fix: {_PRETRAIN_HINT}.") from exc
+    except Exception as exc:  # network, hash, format or key errors of the library's loader
+        raise BackboneError(f"loading ImageNet weights for backbone '{label}' from {origin} failed: {exc}. "
+                            f"Fix: {_PRETRAIN_HINT}.") from exc
 
 
 # ----------------------------------------------------------------------------- builders
@@ -203,10 +211,11 @@ def _build_timm(arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
         return timm.create_model(arch, pretrained=False, num_classes=0), "forward_features"
     cached, looked, remote = _timm_cached_file(arch)
     if cached:  # timm's own loader (with its checkpoint filters) reading the cached file, no network
-        return timm.create_model(arch, pretrained=True, num_classes=0,
-                                 pretrained_cfg_overlay={"file": cached}), "forward_features"
+        body = _library_call(label, cached, lambda: timm.create_model(arch, pretrained=True, num_classes=0,
+                                                                      pretrained_cfg_overlay={"file": cached}))
+        return body, "forward_features"
     _download_guard(label, looked, remote)
-    body = _library_call(label, looked, remote, lambda: timm.create_model(arch, pretrained=True, num_classes=0))
+    body = _library_call(label, remote, lambda: timm.create_model(arch, pretrained=True, num_classes=0))
     return body, "forward_features"
 
 
@@ -227,10 +236,8 @@ def _pretrainedmodels_body(factory: Callable[..., nn.Module], arch: str, pretrai
         if settings is None:
             raise BackboneError(f"pretrainedmodels has no 'imagenet' weights for '{arch}'; pass MODEL.PRETRAIN_PATH "
                                 f"or set MODEL.PRETRAINED False")
-        path = _torch_hub_file(settings["url"])
-        if not os.path.isfile(path):
-            _download_guard(f"pretrainedmodels:{arch}", [path], settings["url"])
-        body = _library_call(f"pretrainedmodels:{arch}", [path], settings["url"],
+        _torch_hub_guard(f"pretrainedmodels:{arch}", settings["url"])
+        body = _library_call(f"pretrainedmodels:{arch}", settings["url"],
                              lambda: factory(num_classes=settings["num_classes"], pretrained="imagenet"))
     else:
         body = factory(num_classes=1000, pretrained=None)
@@ -243,10 +250,8 @@ def _build_torchvision(arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
 
     if pretrained:
         weights = torchvision.models.get_model_weights(arch).DEFAULT
-        path = _torch_hub_file(weights.url)
-        if not os.path.isfile(path):
-            _download_guard(f"torchvision:{arch}", [path], weights.url)
-        body = _library_call(f"torchvision:{arch}", [path], weights.url,
+        _torch_hub_guard(f"torchvision:{arch}", weights.url)
+        body = _library_call(f"torchvision:{arch}", weights.url,
                              lambda: torchvision.models.get_model(arch, weights=weights))
     else:
         body = torchvision.models.get_model(arch, weights=None)
@@ -293,10 +298,8 @@ def _build_ibn(arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
         if url is None:
             raise BackboneError(f"IBN-Net published no ImageNet weights for '{arch}'; pass MODEL.PRETRAIN_PATH "
                                 f"or set MODEL.PRETRAINED False")
-        path = _torch_hub_file(url)
-        if not os.path.isfile(path):
-            _download_guard(f"ibn:{arch}", [path], url)
-        state = _library_call(f"ibn:{arch}", [path], url,
+        _torch_hub_guard(f"ibn:{arch}", url)
+        state = _library_call(f"ibn:{arch}", url,
                               lambda: torch.hub.load_state_dict_from_url(url, map_location="cpu"))
         _load_into(body, state, f"ibn:{arch}", url)
     return body, "stages"
