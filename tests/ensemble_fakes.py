@@ -9,8 +9,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Sequence
 
+import cv2
 import numpy as np
-from fake_trees import write_jpeg, write_label_xml, write_text
+from fake_trees import write_label_xml, write_text
 
 from post_processing.features import save_features
 
@@ -59,11 +60,12 @@ def build_tree(root: str, n_ids: int = 24, per_id: int = 5, n_cams: int = 4, gro
         write_label_xml(os.path.join(root, "test_label.xml"),
                         [{"imageName": n, "vehicleID": f"{p:04d}", "cameraID": f"c{c + 1:03d}"}
                          for n, (p, c) in zip(g_names, gallery)])
-    if images:
-        for i, n in enumerate(q_names):
-            write_jpeg(os.path.join(root, "image_query", n), 10 * q_pids[i])
-        for n, (p, _) in zip(g_names, gallery):
-            write_jpeg(os.path.join(root, "image_test", n), 10 * p)
+    if images:  # distinct 16x16 noise images, tinted by identity
+        for folder, names, pids in (("image_query", q_names, q_pids), ("image_test", g_names, [p for p, _ in gallery])):
+            os.makedirs(os.path.join(root, folder), exist_ok=True)
+            for n, p in zip(names, pids):
+                img = rng.integers(0, 96, size=(16, 16, 3)) + (37 * p) % 160
+                assert cv2.imwrite(os.path.join(root, folder, n), img.astype(np.uint8))
     t_pids = [pid for pid in range(n_ids, n_ids + train_ids) for _ in range(per_id)]
     t_names = [f"{i + 1:06d}.jpg" for i in range(len(t_pids))]
     if train_ids:

@@ -105,3 +105,37 @@ def test_visualize_without_ground_truth_uses_grey_borders(case, tmp_path):
     res = run("visualize", base / "track2.txt", "--data-root", nogt.root, "--out", png, "--cmc-out",
               tmp_path / "cmc.png", code=1)
     assert "ground truth" in res.output
+
+
+def test_search_extracts_query_images_with_a_checkpoint(case, tmp_path):
+    """A random tiny resnet18 checkpoint: a query that is a copy of a gallery image finds it first."""
+    import shutil
+
+    from global_model.config import get_cfg
+    from global_model.data.records import ImageRecord
+    from global_model.engine.checkpoint import save_checkpoint
+    from global_model.engine.extractor import extract_features
+    from global_model.modeling import build_model
+    from post_processing.features import save_features
+
+    base, tree = case
+    cfg = get_cfg()
+    cfg.merge_from_list(["MODEL.BACKBONE", "resnet18", "MODEL.PRETRAINED", False, "MODEL.DEVICE", "cpu",
+                         "INPUT.SIZE_TEST", [32, 32], "DATALOADER.NUM_WORKERS", 0, "TEST.IMS_PER_BATCH", 64])
+    model = build_model(cfg, num_classes=4).eval()
+    ckpt = tmp_path / "model.pth"
+    save_checkpoint(str(ckpt), {"model": model.state_dict(), "cfg": cfg.dump(), "num_classes": 4})
+    gallery = [ImageRecord(str(base / "data" / "image_test" / n), -1, -1) for n in tree.gallery]
+    names, feats = extract_features(model, gallery, cfg, progress=False)
+    save_features(str(tmp_path / "gallery.pkl"), names, feats)
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    picked = tree.gallery[:3]
+    for n in picked:
+        shutil.copy(base / "data" / "image_test" / n, queries / f"q_{n}")
+    out = tmp_path / "result.csv"
+    run("search", "--query-dir", queries, "--checkpoint", ckpt, "--gallery-features", tmp_path / "gallery.pkl",
+        "--data-root", base / "data", "--topk", 4, "--out", out)
+    rows = [r for r in read_csv(out) if r["rank"] == "1"]
+    assert [r["query_filename"] for r in rows] == [f"q_{n}" for n in picked]
+    assert all(r["predicted_path"].endswith(n) and float(r["distance"]) < 1e-3 for r, n in zip(rows, picked))
