@@ -35,7 +35,7 @@ from post_processing.distance import pairwise_distance
 __all__ = ["re_ranking", "re_ranking_features"]
 
 _NO_INDEX = np.iinfo(np.int32).max
-_TILE = 128            # B-rows handled together when they are columns of the source matrix
+_TILE = 512            # items handled together when they are columns of the source matrix
 _MARGIN = 3            # re_ranking_features keeps _MARGIN × max(k1+1, k2) candidates per item
 _WEIGHT_DTYPES = (np.float32, np.float16)
 
@@ -127,27 +127,39 @@ def _sq_max(M, axis, out):
 
 
 @njit(inline="always")
+def _reject_above(worst, mi):
+    """A squared distance above this bound cannot enter a list whose worst value is ``worst``:
+    ``float32(d2 / mi) > worst`` is guaranteed with a 2⁻²⁰ relative margin, so the hot loops
+    compare squared distances and divide only for the rare candidates."""
+    return np.float64(worst) * np.float64(mi) * (1.0 + 2.0 ** -20)
+
+
+@njit(inline="always")
+def _offer(topv, topi, item, v2, mi, jj):
+    """Exact test of candidate ``jj`` (squared distance ``v2``) against ``item``'s list."""
+    last = topv.shape[1] - 1
+    v = v2 / mi
+    if v < topv[item, last] or (v == topv[item, last] and jj < topi[item, last]):
+        _insert(topv[item], topi[item], v, jj)
+    return _reject_above(topv[item, last], mi)
+
+
+@njit(inline="always")
 def _scan_row(M, i, col_off, item, m, topv, topi, rmax):
     """Offer row ``i`` of ``M`` to the list of ``item``: candidate ``col_off + j`` has value
     ``float32(M[i, j]²) / m[item]``; ``rmax[item]`` tracks the largest squared value seen.
 
     Lists are sorted by (value, index) and start full of (inf, max index).
     """
-    last = topv.shape[1] - 1
     mi = m[item]
     mx = rmax[item]
-    wv = topv[item, last]
-    wi = topi[item, last]
+    bound = _reject_above(topv[item, topv.shape[1] - 1], mi)
     for j in range(M.shape[1]):
-        v = _sq(M[i, j])
-        if v > mx:
-            mx = v
-        v = v / mi
-        jj = col_off + j
-        if v < wv or (v == wv and jj < wi):
-            _insert(topv[item], topi[item], v, jj)
-            wv = topv[item, last]
-            wi = topi[item, last]
+        v2 = _sq(M[i, j])
+        if v2 > mx:
+            mx = v2
+        if v2 <= bound:
+            bound = _offer(topv, topi, item, v2, mi, col_off + j)
     rmax[item] = mx
 
 
@@ -155,29 +167,21 @@ def _scan_row(M, i, col_off, item, m, topv, topi, rmax):
 def _scan_tile(M, a, w, row_off, dst_off, m, topv, topi, rmax):
     """:func:`_scan_row` for columns ``a:a+w`` of ``M`` (item ``dst_off + c`` for column c),
     reading each row of ``M`` as one contiguous run."""
-    last = topv.shape[1] - 1
     mi = np.empty(w, np.float32)
     mx = np.empty(w, np.float32)
-    wv = np.empty(w, np.float32)
-    wi = np.empty(w, np.int64)
+    bound = np.empty(w, np.float64)
     for c in range(w):
         item = dst_off + a + c
         mi[c] = m[item]
         mx[c] = rmax[item]
-        wv[c] = topv[item, last]
-        wi[c] = topi[item, last]
+        bound[c] = _reject_above(topv[item, topv.shape[1] - 1], mi[c])
     for r in range(M.shape[0]):
-        jj = row_off + r
         for c in range(w):
-            v = _sq(M[r, a + c])
-            if v > mx[c]:
-                mx[c] = v
-            v = v / mi[c]
-            if v < wv[c] or (v == wv[c] and jj < wi[c]):
-                item = dst_off + a + c
-                _insert(topv[item], topi[item], v, jj)
-                wv[c] = topv[item, last]
-                wi[c] = topi[item, last]
+            v2 = _sq(M[r, a + c])
+            if v2 > mx[c]:
+                mx[c] = v2
+            if v2 <= bound[c]:
+                bound[c] = _offer(topv, topi, dst_off + a + c, v2, mi[c], row_off + r)
     for c in range(w):
         rmax[dst_off + a + c] = mx[c]
 
@@ -199,17 +203,28 @@ def _scan_cols(M, c0, c1, row_off, dst_off, m, topv, topi, rmax):
 
 
 @njit(cache=True, parallel=True)
-def _scan_pair(D, row_off, col_off, diagonal, m, topv, topi, rmax):
-    """One block of a symmetric matrix: its rows feed the row items, its columns the column
-    items (skipped on a diagonal block, already symmetric), in a single parallel launch."""
-    nr, nc = D.shape
-    ntiles = 0 if diagonal else (nc + _TILE - 1) // _TILE
-    for t in prange(nr + ntiles):
-        if t < nr:
-            _scan_row(D, t, col_off, row_off + t, m, topv, topi, rmax)
+def _scan_pair(D, row_off, col_off, work, m, topv, topi, rmax):
+    """One block of a symmetric matrix in one parallel launch: its rows feed the row items and
+    its columns the column items. ``work`` (see :func:`_pair_work`) lists rows (>= 0) and column
+    tiles (-1 - tile) interleaved so that any contiguous share of it is a balanced load."""
+    nc = D.shape[1]
+    for t in prange(work.shape[0]):
+        w = work[t]
+        if w >= 0:
+            _scan_row(D, w, col_off, row_off + w, m, topv, topi, rmax)
         else:
-            a = (t - nr) * _TILE
+            a = (-1 - w) * _TILE
             _scan_tile(D, a, min(_TILE, nc - a), row_off, col_off, m, topv, topi, rmax)
+
+
+def _pair_work(n_rows, n_cols, diagonal):
+    """Work list for :func:`_scan_pair`: rows and column tiles merged by relative position."""
+    rows = np.arange(n_rows)
+    if diagonal:
+        return rows
+    tiles = np.arange(-(-n_cols // _TILE))
+    pos = np.concatenate([(rows + 0.5) / n_rows, (tiles + 0.5) / len(tiles)])
+    return np.concatenate([rows, -1 - tiles])[np.argsort(pos, kind="stable")]
 
 
 @njit(cache=True)
@@ -252,65 +267,80 @@ def _refine(topd2, topi, m, need, complete):
     return topb, ambiguous
 
 
-@njit(cache=True)
-def _expansion_row(R, i, K1, H1, buf, krec, ckr):
-    """Sorted unique k-reciprocal expansion set of item ``i`` written to ``buf``; returns its size."""
-    nk = 0
-    for a in range(K1):
-        f = R[i, a]
-        for b in range(K1):
-            if R[f, b] == i:
-                krec[nk] = f
-                nk += 1
-                break
-    cnt = 0
-    for a in range(nk):
-        buf[cnt] = krec[a]
-        cnt += 1
-    for a in range(nk):
-        c = krec[a]
-        nc = 0
-        for b in range(H1):
-            f = R[c, b]
-            for e in range(H1):
-                if R[f, e] == c:
-                    ckr[nc] = f
-                    nc += 1
+@njit(cache=True, parallel=True)
+def _reciprocal(R, k):
+    """k-reciprocal neighbours of every item: the j among its first ``k`` neighbours that have it
+    among their own first ``k`` (in forward order, padded), and how many there are."""
+    n = R.shape[0]
+    out = np.empty((n, k), np.int32)
+    counts = np.zeros(n, np.int64)
+    for i in prange(n):
+        nk = 0
+        for a in range(k):
+            f = R[i, a]
+            for b in range(k):
+                if R[f, b] == i:
+                    out[i, nk] = f
+                    nk += 1
                     break
+        counts[i] = nk
+    return out, counts
+
+
+@njit(inline="always")
+def _expansion_row(i, krec, kcnt, hrec, hcnt, mark, buf):
+    """Expansion set of item ``i`` (unsorted, unique) in ``buf``; returns its size.
+
+    Its k1-reciprocal set, plus the round(k1/2)-reciprocal set of each member that shares more
+    than 2/3 of its own elements with it. ``mark`` (one slot per item, zeroed once per thread)
+    records membership: value 2i+1 = in the k1-reciprocal set, 2i+2 = added by expansion.
+    """
+    in_krec = 2 * i + 1
+    added = 2 * i + 2
+    cnt = 0
+    for a in range(kcnt[i]):
+        mark[krec[i, a]] = in_krec
+        buf[cnt] = krec[i, a]
+        cnt += 1
+    for a in range(kcnt[i]):
+        c = krec[i, a]
+        nc = hcnt[c]
         common = 0
         for b in range(nc):
-            for e in range(nk):
-                if krec[e] == ckr[b]:
-                    common += 1
-                    break
+            if mark[hrec[c, b]] == in_krec:
+                common += 1
         if common > (2.0 / 3.0) * nc:
             for b in range(nc):
-                buf[cnt] = ckr[b]
-                cnt += 1
-    s = np.sort(buf[:cnt])
-    u = 0
-    for a in range(cnt):
-        if a == 0 or s[a] != s[a - 1]:
-            buf[u] = s[a]
-            u += 1
-    return u
+                x = hrec[c, b]
+                if mark[x] != in_krec and mark[x] != added:
+                    mark[x] = added
+                    buf[cnt] = x
+                    cnt += 1
+    return cnt
 
 
 @njit(cache=True, parallel=True)
 def _expansion_sets(R, K1, H1):
-    """CSR (indptr, indices) of every item's expansion set (two passes: sizes, then contents)."""
+    """CSR (indptr, ascending indices) of every item's k-reciprocal expansion set."""
     n = R.shape[0]
-    sizes = np.zeros(n + 1, np.int64)
+    krec, kcnt = _reciprocal(R, K1)
+    hrec, hcnt = _reciprocal(R, H1)
+    nchunks = min(n, 64)
     cap = K1 + K1 * H1
-    for i in prange(n):
+    sizes = np.zeros(n + 1, np.int64)
+    for ch in prange(nchunks):
+        mark = np.zeros(n, np.int64)
         buf = np.empty(cap, np.int32)
-        sizes[i + 1] = _expansion_row(R, i, K1, H1, buf, np.empty(K1, np.int32), np.empty(H1, np.int32))
+        for i in range(ch * n // nchunks, (ch + 1) * n // nchunks):
+            sizes[i + 1] = _expansion_row(i, krec, kcnt, hrec, hcnt, mark, buf)
     indptr = np.cumsum(sizes)
     indices = np.empty(indptr[n], np.int32)
-    for i in prange(n):
+    for ch in prange(nchunks):
+        mark = np.zeros(n, np.int64)
         buf = np.empty(cap, np.int32)
-        u = _expansion_row(R, i, K1, H1, buf, np.empty(K1, np.int32), np.empty(H1, np.int32))
-        indices[indptr[i]:indptr[i] + u] = buf[:u]
+        for i in range(ch * n // nchunks, (ch + 1) * n // nchunks):
+            u = _expansion_row(i, krec, kcnt, hrec, hcnt, mark, buf)
+            indices[indptr[i]:indptr[i] + u] = np.sort(buf[:u])
     return indptr, indices
 
 
@@ -834,7 +864,8 @@ def re_ranking_features(query_feats, gallery_feats, k1=20, k2=6, lambda_value=0.
         m = np.zeros(n, np.float32)
         for bi in range(nb):
             for bj in range(bi, nb):
-                _scan_pair(blocks.get(bi, bj), off[bi], off[bj], bi == bj, ones, topd2, topi, m)
+                d = blocks.get(bi, bj)
+                _scan_pair(d, off[bi], off[bj], _pair_work(*d.shape, bi == bj), ones, topd2, topi, m)
                 bar.update(1)
         _check_max(m, q, "re_ranking_features")
         topb, ambiguous = _refine(topd2, topi, m, K, L == n)

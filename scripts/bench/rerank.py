@@ -1,0 +1,209 @@
+"""Benchmark: k-reciprocal re-ranking against the plain-numpy implementation, in the same run.
+
+For each scale, seeded clustered 2048-d features are generated and every method runs in its own
+fresh subprocess (so peak RSS is its own): ``numpy`` (the transcription the tests check against,
+with numpy's default argsort like the widely used code), ``matrix``
+(``post_processing.rerank.re_ranking`` on the same distance matrices) and ``features``
+(``re_ranking_features`` from the features; its time includes computing the distances, which the
+other two get for free). Times exclude numba compilation (each worker warms up on a tiny input
+first); a separate worker with an empty numba cache measures the cold compile. Peak RSS includes
+the inputs (features + distance matrices); "inputs" is the RSS before the method starts.
+Top-100 rankings are compared to the numpy one (ties to the lower index in every method).
+
+The distance matrices are ``post_processing.distance.pairwise_distance`` outputs with q×q and
+g×g made exactly symmetric (upper triangle mirrored), which is how ``re_ranking_features``
+defines them, so all three methods rank the very same numbers.
+
+    python scripts/bench/rerank.py                       # 500×5000, VeRi-776, AIC20
+    python scripts/bench/rerank.py --scales veriwild     # 10,000×128,517 (features only)
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+SCALES = {  # name: (queries, gallery)
+    "small": (500, 5000),
+    "veri776": (1678, 11579),
+    "aic20": (1052, 18290),
+    "veriwild": (10000, 128517),
+}
+TOPK = 100
+IMAGES_PER_ID = 50
+NOISE = 1.0
+
+
+def make_features(q, g, dim, seed):
+    """L2-normalised features around one random centre per identity (≈50 images each)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(1, g // IMAGES_PER_ID), dim), dtype=np.float32)
+
+    def draw(n):
+        ids = rng.integers(0, len(centres), n)
+        out = np.empty((n, dim), np.float32)
+        for s in range(0, n, 8192):
+            x = centres[ids[s:s + 8192]] + NOISE * rng.standard_normal((len(ids[s:s + 8192]), dim), dtype=np.float32)
+            out[s:s + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        return out
+
+    return draw(q), draw(g)
+
+
+def mirror_inplace(d, block=2048):
+    """Copy the upper triangle onto the lower one, a block at a time (no N² temporaries)."""
+    for s in range(0, len(d), block):
+        e = min(len(d), s + block)
+        d[s:e, :s] = d[:s, s:e].T
+        d[s:e, s:e] = np.triu(d[s:e, s:e]) + np.triu(d[s:e, s:e], 1).T
+
+
+def distance_matrices(Q, G):
+    from post_processing.distance import pairwise_distance
+    q_q = pairwise_distance(Q, Q)
+    mirror_inplace(q_q)
+    g_g = pairwise_distance(G, G)
+    mirror_inplace(g_g)
+    return pairwise_distance(Q, G), q_q, g_g
+
+
+def load_reference():
+    spec = importlib.util.spec_from_file_location("test_rerank", ROOT / "tests" / "test_rerank.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reference_re_ranking
+
+
+def rss_now_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def topk_rows(final, k):
+    order = np.argsort(final, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(final, order, axis=1)
+
+
+def worker(method, scale, dim, seed, out):
+    """Run one method once in this (fresh) process and write its ranking + figures to ``out``."""
+    from post_processing.rerank import re_ranking, re_ranking_features
+    q, g = SCALES[scale]
+    Q, G = make_features(q, g, dim, seed)
+    info = {}
+    if method != "features":
+        t = time.perf_counter()
+        mats = distance_matrices(Q, G)
+        info["distances_s"] = time.perf_counter() - t
+        del Q, G
+    if method != "numpy":  # warm-up on a tiny input: loads (or compiles) the numba kernels
+        Qs, Gs = make_features(20, 200, 32, seed + 1)
+        t = time.perf_counter()
+        re_ranking(*distance_matrices(Qs, Gs))
+        re_ranking_features(Qs, Gs)
+        info["warmup_s"] = time.perf_counter() - t
+    info["inputs_mb"] = rss_now_mb()
+    t = time.perf_counter()
+    if method == "numpy":
+        idx, dist = topk_rows(load_reference()(*mats, argsort_kind="quicksort"), TOPK)
+    elif method == "matrix":
+        idx, dist = topk_rows(re_ranking(*mats), TOPK)
+    else:
+        idx, dist = re_ranking_features(Q, G, topk=TOPK)
+    info["seconds"] = time.perf_counter() - t
+    info["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    np.savez(out, idx=idx, dist=dist)
+    Path(out).with_suffix(".json").write_text(json.dumps(info))
+
+
+def cold_compile(seed):
+    """Seconds for the first calls with an empty numba cache (compile everything once)."""
+    from post_processing.rerank import re_ranking, re_ranking_features
+    Qs, Gs = make_features(20, 200, 32, seed + 1)
+    t = time.perf_counter()
+    re_ranking(*distance_matrices(Qs, Gs))
+    re_ranking_features(Qs, Gs)
+    print(json.dumps({"compile_s": time.perf_counter() - t}))
+
+
+def spawn(args, env=None):
+    cmd = [sys.executable, __file__] + args
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"worker {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scales", default="small,veri776,aic20",
+                   help=f"comma-separated subset of {','.join(SCALES)}")
+    p.add_argument("--dim", type=int, default=2048)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--worker", nargs=2, metavar=("METHOD", "SCALE"), help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("--cold-compile", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        worker(*args.worker, args.dim, args.seed, args.out)
+        return 0
+    if args.cold_compile:
+        cold_compile(args.seed)
+        return 0
+    scales = [s.strip() for s in args.scales.split(",") if s.strip()]
+    unknown = [s for s in scales if s not in SCALES]
+    if unknown:
+        p.error(f"unknown scale(s) {unknown}; choose from {list(SCALES)}")
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "numba-cache"))
+        compile_s = json.loads(spawn(["--cold-compile"], env=env).stdout)["compile_s"]
+        print(f"numba cold compile (empty cache, both entry points): {compile_s:.1f} s", flush=True)
+        results["compile_s"] = compile_s
+        for scale in scales:
+            q, g = SCALES[scale]
+            methods = ["features"] if scale == "veriwild" else ["numpy", "matrix", "features"]
+            rows = {}
+            for method in methods:
+                out = os.path.join(tmp, f"{scale}-{method}.npz")
+                spawn(["--worker", method, scale, "--dim", str(args.dim), "--seed", str(args.seed), "--out", out])
+                rows[method] = json.loads(Path(out).with_suffix(".json").read_text())
+                rows[method]["ranking"] = np.load(out)
+            print(f"\n{scale}: {q} queries × {g} gallery, {args.dim}-d", flush=True)
+            print(f"  {'method':<9} {'time s':>8} {'speed-up':>9} {'peak MB':>8} {'inputs MB':>9}  top-100 vs numpy")
+            base = rows.get("numpy")
+            for method, r in rows.items():
+                speed = f"{base['seconds'] / r['seconds']:.1f}×" if base else "-"
+                same = "-"
+                if base and method != "numpy":
+                    same_idx = np.array_equal(r["ranking"]["idx"], base["ranking"]["idx"])
+                    diff = np.abs(r["ranking"]["dist"] - base["ranking"]["dist"]).max()
+                    same = f"{'identical' if same_idx else 'DIFFERENT'} (max |Δd| {diff:.1e})"
+                    r["identical_top100"] = bool(same_idx)
+                    r["max_abs_diff"] = float(diff)
+                extra = f"  [+{r['distances_s']:.1f} s to build the matrices]" if "distances_s" in r else ""
+                print(f"  {method:<9} {r['seconds']:>8.2f} {speed:>9} {r['peak_mb']:>8.0f} {r['inputs_mb']:>9.0f}  {same}{extra}")
+            for r in rows.values():
+                del r["ranking"]
+            results[scale] = rows
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

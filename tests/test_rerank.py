@@ -1,0 +1,203 @@
+"""k-reciprocal re-ranking: the numba entry points against a plain numpy transcription.
+
+``reference_re_ranking`` below is a line-by-line numpy transcription of the widely used
+implementation (fast-reid / torchreid), with the argsort made stable so ties are defined; the
+benchmark ``scripts/bench/rerank.py`` loads it from here so both check against the same thing.
+"""
+import numpy as np
+import pytest
+
+from post_processing import rerank
+from post_processing.distance import pairwise_distance
+from post_processing.rerank import re_ranking, re_ranking_features
+
+PARAMS = [(20, 6, 0.3), (5, 1, 0.5), (7, 9, 0.0)]  # default, no query expansion, k2 > k1 + 1
+
+
+def reference_re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3, argsort_kind="stable"):
+    q = q_g_dist.shape[0]
+    dist = np.block([[q_q_dist, q_g_dist], [q_g_dist.T, g_g_dist]])
+    dist = np.power(dist, 2).astype(np.float32)
+    dist = np.transpose(1.0 * dist / np.max(dist, axis=0))
+    n = dist.shape[0]
+    rank = np.argsort(dist, kind=argsort_kind).astype(np.int32)
+    half = int(np.around(k1 / 2.0))
+
+    def reciprocal(i, k):
+        forward = rank[i, :k + 1]
+        return forward[np.where(rank[forward, :k + 1] == i)[0]]
+
+    V = np.zeros_like(dist)
+    for i in range(n):
+        k_rec = reciprocal(i, k1)
+        expansion = k_rec
+        for c in k_rec:
+            c_rec = reciprocal(c, half)
+            if len(np.intersect1d(c_rec, k_rec)) > 2.0 / 3 * len(c_rec):
+                expansion = np.append(expansion, c_rec)
+        expansion = np.unique(expansion)
+        weight = np.exp(-dist[i, expansion])
+        V[i, expansion] = 1.0 * weight / np.sum(weight)
+    dist = dist[:q]
+    if k2 != 1:
+        V = np.stack([np.mean(V[rank[i, :k2], :], axis=0) for i in range(n)])
+    inverted = [np.where(V[:, c] != 0)[0] for c in range(n)]
+    jaccard = np.zeros_like(dist)
+    for i in range(q):
+        shared = np.zeros((1, n), np.float32)
+        for c in np.where(V[i] != 0)[0]:
+            rows = inverted[c]
+            shared[0, rows] = shared[0, rows] + np.minimum(V[i, c], V[rows, c])
+        jaccard[i] = 1 - shared / (2.0 - shared)
+    final = jaccard * (1 - lambda_value) + dist * lambda_value
+    return final[:, q:]
+
+
+def stable_topk(final, k):
+    order = np.argsort(final, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(final, order, axis=1)
+
+
+def features(kind, q=30, g=250, d=16, seed=0):
+    """``lattice``: small integers, so distances are exact, symmetric and full of ties;
+    ``gauss``: float features with a few exact duplicates (ties across query/gallery)."""
+    rng = np.random.default_rng(seed)
+    if kind == "lattice":
+        x = rng.integers(-2, 3, size=(q + g, d)).astype(np.float32)
+    else:
+        x = rng.standard_normal((q + g, d)).astype(np.float32)
+        x[q + 5] = x[3]
+        x[q + 7] = x[q + 9] = x[q + 11]
+    return x[:q], x[q:]
+
+
+def mirrored(d):
+    return np.triu(d) + np.triu(d, 1).T
+
+
+def matrices(Q, G, metric="euclidean", symmetric=False):
+    sym = mirrored if symmetric else (lambda d: d)
+    return (pairwise_distance(Q, G, metric), sym(pairwise_distance(Q, Q, metric)),
+            sym(pairwise_distance(G, G, metric)))
+
+
+@pytest.mark.parametrize("params", PARAMS)
+@pytest.mark.parametrize("kind,seed", [("gauss", 0), ("lattice", 1), ("gauss", 2)])
+def test_matches_numpy_transcription(kind, seed, params):
+    mats = matrices(*features(kind, seed=seed))
+    expected = reference_re_ranking(*mats, *params)
+    got = re_ranking(*mats, *params)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    for a, b in zip(stable_topk(got, 100), stable_topk(expected, 100)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_matches_transcription_on_float64_asymmetric_and_tiny_inputs():
+    rng = np.random.default_rng(3)
+    q_g, q_q, g_g = (rng.random(s) * 4 for s in ((6, 9), (6, 6), (9, 9)))  # not symmetric, float64
+    q_g[0, :3] = q_g[0, 3]  # ties inside a row
+    for params in [(20, 6, 0.3), (3, 2, 0.7)]:  # k1 + 1 larger than q + g, then a small k1
+        np.testing.assert_allclose(re_ranking(q_g, q_q, g_g, *params),
+                                   reference_re_ranking(q_g, q_q, g_g, *params), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("params", PARAMS[:2])
+@pytest.mark.parametrize("block_size", [4096, 64, 37])
+def test_feature_level_equals_matrix_level_on_exact_distances(block_size, params):
+    Q, G = features("lattice", seed=4)
+    mats = matrices(Q, G)
+    assert np.array_equal(mats[2], mats[2].T)  # integer features: distances are exactly symmetric
+    idx, dist = re_ranking_features(Q, G, *params, block_size=block_size)
+    ref_idx, ref_dist = stable_topk(re_ranking(*mats, *params), 100)
+    assert idx.dtype == np.int64 and dist.dtype == np.float32 and idx.shape == (len(Q), 100)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(dist, ref_dist)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_feature_level_equals_matrix_level_on_float_features(metric):
+    Q, G = features("gauss", seed=5)
+    idx, dist = re_ranking_features(Q, G, topk=40, metric=metric)
+    ref_idx, ref_dist = stable_topk(re_ranking(*matrices(Q, G, metric, symmetric=True)), 40)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(dist, ref_dist)
+
+
+def test_feature_level_recomputes_what_its_lists_miss(monkeypatch):
+    """With no candidate margin every list is ambiguous and many weights are outside the kept
+    lists: the block recomputation paths must run and still give the exact answer."""
+    calls = set()
+
+    def spy(name):
+        real = getattr(rerank, name)
+
+        def wrapper(*args):
+            calls.add(name)
+            return real(*args)
+        monkeypatch.setattr(rerank, name, wrapper)
+
+    spy("_exact_rows")
+    spy("_fill_missing")
+    monkeypatch.setattr(rerank, "_MARGIN", 1)
+    Q, G = features("lattice", seed=6)
+    idx, dist = re_ranking_features(Q, G, block_size=64)
+    ref_idx, ref_dist = stable_topk(re_ranking(*matrices(Q, G)), 100)
+    assert set(calls) == {"_exact_rows", "_fill_missing"}
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(dist, ref_dist)
+
+
+def test_topk_larger_than_gallery_returns_whole_ranking():
+    Q, G = features("gauss", q=4, g=12, seed=7)
+    idx, dist = re_ranking_features(Q, G, k1=4, k2=2, topk=50)
+    ref_idx, ref_dist = stable_topk(re_ranking(*matrices(Q, G, symmetric=True), k1=4, k2=2), 12)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(dist, ref_dist)
+
+
+def test_float16_weights_stay_close_to_float32():
+    Q, G = features("gauss", seed=8)
+    mats = matrices(Q, G, symmetric=True)
+    full32 = re_ranking(*mats)
+    full16 = re_ranking(*mats, weight_dtype=np.float16)
+    assert full16.dtype == np.float32
+    assert 0 < np.abs(full16 - full32).max() < 2e-3
+    _, dist16 = re_ranking_features(Q, G, weight_dtype=np.float16)
+    np.testing.assert_allclose(dist16, stable_topk(full16, 100)[1], rtol=0, atol=2e-3)
+
+
+def test_progress_bar_is_shown_on_request(capsys):
+    Q, G = features("gauss", q=5, g=20, seed=9)
+    re_ranking(*matrices(Q, G), k1=4, progress=True)
+    re_ranking_features(Q, G, k1=4, progress=True)
+    assert capsys.readouterr().err.count("re-ranking") >= 2
+
+
+def test_bad_inputs_are_refused_with_the_offending_argument():
+    Q, G = features("gauss", q=5, g=20, seed=10)
+    q_g, q_q, g_g = matrices(Q, G)
+    with pytest.raises(ValueError, match=r"g_g_dist must be 20×20"):
+        re_ranking(q_g, q_q, g_g[:, :19])
+    with pytest.raises(ValueError, match=r"q_q_dist must be 5×5"):
+        re_ranking(q_g, g_g, g_g)
+    bad = g_g.copy()
+    bad[3, 4] = np.nan
+    with pytest.raises(ValueError, match="g_g_dist contains NaN"):
+        re_ranking(q_g, q_q, bad)
+    with pytest.raises(ValueError, match="k1 must be an integer >= 1"):
+        re_ranking(q_g, q_q, g_g, k1=0)
+    with pytest.raises(ValueError, match="lambda_value must be in"):
+        re_ranking(q_g, q_q, g_g, lambda_value=1.5)
+    with pytest.raises(ValueError, match="weight_dtype must be float32 or float16"):
+        re_ranking(q_g, q_q, g_g, weight_dtype=np.float64)
+    with pytest.raises(ValueError, match="every distance from query 0 is zero"):
+        re_ranking(np.zeros((1, 2)), np.zeros((1, 1)), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="16-d but gallery_feats are 15-d"):
+        re_ranking_features(Q, G[:, :15])
+    G_bad = G.copy()
+    G_bad[7, 0] = np.inf
+    with pytest.raises(ValueError, match="gallery_feats row 7 is not finite"):
+        re_ranking_features(Q, G_bad)
+    with pytest.raises(ValueError, match="unknown metric"):
+        re_ranking_features(Q, G, metric="manhattan")
