@@ -30,7 +30,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 from tqdm import tqdm
 
-from post_processing.distance import pairwise_distance
+from post_processing.distance import pairwise_distance, topk_smallest
 
 __all__ = ["re_ranking", "re_ranking_features"]
 
@@ -94,7 +94,7 @@ def _insert(vals, idxs, v, j):
 
 @njit(cache=True, parallel=True)
 def _sq_max(M, axis, out):
-    """``out = max(out, max(float32(M²), axis))``; returns how many NaNs ``M`` holds."""
+    """``out = max(out, max(float32(M²), axis))``; returns how many non-finite values ``M`` holds."""
     n, k = M.shape
     nans = 0
     if axis == 1:
@@ -102,7 +102,7 @@ def _sq_max(M, axis, out):
             mx = out[i]
             for j in range(k):
                 x = M[i, j]
-                if x != x:
+                if not math.isfinite(x):
                     nans += 1
                 v = _sq(x)
                 if v > mx:
@@ -117,7 +117,7 @@ def _sq_max(M, axis, out):
         for r in range(n):
             for c in range(w):
                 x = M[r, c0 + c]
-                if x != x:
+                if not math.isfinite(x):
                     nans += 1
                 v = _sq(x)
                 if v > mx[c]:
@@ -705,7 +705,7 @@ def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3,
         for name, M, axis, target in (("q_q_dist", q_q, 0, m[:q]), ("q_g_dist", q_g, 1, m[:q]),
                                       ("q_g_dist", q_g, 0, m[q:]), ("g_g_dist", g_g, 0, m[q:])):
             if _sq_max(M, axis, target):
-                raise ValueError(f"{name} contains NaN")
+                raise ValueError(f"{name} contains NaN or infinite values")
         _check_max(m, q, "re_ranking")
         bar.update(1)
 
@@ -744,9 +744,10 @@ def _as_feats(x, name):
     if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
         raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
     a = np.ascontiguousarray(a, dtype=np.float32)
-    bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
-    if bad.size:
-        raise ValueError(f"{name} row {int(bad[0])} is not finite")
+    for s in range(0, len(a), 8192):
+        bad = np.flatnonzero(~np.isfinite(a[s:s + 8192]).all(axis=1))
+        if bad.size:
+            raise ValueError(f"{name} row {s + int(bad[0])} is not finite")
     return a
 
 
@@ -765,7 +766,6 @@ class _SymmetricBlocks:
     """
 
     def __init__(self, Q, G, metric, block_size):
-        self.q = len(Q)
         self.parts = [Q[s:e] for s, e in _split(len(Q), block_size)] + \
                      [G[s:e] for s, e in _split(len(G), block_size)]
         sizes = [len(p) for p in self.parts]
@@ -802,11 +802,13 @@ def _exact_rows(blocks, items, m, L):
         for bj in range(len(blocks)):
             d = blocks.get(bi, bj)[local]
             d2[:, blocks.offsets[bj]:blocks.offsets[bj + 1]] = d * d
-        b = d2 / m[items[sel]][:, None]
-        order = np.argsort(b, axis=1, kind="stable")[:, :L]
-        out_i[sel] = order
-        out_b[sel] = np.take_along_axis(b, order, axis=1)
-        out_d2[sel] = np.take_along_axis(d2, order, axis=1)
+        for s in range(0, len(sel), 256):
+            rows = sel[s:s + 256]
+            b = d2[s:s + 256] / m[items[rows]][:, None]
+            order = topk_smallest(b, L)
+            out_i[rows] = order
+            out_b[rows] = np.take_along_axis(b, order, axis=1)
+            out_d2[rows] = np.take_along_axis(d2[s:s + 256], order, axis=1)
     return out_i, out_b, out_d2
 
 

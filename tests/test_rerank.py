@@ -183,7 +183,7 @@ def test_bad_inputs_are_refused_with_the_offending_argument():
         re_ranking(q_g, g_g, g_g)
     bad = g_g.copy()
     bad[3, 4] = np.nan
-    with pytest.raises(ValueError, match="g_g_dist contains NaN"):
+    with pytest.raises(ValueError, match="g_g_dist contains NaN or infinite"):
         re_ranking(q_g, q_q, bad)
     with pytest.raises(ValueError, match="k1 must be an integer >= 1"):
         re_ranking(q_g, q_q, g_g, k1=0)
