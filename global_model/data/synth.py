@@ -748,8 +748,8 @@ class _Renderer:
             self._ground[cam.camid] = _ground_texture(self.seed, cam)
         return self._ground[cam.camid]
 
-    def frame(self, look: Look, track: Track, k: int, rng: np.random.Generator):
-        """Scene radiance (uint8 BGR at output size), vehicle mask and fog depth map for frame ``k``."""
+    def frame(self, look: Look, track: Track, k: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+        """Scene radiance (uint8 BGR at output size) and fog depth map (float32 in [0, 1]) of frame ``k``."""
         cam = self.cameras[track.camid]
         out_h, out_w = self.size
         ch, cw = 2 * out_h, 2 * out_w  # 2x supersampling
@@ -825,7 +825,7 @@ class _Renderer:
                                    max_distance=cam.fog_far_ratio)
         contact = int(np.clip(view.project(np.zeros((1, 3)))[0, 1] / 2, 0, out_h - 1))
         depth = depth * (1 - mask) + depth[contact, 0] * mask
-        return clear, mask, depth
+        return clear, depth
 
     def _roof_gear(self, canvas, vmask, look: Look, view: View, P, cam: Camera, track: Track) -> None:
         gear = ROOF_GEAR[look.ident.roof]
@@ -979,7 +979,7 @@ def _render_identity(job: Tuple[Identity, bool, List[Tuple[Track, List[Shot]]]])
         cam = renderer.cameras[track.camid]
         for shot in shots:
             rng = _rng(seed, T_FRAME, ident.pid, track.camid, shot.frame)
-            clear, _, depth = renderer.frame(look, track, shot.frame, rng)
+            clear, depth = renderer.frame(look, track, shot.frame, rng)
             beta, airlight = sample_fog(rng)
             noise = rng.normal(0, cam.noise, clear.shape).astype(np.float32)
             if real:
@@ -1147,9 +1147,12 @@ def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] 
             with multiprocessing.get_context().Pool(workers, _init_worker, (seed, cameras, (h, w), stage)) as pool:
                 frames = sum(pool.imap_unordered(_render_identity, jobs, chunksize=4))
         else:
+            threads = cv2.getNumThreads()
             _init_worker(seed, cameras, (h, w), stage)
-            frames = sum(_render_identity(job) for job in jobs)
-            cv2.setNumThreads(-1)
+            try:
+                frames = sum(_render_identity(job) for job in jobs)
+            finally:
+                cv2.setNumThreads(threads)
 
         for split in ("train", "query", "test"):
             names = [item[0] for item in labels[split]]
