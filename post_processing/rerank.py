@@ -36,7 +36,7 @@ __all__ = ["re_ranking", "re_ranking_features"]
 
 _NO_INDEX = np.iinfo(np.int32).max
 _TILE = 512            # items handled together when they are columns of the source matrix
-_MARGIN = 3            # re_ranking_features keeps _MARGIN × max(k1+1, k2) candidates per item
+_MARGIN = 5            # re_ranking_features keeps _MARGIN × max(k1+1, k2) candidates per item
 _WEIGHT_DTYPES = (np.float32, np.float16)
 
 

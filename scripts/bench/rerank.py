@@ -139,10 +139,10 @@ def cold_compile(seed):
 
 
 def spawn(args, env=None):
-    cmd = [sys.executable, __file__] + args
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    """Run this script as a fresh worker process (its stderr, e.g. progress bars, passes through)."""
+    proc = subprocess.run([sys.executable, __file__] + args, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     if proc.returncode:
-        raise SystemExit(f"worker {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+        raise SystemExit(f"worker {' '.join(args)} failed with exit status {proc.returncode}")
     return proc
 
 
