@@ -104,3 +104,16 @@ def test_pipeline_dict_round_trip_and_labels(tmp_path):
     assert again.steps[1].label() == "rerank(k1=10, k2=6, lambda=0.5)"
     with pytest.raises(PipelineError, match="listed twice"):
         Pipeline(["a", "a"]).validate()
+
+
+def test_tune_grid_dedupes_equivalent_weights_and_refuses_grids_over_budget(case, tmp_path):
+    from ensembles.tune import SearchSpace, grid_size
+
+    base = Pipeline(["a", "b"], steps=[Step.make("rerank")])
+    space = SearchSpace(weights=(0.5, 1.0), fusions=("concat",), k1=(10, 20), k2=(6,), lambdas=(0.3,))
+    assert grid_size(base, space) == 3 * 2  # (1, 1) is (0.5, 0.5) again
+    data, feats = case[0] / "data", case[0] / "feats"
+    res = CliRunner().invoke(main, ["tune", "--models", "a,b", "--features-dir", str(feats), "--data-root", str(data),
+                                    "--search", "grid", "--budget", "5", "--out", str(tmp_path / "p.yaml")])
+    assert res.exit_code == 1 and "grid has" in res.output and "--budget 5" in res.output
+    assert not (tmp_path / "p.yaml").exists()
