@@ -1,13 +1,21 @@
 """MGN: branch structure and shapes, stripe pooling, test-vector selection, loss and extraction via global_model."""
+import os
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fake_trees import AIC_QUERY, AIC_TEST, build_aic20
 
-import mgn_model  # noqa: F401  (registers "mgn")
+import mgn_model  # registers "mgn"
+from global_model.cli import main
 from global_model.config import get_cfg
 from global_model.modeling import build_model
 from global_model.modeling.losses import build_loss
 from mgn_model.model import MGN, parse_branches
+from post_processing.features import load_features
 
 WIDTH = 16
 
@@ -125,3 +133,29 @@ def test_loss_decreases_on_a_tiny_batch():
         losses.append(total.item())
     assert set(parts) == {"ce", "triplet"}
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_train_and_extract_through_global_model_engine(tmp_path):
+    """`mgn_model train` (global_model's trainer) then `python -m mgn_model extract` (its extractor) write
+    query/gallery pickles of MGN's documented dimension: 11 vectors × REDUCTION_DIM, unit norm."""
+    root = build_aic20(str(tmp_path / "aic"), ground_truth=True)
+    run = tmp_path / "run"
+    config = os.path.join(os.path.dirname(mgn_model.__file__), "configs", "mgn_tiny.yml")
+    opts = ["MODEL.BACKBONE", "timm:test_resnet", "MODEL.MGN.REDUCTION_DIM", str(WIDTH), "DATASETS.ROOT", root,
+            "INPUT.SIZE_TRAIN", "[64, 64]", "INPUT.SIZE_TEST", "[64, 64]", "DATALOADER.NUM_WORKERS", "0",
+            "DATALOADER.NUM_INSTANCE", "2", "SOLVER.IMS_PER_BATCH", "6", "SOLVER.MAX_EPOCHS", "2",
+            "SOLVER.EVAL_PERIOD", "2", "TEST.IMS_PER_BATCH", "4", "OUTPUT_DIR", str(run)]
+    assert main(["train", "--config", config, "--no-progress", *opts], prog="mgn_model",
+                commands=("train", "extract")) == 0
+    weights = run / "model_final.pth"
+    assert weights.is_file()
+
+    out = tmp_path / "features"
+    done = subprocess.run([sys.executable, "-m", "mgn_model", "extract", "--weights", str(weights), "--out-dir",
+                           str(out), "--name", "mgn", "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for split, names in (("query", AIC_QUERY), ("gallery", AIC_TEST)):
+        fs = load_features(str(out / f"{split}_mgn.pkl"))
+        assert list(fs.names) == names
+        assert fs.feats.shape == (len(names), 11 * WIDTH) and fs.feats.dtype == np.float32
+        assert np.allclose(np.linalg.norm(fs.feats, axis=1), 1.0, atol=1e-4)
