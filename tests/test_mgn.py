@@ -159,3 +159,16 @@ def test_train_and_extract_through_global_model_engine(tmp_path):
         assert list(fs.names) == names
         assert fs.feats.shape == (len(names), 11 * WIDTH) and fs.feats.dtype == np.float32
         assert np.allclose(np.linalg.norm(fs.feats, axis=1), 1.0, atol=1e-4)
+
+
+def test_competition_config_builds_resnet152_mgn():
+    """The AIC20 config loads and builds (on the meta device: shapes only, no memory) to the documented size."""
+    from global_model.config import load_config
+
+    config = os.path.join(os.path.dirname(mgn_model.__file__), "configs", "mgn_r152_aic20.yml")
+    cfg = load_config(config, ["MODEL.PRETRAINED", "False"])
+    assert cfg.INPUT.SIZE_TRAIN == [384, 384] and cfg.MODEL.BACKBONE == "resnet152"
+    with torch.device("meta"):
+        model = build_model(cfg, num_classes=666)
+    assert model.feat_dim == 11 * 512
+    assert model.trunk(torch.empty(1, 3, 384, 384, device="meta")).shape == (1, 1024, 24, 24)
