@@ -436,8 +436,9 @@ def build_backbone(name: str, pretrained: bool = False, pretrain_path: str = "",
                    last_stride: int = 1) -> Tuple[Backbone, int]:
     """Build ``name`` as a feature-map extractor; returns ``(module, channels of its last map)``.
 
-    ``pretrained`` loads ImageNet weights from the library cache (downloading when online) or, when
-    ``pretrain_path`` is set, from that file (then the library cache is not used). ``last_stride=1``
+    ``pretrained`` loads ImageNet weights from the library cache (downloading when online). A
+    non-empty ``pretrain_path`` is always loaded instead (the library cache is then not used), so a
+    rebuild meant to receive checkpoint weights should clear both. ``last_stride=1``
     removes the final downsampling (ResNet-like nets and others where that doubles the map).
     """
     if last_stride not in (1, 2):
