@@ -92,40 +92,6 @@ def _insert(vals, idxs, v, j):
     idxs[pos] = j
 
 
-@njit(cache=True, parallel=True)
-def _sq_max(M, axis, out):
-    """``out = max(out, max(float32(M²), axis))``; returns how many non-finite values ``M`` holds."""
-    n, k = M.shape
-    nans = 0
-    if axis == 1:
-        for i in prange(n):
-            mx = out[i]
-            for j in range(k):
-                x = M[i, j]
-                if not math.isfinite(x):
-                    nans += 1
-                v = _sq(x)
-                if v > mx:
-                    mx = v
-            out[i] = mx
-        return nans
-    ntiles = (k + _TILE - 1) // _TILE
-    for t in prange(ntiles):
-        c0 = t * _TILE
-        w = min(_TILE, k - c0)
-        mx = out[c0:c0 + w].copy()
-        for r in range(n):
-            for c in range(w):
-                x = M[r, c0 + c]
-                if not math.isfinite(x):
-                    nans += 1
-                v = _sq(x)
-                if v > mx[c]:
-                    mx[c] = v
-        out[c0:c0 + w] = mx
-    return nans
-
-
 @njit(inline="always")
 def _reject_above(worst, mi):
     """A squared distance above this bound cannot enter a list whose worst value is ``worst``:
@@ -665,6 +631,14 @@ def _as_dist(x, name):
     return np.ascontiguousarray(a, dtype=dt)
 
 
+def _abs_max(M, axis, name):
+    """``max(float32(M²), axis)``, i.e. the square of the largest magnitude (squaring is monotone)."""
+    big = np.maximum(M.max(axis=axis), -M.min(axis=axis))
+    if not np.isfinite(big).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return (big * big).astype(np.float32)
+
+
 def _check_max(m, q, where):
     zero = np.flatnonzero(~(m > 0))
     if zero.size:
@@ -701,11 +675,9 @@ def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3,
     steps = 2 * (-(-g // col_chunk)) + 2 * (-(-q // col_chunk)) + 4
     with tqdm(total=steps, desc="re-ranking", disable=not _show(progress, n * n, 1e9)) as bar:
         # Column maxima of the squared stacked matrix: the reference's per-item normaliser.
-        m = np.zeros(n, np.float32)
-        for name, M, axis, target in (("q_q_dist", q_q, 0, m[:q]), ("q_g_dist", q_g, 1, m[:q]),
-                                      ("q_g_dist", q_g, 0, m[q:]), ("g_g_dist", g_g, 0, m[q:])):
-            if _sq_max(M, axis, target):
-                raise ValueError(f"{name} contains NaN or infinite values")
+        m = np.empty(n, np.float32)
+        m[:q] = np.maximum(_abs_max(q_q, 0, "q_q_dist"), _abs_max(q_g, 1, "q_g_dist"))
+        m[q:] = np.maximum(_abs_max(q_g, 0, "q_g_dist"), _abs_max(g_g, 0, "g_g_dist"))
         _check_max(m, q, "re_ranking")
         bar.update(1)
 
