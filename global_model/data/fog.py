@@ -192,6 +192,8 @@ def fog_folder(src: str, out: str, depth_dir: Optional[str] = None, split: str =
         raise FogError(f"--src {src!r} is not a directory")
     if depth_dir is not None and not os.path.isdir(depth_dir):
         raise FogError(f"--depth-dir {depth_dir!r} is not a directory")
+    if seed < 0:
+        raise FogError(f"--seed must be a non-negative integer, got {seed}")
     if not split or os.sep in split or split.startswith("."):
         raise FogError(f"--split must be a plain folder-name prefix such as 'train', got {split!r}")
     rels = list(_iter_images(src))

@@ -214,7 +214,7 @@ def _draw_identity(rng: np.random.Generator, pid: int) -> Identity:
                     height_scale=float(rng.uniform(.95, 1.05)), **marks)
 
 
-def make_identities(seed: int, pids: Sequence[int], sibling_rate: float = 0.25) -> List[Identity]:
+def make_identities(seed: int, pids: Sequence[int], sibling_rate: float = 0.2) -> List[Identity]:
     """Identities for ``pids`` in order; a fraction are siblings of an earlier one (two marks changed).
 
     Siblings are taken only from the same list, so train and test identities stay independent.
@@ -242,7 +242,7 @@ def make_identities(seed: int, pids: Sequence[int], sibling_rate: float = 0.25) 
 # ---------------------------------------------------------------------------------------------
 # Cameras and tracks.
 
-VIEW_TEMPLATES = (40.0, -40.0, 8.0, 65.0, -65.0, 22.0, -15.0, 50.0)  # yaw centres (0 = side, 90 = front)
+VIEW_TEMPLATES = (40.0, -40.0, 8.0, 55.0, -55.0, 22.0, -15.0, 50.0)  # yaw centres (0 = side, 90 = front)
 
 
 @dataclass(frozen=True)
@@ -275,18 +275,18 @@ def make_cameras(seed: int, n: int) -> List[Camera]:
     for i in range(n):
         rng = _rng(seed, T_CAMERA, i + 1)
         frac = i / max(1, n - 1)
-        gains = rng.uniform(.82, 1.18, 3)
+        gains = rng.uniform(.88, 1.12, 3)
         sun_az, sun_el = rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(25, 70))
         cams.append(Camera(
             camid=i + 1, yaw=VIEW_TEMPLATES[i % len(VIEW_TEMPLATES)] + rng.uniform(-8, 8),
             yaw_spread=float(rng.uniform(8, 16)), two_way=float(rng.uniform(.2, .5)),
             pitch=float(rng.uniform(10, 32)),
-            fog_prob=float(np.clip((frac - .25) * 1.7, 0, 1)), fog_near=float(.08 + .22 * frac),
-            fog_far_ratio=float(rng.uniform(3, 6)), margin=float(rng.uniform(.04, .14)),
-            gains=tuple(float(g) for g in gains / gains.mean()), brightness=float(rng.uniform(.8, 1.12)),
-            saturation=float(rng.uniform(.65, 1.15)), gamma=float(rng.uniform(.8, 1.25)),
-            resolution=float(rng.uniform(.45, 1.0)), blur=float(rng.uniform(0, 1.0)),
-            noise=float(rng.uniform(1, 5)), jpeg=int(rng.integers(40, 96)),
+            fog_prob=float(np.clip((frac - .25) * 1.7, 0, 1)), fog_near=float(.05 + .15 * frac),
+            fog_far_ratio=float(rng.uniform(3, 6)), margin=float(rng.uniform(.03, .1)),
+            gains=tuple(float(g) for g in gains / gains.mean()), brightness=float(rng.uniform(.85, 1.1)),
+            saturation=float(rng.uniform(.75, 1.1)), gamma=float(rng.uniform(.85, 1.2)),
+            resolution=float(rng.uniform(.55, 1.0)), blur=float(rng.uniform(0, .8)),
+            noise=float(rng.uniform(1, 4)), jpeg=int(rng.integers(50, 96)),
             sun=(math.cos(sun_el) * math.cos(sun_az), math.sin(sun_el), math.cos(sun_el) * math.sin(sun_az)),
             ambient=float(rng.uniform(.45, .65)), sky=tuple(float(v) for v in rng.uniform(150, 235, 3))))
     return cams
@@ -865,8 +865,9 @@ class _Renderer:
             else:
                 bx0, bx1, hz, bh = xa + .15, xb - .15, .33 * W, .3
             corners = np.array([(x, yy, z) for x in (bx0, bx1) for yy in (y, y + bh) for z in (-hz, hz)])
-            quads = (((0, 1, 3, 2), (-1, 0, 0)), ((4, 5, 7, 6), (1, 0, 0)), ((0, 1, 5, 4), (0, 0, -1)),
-                     ((2, 3, 7, 6), (0, 0, 1)), ((1, 3, 7, 5), (0, 1, 0)))
+            # corner index = 4·(x is bx1) + 2·(y is the top) + (z is +hz)
+            quads = (((0, 1, 3, 2), (-1, 0, 0)), ((4, 5, 7, 6), (1, 0, 0)), ((0, 2, 6, 4), (0, 0, -1)),
+                     ((1, 3, 7, 5), (0, 0, 1)), ((2, 3, 7, 6), (0, 1, 0)))
             sun = np.array(cam.sun)
             for idx, nrm in quads:
                 nrm = np.array(nrm, float)
@@ -1051,6 +1052,8 @@ def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] 
     start = time.time()
     h, w = (int(v) for v in size)
     real_ids = max(4, ids // 4) if real_ids is None else int(real_ids)
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if not 4 <= ids <= 9999:
         raise ValueError(f"ids must be in 4..9999 (half train, half test), got {ids}")
     if not 32 <= h <= 1024 or not 32 <= w <= 1024:
