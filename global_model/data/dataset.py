@@ -173,4 +173,5 @@ def build_test_loader(cfg, records: Sequence[ImageRecord], batch_size: Optional[
     return DataLoader(ReIDDataset(records, build_transforms(cfg, is_train=False)),
                       batch_size=batch_size or cfg.TEST.IMS_PER_BATCH, shuffle=False,
                       num_workers=cfg.DATALOADER.NUM_WORKERS, collate_fn=collate, worker_init_fn=_worker_init,
-                      pin_memory=torch.cuda.is_available())
+                      pin_memory=torch.cuda.is_available(),
+                      generator=torch.Generator())  # own generator: iterating never draws from the global RNG
