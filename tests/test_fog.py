@@ -133,9 +133,14 @@ def test_fog_command_uses_depth_maps(tmp_path, capsys):
     assert not (tmp_path / "none").exists()  # checked before anything is written
 
 
-def test_fog_command_rejects_empty_or_missing_source(tmp_path, capsys):
+def test_fog_command_rejects_bad_arguments(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["fog", "--src", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "holds no images" in capsys.readouterr().err
     assert main(["fog", "--src", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "is not a directory" in capsys.readouterr().err
+    _clear_images(str(tmp_path / "src"))
+    assert main(["fog", "--src", str(tmp_path / "src"), "--out", str(tmp_path / "src" / "fogged")]) == 2
+    assert "must not be inside --src" in capsys.readouterr().err
+    assert main(["fog", "--src", str(tmp_path / "src"), "--out", str(tmp_path / "o"), "--seed", "-1"]) == 2
+    assert "non-negative" in capsys.readouterr().err

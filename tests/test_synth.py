@@ -203,6 +203,7 @@ def test_rerun_replaces_the_previous_dataset_only(tmp_path):
     (["--size", "16", "64"], "size must be"),
     (["--cameras", "1"], "cameras must be"),
     (["--real-ids", "1"], "real_ids must be"),
+    (["--seed", "-1"], "seed must be"),
 ])
 def test_bad_arguments_are_refused(tmp_path, capsys, argv, message):
     assert main(["synth", "--out", str(tmp_path / "x")] + argv) == 2

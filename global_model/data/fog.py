@@ -190,6 +190,9 @@ def fog_folder(src: str, out: str, depth_dir: Optional[str] = None, split: str =
     """
     if not os.path.isdir(src):
         raise FogError(f"--src {src!r} is not a directory")
+    src_abs, out_abs = os.path.realpath(src), os.path.realpath(out)
+    if os.path.commonpath([src_abs, out_abs]) == src_abs:
+        raise FogError(f"--out {out!r} must not be inside --src {src!r} (its images would be read back as sources)")
     if depth_dir is not None and not os.path.isdir(depth_dir):
         raise FogError(f"--depth-dir {depth_dir!r} is not a directory")
     if seed < 0:
