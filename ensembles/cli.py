@@ -199,7 +199,7 @@ def fuse(ctx, **o):
         pipe.save(o["save_pipeline"])
     if result.fusion is not None:
         click.echo("")
-        click.echo(format_table(result.rows(pipe)))
+        click.echo(format_table(*result.rows(pipe)))
         click.echo("")
     else:
         click.echo("no ground truth (query_label.xml / test_label.xml): no metrics")

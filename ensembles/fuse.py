@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -26,14 +26,21 @@ class FuseResult:
     def final(self) -> Optional[Dict[str, Any]]:
         return self.steps[-1]["scores"] if self.steps and "scores" in self.steps[-1] else self.fusion
 
-    def rows(self, pipeline: Pipeline):
-        """(label, scores) rows of the metrics table."""
-        out = [(f"model {m}", s) for m, s in self.per_model.items()]
+    def rows(self, pipeline: Pipeline) -> Tuple[List[Tuple[str, Dict[str, Any]]], List[Optional[float]]]:
+        """(label, scores) rows of the metrics table and each row's mAP gain: the fusion's over the
+        best single model, each step's over the row before it."""
+        rows = [(f"model {m}", s) for m, s in self.per_model.items()]
+        gains: List[Optional[float]] = [None] * len(rows)
         if self.fusion is not None:
             w = ", ".join(f"{m}={pipeline.weights.get(m, 1.0):g}" for m in pipeline.models)
-            out.append((f"fusion {pipeline.fusion} ({w})" if len(pipeline.models) > 1 else "no fusion", self.fusion))
-        out += [(f"+ {s['label']}", s["scores"]) for s in self.steps if "scores" in s]
-        return out
+            rows.append((f"fusion {pipeline.fusion} ({w})" if len(pipeline.models) > 1 else "no fusion", self.fusion))
+            best = max((s["mAP"] for s in self.per_model.values()), default=None)
+            gains.append(None if best is None or len(pipeline.models) < 2 else self.fusion["mAP"] - best)
+        for s in self.steps:
+            if "scores" in s:
+                gains.append(s["scores"]["mAP"] - rows[-1][1]["mAP"])
+                rows.append((f"+ {s['label']}", s["scores"]))
+        return rows, gains
 
 
 def make_state(inputs: Inputs, pipeline: Pipeline, single: Optional[str] = None, topk: int = 100,

@@ -6,7 +6,7 @@ numbers of the final row equal `ensemble evaluate` on the written ``track2.txt``
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, Mapping, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,14 +33,22 @@ def score(ranking: np.ndarray, labels: Labels, topk: int = 100) -> Dict[str, Any
             "mINP": float(res["mINP"]), "rank1": at[1], "rank5": at[5], "rank10": at[10], "cmc": cmc}
 
 
-def format_table(rows: Iterable[Tuple[str, Mapping[str, Any]]]) -> str:
-    """Fixed-width table, one row per (label, scores), values in percent."""
+def format_table(rows: Iterable[Tuple[str, Mapping[str, Any]]], gains: Optional[Sequence[Optional[float]]] = None) -> str:
+    """Fixed-width table, one row per (label, scores), values in percent.
+
+    ``gains`` (one per row, None for blank) adds a last column, e.g. the mAP change a step made.
+    """
     rows = list(rows)
     width = max([len(label) for label, _ in rows] + [10])
     head = f"{'':{width}s}" + "".join(f"  {title:>11s}" for _, title in COLUMNS)
+    if gains is not None:
+        head += f"  {'mAP gain':>9s}"
     lines = [head, "-" * len(head)]
-    for label, m in rows:
-        lines.append(f"{label:{width}s}" + "".join(f"  {100 * m[key]:11.2f}" for key, _ in COLUMNS))
+    for i, (label, m) in enumerate(rows):
+        line = f"{label:{width}s}" + "".join(f"  {100 * m[key]:11.2f}" for key, _ in COLUMNS)
+        if gains is not None and gains[i] is not None:
+            line += f"  {100 * gains[i]:+9.2f}"
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -43,6 +43,8 @@ def test_fuse_writes_a_valid_submission_whose_metrics_equal_evaluate(case, tmp_p
     res = run(*fuse_args(base, out, "--metrics-out", metrics, "--dba", "2", "--qe", "2", "--rerank", "--k1", "6",
                          "--k2", "2", "--track-expand"))
     assert "model a" in res.output and "fusion concat" in res.output and "+ rerank(k1=6" in res.output
+    fusion_line = next(line for line in res.output.splitlines() if line.startswith("fusion concat"))
+    assert fusion_line.split()[-1].startswith("+")  # its mAP gain over the best single model
     lines = out.read_text().splitlines()
     assert len(lines) == len(tree.query) and all(len(line.split()) == 100 for line in lines)
     run("validate", out, "--data-root", base / "data")
