@@ -1,4 +1,4 @@
-"""`ensemble` command-line interface: fuse, tune, validate, evaluate, search, visualize.
+"""`ensemble` command-line interface: fuse, tune, validate, evaluate, search, visualize, steps.
 
 Commands are thin: they parse options, call :mod:`ensembles` functions and print. Every expected
 failure (bad feature files, dataset layout, pipeline YAML, submission) ends as ``Error: ...`` with
@@ -209,6 +209,19 @@ def fuse(ctx, **o):
     if o["save_pipeline"]:
         click.echo(f"wrote {o['save_pipeline']}")
     click.echo(f"fuse took {time.perf_counter() - t0:.1f} s")
+
+
+@main.command()
+def steps():
+    """List the pipeline steps with their stage, keys, types and defaults (for pipeline YAML files)."""
+    from .pipeline import STAGE_NAMES, STEPS
+
+    for name in CANONICAL_ORDER:
+        spec = STEPS[name]
+        click.echo(f"{name}  [{STAGE_NAMES[spec.stage]}]  {spec.help}")
+        for key, param in spec.params.items():
+            default = "required" if param.required else f"default {param.default!r}"
+            click.echo(f"    {key}: {param.describe()}, {default} - {param.help}")
 
 
 def _floats(text: str, what: str) -> List[float]:

@@ -65,9 +65,11 @@ class Param:
                 dict: "a mapping"}[self.kind]
         if self.choices:
             kind = "one of " + ", ".join(self.choices)
-        if self.minimum is not None:
+        if self.minimum is not None and self.maximum is not None:
+            kind += f" in [{self.minimum:g}, {self.maximum:g}]"
+        elif self.minimum is not None:
             kind += f" >= {self.minimum:g}"
-        if self.maximum is not None:
+        elif self.maximum is not None:
             kind += f" <= {self.maximum:g}"
         return kind + (" or null" if self.optional else "")
 

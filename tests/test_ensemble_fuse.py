@@ -109,7 +109,7 @@ def test_differing_name_sets_error_lists_first_missing_names(case, tmp_path):
     ("steps:\n  - name: rerank\n    k3: 1\n", ["step 1", "'rerank'", "unknown key 'k3'", "k1, k2, lambda"]),
     ("steps:\n  - name: qe\n    k: 2\n  - name: rerankk\n", ["step 2", "unknown step 'rerankk'", "known steps"]),
     ("steps:\n  - name: rerank\n    k1: abc\n", ["step 1 'rerank'", "key 'k1'", "integer >= 1", "'abc'"]),
-    ("steps:\n  - name: rerank\n    lambda: 2\n", ["key 'lambda'", "<= 1"]),
+    ("steps:\n  - name: rerank\n    lambda: 2\n", ["key 'lambda'", "in [0, 1]", "got 2"]),
     ("steps:\n  - {name: rerank}\n  - {name: qe, k: 3}\n", ["step 2 'qe'", "after step 1 'rerank'"]),
     ("steps:\n  - {k: 3}\n", ["step 1", "missing key 'name'"]),
     ("fusion: sum\n", ["key 'fusion'", "concat, distance"]),

@@ -60,6 +60,16 @@ def test_each_step_option_runs_its_step_and_changes_the_ranking(case, tmp_path, 
     assert (tmp_path / "step.txt").read_text() != (tmp_path / "plain.txt").read_text()
 
 
+def test_steps_command_lists_every_step_with_keys_and_defaults():
+    res = CliRunner().invoke(main, ["steps"])
+    assert res.exit_code == 0
+    for name, spec in STEPS.items():
+        assert f"{name}  [" in res.output
+        for key in spec.params:
+            assert f"    {key}: " in res.output
+    assert "k1: an integer >= 1, default 20" in res.output and "model: a string, required" in res.output
+
+
 def test_step_options_run_in_data_flow_order(case, tmp_path):
     base, _ = case
     fuse(base, tmp_path / "t.txt", "--track-expand", "--rerank", "--qe", "2", "--dba", "2", "--track-average")
