@@ -133,32 +133,32 @@ def _rows(outputs: dict, rows: slice, cols: Optional[slice]) -> dict:
 
 
 class SJDLLoss(nn.Module):
-    """SJDL objective on one step: synthetic-pair rows, then (optionally) real-fog rows of one batch.
+    """The SJDL objective of one step, with the ``(outputs, batch) -> (total, parts)`` loss contract.
 
-    ``forward(outputs, batch, decoded, enhanced, real=None)``: ``outputs`` is the model's train
-    output for ``batch["images"]`` followed by ``real["images"]`` when a real-fog batch rides along;
-    ``decoded``/``enhanced`` are the decoder's [0, 1] images for the same rows. Returns
-    ``(total, parts)`` with::
+    ``batch["images"]`` holds the synthetic-pair rows (labels ``batch["pids"]``, clear twins
+    ``batch["clear"]`` where ``batch["has_clear"]``) followed, on real-fog steps, by real foggy
+    rows labelled ``batch["real_pids"]`` (ids ``S..C-1``). ``outputs`` is the training network's
+    output for all rows: the model's ``logits``/``triplet_feats``/``center_feats`` plus the
+    decoder's ``decoded`` and ``enhanced`` [0, 1] images. Then::
 
         total = REID·reid(syn) + REST·restoration
                 + REAL·(REID·reid(real) + REST·Σ_k W_k·(term_k(decoded) + term_k(enhanced)) / 2)
 
     ``parts`` holds unweighted floats: the ReID terms (``ce``, ``triplet`` ... and ``real_*``),
-    ``rest`` and the unsupervised terms. Restoration uses only rows with a clear twin
-    (``batch["has_clear"]``).
+    ``rest`` and the unsupervised terms (``dark``, ``tv``, ``entropy``, ``fft``).
     """
 
     def __init__(self, cfg, num_syn_ids: int, num_real_ids: int, feat_dim: int):
         super().__init__()
         s = cfg.SJDL
-        self.num_syn_ids, self.num_real_ids = int(num_syn_ids), int(num_real_ids)
-        self.reid_weight, self.rest_weight, self.real_weight = s.REID_WEIGHT, s.REST_WEIGHT, s.REAL_WEIGHT
         for key in ("REID_WEIGHT", "REST_WEIGHT", "REAL_WEIGHT", "DC_WEIGHT", "TV_WEIGHT", "ENTROPY_WEIGHT",
                     "FFT_WEIGHT"):
             if s[key] < 0:
                 raise ValueError(f"SJDL.{key} must be >= 0, got {s[key]}")
         if s.REST_LOSS not in REST_LOSSES:
             raise ValueError(f"SJDL.REST_LOSS must be one of {', '.join(REST_LOSSES)}, got {s.REST_LOSS!r}")
+        self.num_syn_ids, self.num_real_ids = int(num_syn_ids), int(num_real_ids)
+        self.reid_weight, self.rest_weight, self.real_weight = s.REID_WEIGHT, s.REST_WEIGHT, s.REAL_WEIGHT
         self.rest_kind = s.REST_LOSS
         self.term_weights = {"dark": s.DC_WEIGHT, "tv": s.TV_WEIGHT, "entropy": s.ENTROPY_WEIGHT, "fft": s.FFT_WEIGHT}
         self.dc_patch, self.entropy_bins, self.fft_cutoff = s.DC_PATCH, s.ENTROPY_BINS, s.FFT_CUTOFF
@@ -170,11 +170,10 @@ class SJDLLoss(nn.Module):
         """Class centres of both ReID losses (the trainer gives them their own optimizer)."""
         return self.syn.center_parameters() + (self.real.center_parameters() if self.real is not None else [])
 
-    def forward(self, outputs: dict, batch: dict, decoded: torch.Tensor, enhanced: torch.Tensor,
-                real: Optional[dict] = None) -> Tuple[torch.Tensor, Dict[str, float]]:
-        n = len(batch["pids"])
-        s_ids = self.num_syn_ids
+    def forward(self, outputs: dict, batch: dict) -> Tuple[torch.Tensor, Dict[str, float]]:
+        n, s_ids = len(batch["pids"]), self.num_syn_ids
         parts: Dict[str, torch.Tensor] = {}
+        decoded, enhanced = outputs["decoded"], outputs["enhanced"]
         with torch.autocast(device_type=decoded.device.type, enabled=False):
             decoded, enhanced = decoded.float(), enhanced.float()
             reid, reid_parts = self.syn(_rows(outputs, slice(0, n), slice(0, s_ids)), batch)
@@ -185,12 +184,12 @@ class SJDLLoss(nn.Module):
                 clear = to_unit_range(batch["clear"][keep].float(), self.mean, self.std)
                 parts["rest"] = restoration_loss(decoded[:n][keep], enhanced[:n][keep], clear, self.rest_kind)
                 total = total + self.rest_weight * parts["rest"]
-            if real is not None:
+            if "real_pids" in batch:
                 if self.real is None:
-                    raise ValueError("a real-fog batch was given but the SJDL loss has no real-fog identities")
-                real_pids = real["pids"] - s_ids
-                reid_r, real_parts = self.real(_rows(outputs, slice(n, None), slice(s_ids, None)), {"pids": real_pids})
-                foggy = to_unit_range(real["images"].float(), self.mean, self.std)
+                    raise ValueError("the batch has real-fog rows but the SJDL loss was built without real-fog ids")
+                reid_r, real_parts = self.real(_rows(outputs, slice(n, None), slice(s_ids, None)),
+                                               {"pids": batch["real_pids"] - s_ids})
+                foggy = to_unit_range(batch["images"][n:].float(), self.mean, self.std)
                 active = [k for k, w in self.term_weights.items() if w > 0]
                 dec, enh = (unsupervised_losses(img[n:], foggy, self.dc_patch, self.entropy_bins, self.fft_cutoff,
                                                 active) for img in (decoded, enhanced))

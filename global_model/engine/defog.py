@@ -1,0 +1,106 @@
+"""``python -m global_model defog --weights CKPT --src DIR --out DIR``: defog a folder with an SJDL checkpoint.
+
+The encoder's stem/layer1 and the decoder stored beside it (``"decoder"`` entry of any checkpoint
+the SJDL trainer writes) run at ``INPUT.SIZE_TEST``; each result is resized back to its source
+image's size and written under the same file name (``--output both``: into ``decoded/`` and
+``enhanced/`` sub-folders). Images directly inside ``--src`` are processed, in name order.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Dict, List
+
+import cv2
+import torch
+
+from ..data.datasets.common import list_images
+from ..data.image_io import ImageReadError, read_image
+from ..data.records import ImageRecord
+from .amp import autocast, resolve_amp
+from .checkpoint import CheckpointError, load_checkpoint, load_model_weights
+from .extractor import clean_read_error, load_model_from_checkpoint
+
+__all__ = ["add_arguments", "defog_folder", "run"]
+
+OUTPUTS = ("enhanced", "decoded", "both")
+
+
+def defog_folder(weights: str, src: str, out: str, output: str = "enhanced", opts=(), progress: bool = True) -> int:
+    """Defog every image of ``src`` into ``out``; returns the number of images written."""
+    from tqdm import tqdm
+
+    from post_processing.atomic import atomic_write
+
+    from ..data.dataset import build_test_loader
+    from ..modeling.sjdl import SJDL, build_defog_decoder, unit_to_uint8
+
+    if output not in OUTPUTS:
+        raise ValueError(f"--output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+    if not os.path.isdir(src):
+        raise ValueError(f"--src {src!r} is not a directory")
+    names = list_images(src)
+    if not names:
+        raise ValueError(f"--src {src!r} holds no images (.jpg, .jpeg, .png, .bmp)")
+    ckpt = load_checkpoint(weights)
+    if "decoder" not in ckpt:
+        raise CheckpointError(f"{weights}: no 'decoder' entry; defog needs a checkpoint written by the SJDL trainer "
+                              f"(MODEL.META_ARCH sjdl)")
+    model, cfg = load_model_from_checkpoint(weights, opts=opts)
+    if not isinstance(model, SJDL):
+        raise CheckpointError(f"{weights}: MODEL.META_ARCH is {cfg.MODEL.META_ARCH!r}, not 'sjdl'")
+    device = next(model.parameters()).device
+    decoder = build_defog_decoder(cfg, model)
+    load_model_weights(decoder, ckpt["decoder"], source=f"{weights} (decoder)")
+    decoder.to(device).eval()
+    dtype = resolve_amp(cfg.TEST.AMP, device)
+    kinds = ["decoded", "enhanced"] if output == "both" else [output]
+    dirs: Dict[str, str] = {k: os.path.join(out, k) if output == "both" else out for k in kinds}
+    records: List[ImageRecord] = [ImageRecord(os.path.join(src, n), -1, -1) for n in names]
+    written = 0
+    try:
+        with torch.inference_mode():
+            for batch in tqdm(build_test_loader(cfg, records), desc="defog", unit="batch", disable=not progress):
+                images = batch["images"].to(device)
+                with autocast(device, dtype):
+                    decoded, enhanced = decoder(*model.defog_maps(images), images)
+                results = {"decoded": decoded, "enhanced": enhanced}
+                for i, path in enumerate(batch["paths"]):
+                    h, w = read_image(path).shape[:2]
+                    for kind in kinds:
+                        rgb = cv2.resize(unit_to_uint8(results[kind][i]), (w, h), interpolation=cv2.INTER_LINEAR)
+                        ext = os.path.splitext(path)[1].lower()
+                        ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+                        if not ok:
+                            raise OSError(f"cannot encode the defogged {path} as {ext}")
+                        os.makedirs(dirs[kind], exist_ok=True)
+                        with atomic_write(os.path.join(dirs[kind], os.path.basename(path)), "wb") as f:
+                            f.write(buf.tobytes())
+                    written += 1
+    except ImageReadError as exc:
+        raise clean_read_error(exc) from None
+    return written
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", required=True, help="checkpoint written by the SJDL trainer (model_final.pth, "
+                                                         "best.pth or last.pth)")
+    parser.add_argument("--src", required=True, help="folder of (foggy) images")
+    parser.add_argument("--out", required=True, help="output folder; files keep their names")
+    parser.add_argument("--output", choices=OUTPUTS, default="enhanced",
+                        help="which image to write: the enhancement head's (default), the decoder's, or both")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
+                        help="config overrides, e.g. INPUT.SIZE_TEST [384,384] TEST.IMS_PER_BATCH 16")
+
+
+def _defog(args: argparse.Namespace) -> int:
+    n = defog_folder(args.weights, args.src, args.out, args.output, args.opts, progress=not args.no_progress)
+    print(f"wrote {n} defogged image(s) to {args.out}", flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from .launch import run_guarded
+
+    return run_guarded(_defog, args)
