@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from global_model.config import get_cfg
+from global_model.engine.extractor import prepare_for_inference
 from global_model.modeling import build_model
 from global_model.modeling.backbones import BackboneError
 from global_model.modeling.sjdl import DefogDecoder, build_defog_decoder, to_unit_range
@@ -35,6 +36,10 @@ def test_encoder_contract_and_no_decoder_in_the_model(model):
         feat = model(images)
     assert isinstance(feat, torch.Tensor) and feat.shape == (4, model.feat_dim)
     assert not model._taps, "eval forward must not keep feature maps alive"
+    folded = prepare_for_inference(model, channels_last=False)  # what `extract` runs: BN folded by torch.fx
+    assert isinstance(folded, torch.fx.GraphModule)
+    with torch.no_grad():
+        assert torch.allclose(folded(images), feat, atol=1e-4)
     # extraction builds exactly this module: no decoder weights in it
     assert not any(isinstance(m, DefogDecoder) for m in model.modules())
     assert not any(k.startswith("decoder") for k in model.state_dict())

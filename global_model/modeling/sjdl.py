@@ -105,9 +105,9 @@ class SJDL(Baseline):
 
     def forward(self, images: torch.Tensor):
         out = super().forward(images)
-        maps = (self._taps.pop("stem"), self._taps.pop("layer1"))
         if self.training:
-            out["defog_maps"] = maps
+            out["defog_maps"] = (self._taps.pop("stem"), self._taps.pop("layer1"))
+        self._taps.clear()  # eval: the baseline graph alone, so torch.fx can trace it and fold BatchNorm
         return out
 
 
