@@ -202,7 +202,7 @@ def _mirror_upper(D):
             D[i, j] = D[j, i]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _refine(topd2, topi, m, need, complete):
     """Turn lists ranked by squared distance into lists ranked by ``d²/m`` (ties: lower index).
 
@@ -213,7 +213,7 @@ def _refine(topd2, topi, m, need, complete):
     n, L = topd2.shape
     topb = np.empty((n, L), np.float32)
     ambiguous = np.zeros(n, np.bool_)
-    for i in prange(n):
+    for i in range(n):
         mi = m[i]
         for a in range(L):
             v = topd2[i, a] / mi
@@ -233,14 +233,14 @@ def _refine(topd2, topi, m, need, complete):
     return topb, ambiguous
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _reciprocal(R, k):
     """k-reciprocal neighbours of every item: the j among its first ``k`` neighbours that have it
     among their own first ``k`` (in forward order, padded), and how many there are."""
     n = R.shape[0]
     out = np.empty((n, k), np.int32)
     counts = np.zeros(n, np.int64)
-    for i in prange(n):
+    for i in range(n):
         nk = 0
         for a in range(k):
             f = R[i, a]
@@ -285,36 +285,32 @@ def _expansion_row(i, krec, kcnt, hrec, hcnt, mark, buf):
     return cnt
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _expansion_sets(R, K1, H1):
     """CSR (indptr, ascending indices) of every item's k-reciprocal expansion set."""
     n = R.shape[0]
     krec, kcnt = _reciprocal(R, K1)
     hrec, hcnt = _reciprocal(R, H1)
-    nchunks = min(n, 64)
     cap = K1 + K1 * H1
+    mark = np.zeros(n, np.int64)
+    buf = np.empty(cap, np.int32)
     sizes = np.zeros(n + 1, np.int64)
-    for ch in prange(nchunks):
-        mark = np.zeros(n, np.int64)
-        buf = np.empty(cap, np.int32)
-        for i in range(ch * n // nchunks, (ch + 1) * n // nchunks):
-            sizes[i + 1] = _expansion_row(i, krec, kcnt, hrec, hcnt, mark, buf)
+    for i in range(n):
+        sizes[i + 1] = _expansion_row(i, krec, kcnt, hrec, hcnt, mark, buf)
     indptr = np.cumsum(sizes)
     indices = np.empty(indptr[n], np.int32)
-    for ch in prange(nchunks):
-        mark = np.zeros(n, np.int64)
-        buf = np.empty(cap, np.int32)
-        for i in range(ch * n // nchunks, (ch + 1) * n // nchunks):
-            u = _expansion_row(i, krec, kcnt, hrec, hcnt, mark, buf)
-            indices[indptr[i]:indptr[i] + u] = np.sort(buf[:u])
+    mark[:] = 0
+    for i in range(n):
+        u = _expansion_row(i, krec, kcnt, hrec, hcnt, mark, buf)
+        indices[indptr[i]:indptr[i] + u] = np.sort(buf[:u])
     return indptr, indices
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _gather_dense(indptr, indices, q_q, q_g, g_g, m, q, out):
     """``out[p] = B[i, x]`` for every (i, x) of the CSR, read from the three input matrices."""
     n = indptr.shape[0] - 1
-    for i in prange(n):
+    for i in range(n):
         for p in range(indptr[i], indptr[i + 1]):
             x = indices[p]
             if x < q:
@@ -324,7 +320,7 @@ def _gather_dense(indptr, indices, q_q, q_g, g_g, m, q, out):
             out[p] = _sq(d) / m[i]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _gather_lists(indptr, indices, topi, topb, topd2, m, out, missing):
     """``out[p] = B[i, x]`` from item i's kept list, else from x's (the matrix is symmetric).
 
@@ -332,7 +328,7 @@ def _gather_lists(indptr, indices, topi, topb, topd2, m, out, missing):
     """
     n = indptr.shape[0] - 1
     L = topi.shape[1]
-    for i in prange(n):
+    for i in range(n):
         for p in range(indptr[i], indptr[i + 1]):
             x = indices[p]
             found = False
@@ -384,12 +380,12 @@ def _pairwise_sum(x, lo, n):
     return _pairwise_sum(x, lo, n2) + _pairwise_sum(x, lo + n2, n - n2)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _normalise_rows(indptr, w):
     """Divide each CSR row of weights by its numpy-order sum."""
     n = indptr.shape[0] - 1
     out = np.empty_like(w)
-    for i in prange(n):
+    for i in range(n):
         lo = indptr[i]
         s = _pairwise_sum(w, lo, indptr[i + 1] - lo)
         for p in range(lo, indptr[i + 1]):
@@ -397,54 +393,41 @@ def _normalise_rows(indptr, w):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _query_expand(indptr, indices, data, R, kq):
     """Sparse ``V_qe[i] = mean(V[R[i, :kq]])`` summed in neighbour order, as numpy's ``mean(axis=0)``.
 
     Returns (indptr, indices, float32 values) with each row's columns ascending.
     """
     n = indptr.shape[0] - 1
-    bound = np.zeros(n + 1, np.int64)
-    for i in prange(n):
-        s = 0
+    bound = 0
+    for i in range(n):
+        for r in range(kq):
+            bound += indptr[R[i, r] + 1] - indptr[R[i, r]]
+    out_ptr = np.zeros(n + 1, np.int64)
+    out_idx = np.empty(bound, np.int32)
+    out_val = np.empty(bound, np.float32)
+    kf = np.float32(kq)
+    acc = np.zeros(n, np.float32)
+    mark = np.zeros(n, np.int64)
+    total = 0
+    for i in range(n):
+        start = total
         for r in range(kq):
             rr = R[i, r]
-            s += indptr[rr + 1] - indptr[rr]
-        bound[i + 1] = s
-    bptr = np.cumsum(bound)
-    tmp_idx = np.empty(bptr[n], np.int32)
-    tmp_val = np.empty(bptr[n], np.float32)
-    sizes = np.zeros(n + 1, np.int64)
-    nchunks = min(n, 64)
-    kf = np.float32(kq)
-    for ch in prange(nchunks):
-        acc = np.zeros(n, np.float32)
-        mark = np.zeros(n, np.int64)
-        for i in range(ch * n // nchunks, (ch + 1) * n // nchunks):
-            base = bptr[i]
-            cnt = 0
-            for r in range(kq):
-                rr = R[i, r]
-                for p in range(indptr[rr], indptr[rr + 1]):
-                    c = indices[p]
-                    if mark[c] != i + 1:
-                        mark[c] = i + 1
-                        acc[c] = 0.0
-                        tmp_idx[base + cnt] = c
-                        cnt += 1
-                    acc[c] += _val(data, p)
-            tmp_idx[base:base + cnt] = np.sort(tmp_idx[base:base + cnt])
-            for t in range(base, base + cnt):
-                tmp_val[t] = acc[tmp_idx[t]] / kf
-            sizes[i + 1] = cnt
-    out_ptr = np.cumsum(sizes)
-    out_idx = np.empty(out_ptr[n], np.int32)
-    out_val = np.empty(out_ptr[n], np.float32)
-    for i in prange(n):
-        cnt = out_ptr[i + 1] - out_ptr[i]
-        out_idx[out_ptr[i]:out_ptr[i + 1]] = tmp_idx[bptr[i]:bptr[i] + cnt]
-        out_val[out_ptr[i]:out_ptr[i + 1]] = tmp_val[bptr[i]:bptr[i] + cnt]
-    return out_ptr, out_idx, out_val
+            for p in range(indptr[rr], indptr[rr + 1]):
+                c = indices[p]
+                if mark[c] != i + 1:
+                    mark[c] = i + 1
+                    acc[c] = 0.0
+                    out_idx[total] = c
+                    total += 1
+                acc[c] += _val(data, p)
+        out_idx[start:total] = np.sort(out_idx[start:total])
+        for t in range(start, total):
+            out_val[t] = acc[out_idx[t]] / kf
+        out_ptr[i + 1] = total
+    return out_ptr, out_idx[:total].copy(), out_val[:total].copy()
 
 
 @njit(cache=True)
@@ -514,30 +497,25 @@ def _final_dense(qptr, qidx, qval, colptr, rows, vals, q_g, m, c1, c2, out):
                 out[i, j] = _jaccard(acc[j]) * c1 + (_sq(q_g[i, j]) / mi) * c2
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _jaccard_sparse(qptr, qidx, qval, colptr, rows, vals, q, g):
     """Per query, the gallery items sharing a weight with it (ascending) and their Jaccard distance."""
     sizes = np.zeros(q + 1, np.int64)
-    nchunks = min(q, 64)
-    for ch in prange(nchunks):
-        acc = np.zeros(g, np.float32)
-        mark = np.zeros(g, np.int64)
-        touched = np.empty(g, np.int64)
-        for i in range(ch * q // nchunks, (ch + 1) * q // nchunks):
-            sizes[i + 1] = _overlap(i, qptr, qidx, qval, colptr, rows, vals, q, acc, mark, touched)
+    acc = np.zeros(g, np.float32)
+    mark = np.zeros(g, np.int64)
+    touched = np.empty(g, np.int64)
+    for i in range(q):
+        sizes[i + 1] = _overlap(i, qptr, qidx, qval, colptr, rows, vals, q, acc, mark, touched)
     optr = np.cumsum(sizes)
     oidx = np.empty(optr[q], np.int32)
     ojac = np.empty(optr[q], np.float32)
-    for ch in prange(nchunks):
-        acc = np.zeros(g, np.float32)
-        mark = np.zeros(g, np.int64)
-        touched = np.empty(g, np.int64)
-        for i in range(ch * q // nchunks, (ch + 1) * q // nchunks):
-            cnt = _overlap(i, qptr, qidx, qval, colptr, rows, vals, q, acc, mark, touched)
-            srt = np.sort(touched[:cnt])
-            for t in range(cnt):
-                oidx[optr[i] + t] = srt[t]
-                ojac[optr[i] + t] = _jaccard(acc[srt[t]])
+    mark[:] = 0
+    for i in range(q):
+        cnt = _overlap(i, qptr, qidx, qval, colptr, rows, vals, q, acc, mark, touched)
+        srt = np.sort(touched[:cnt])
+        for t in range(cnt):
+            oidx[optr[i] + t] = srt[t]
+            ojac[optr[i] + t] = _jaccard(acc[srt[t]])
     return optr, oidx, ojac
 
 
