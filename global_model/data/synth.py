@@ -936,6 +936,7 @@ class _Group:
 
 
 def _sightings(seed: int, pid: int, cameras: Sequence[Camera]) -> List[Track]:
+    """The tracks of one vehicle: 2-4 distinct cameras (fewer if there are fewer cameras)."""
     rng = _rng(seed, T_SIGHTINGS, pid)
     k = int(rng.integers(2, min(4, len(cameras)) + 1))
     chosen = sorted(int(c) for c in rng.choice(len(cameras), k, replace=False))
@@ -1201,6 +1202,7 @@ def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] 
 
 
 def format_summary(summary: Dict[str, object], out_dir: str) -> str:
+    """The printed summary of a ``generate`` result (``make demo`` prints it from summary.json)."""
     ids, img, fog = summary["ids"], summary["images"], summary["foggy_fraction"]
     real = img["fvrid_real"]
     return "\n".join([
