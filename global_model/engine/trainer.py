@@ -204,8 +204,9 @@ class Trainer:
 
         self.train_model.train()
         self.sampler.set_epoch(epoch)
-        self.train_loader.generator.manual_seed(int(np.random.SeedSequence([self.cfg.SOLVER.SEED, epoch])
-                                                    .generate_state(1)[0]))
+        if self.train_loader.generator is not None:
+            seed = np.random.SeedSequence([self.cfg.SOLVER.SEED, epoch]).generate_state(1)[0]
+            self.train_loader.generator.manual_seed(int(seed))
         sums: Dict[str, float] = defaultdict(float)
         counts: Dict[str, int] = defaultdict(int)  # parts a step may omit (e.g. SJDL's real-fog terms)
         steps, start = 0, time.time()
