@@ -125,6 +125,10 @@ class MixedLoader:
 class SJDLTrainer(Trainer):
     """The base trainer with SJDL's two data streams, decoder, objective and restoration evaluation."""
 
+    def __init__(self, cfg, resume: Optional[str] = None, progress: bool = True):
+        self._val_pairs: Optional[List[ImageRecord]] = None
+        super().__init__(cfg, resume=resume, progress=progress)
+
     # ------------------------------------------------------------------ data
     def build_train_records(self):
         records, _ = super().build_train_records()
@@ -194,7 +198,7 @@ class SJDLTrainer(Trainer):
     def validation_pairs(self) -> List[ImageRecord]:
         """Query + gallery records of ``SJDL.VAL_PAIRS`` that have a clear twin, at most ``SJDL.VAL_MAX``
         of them, evenly spaced (empty when ``SJDL.VAL_PAIRS`` is unset)."""
-        if not hasattr(self, "_val_pairs"):
+        if self._val_pairs is None:
             from ..data.dataset import load_dataset_spec
 
             spec = self.cfg.SJDL.VAL_PAIRS
