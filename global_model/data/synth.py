@@ -551,7 +551,8 @@ def _end_texture(look: Look, w_m: float, h_m: float, front: bool) -> Tuple[np.nd
     cv2.rectangle(img, (0, int(h - .22 * low)), (w, h), look.trim, -1)  # bumper
     plate = _bgr(PLATES[ident.plate])
     pw, ph = .52 * s, .13 * s
-    cv2.rectangle(img, (int(w / 2 - pw / 2), int(h - .2 * low - ph)), (int(w / 2 + pw / 2), int(h - .2 * low)), plate, -1)
+    cv2.rectangle(img, (int(w / 2 - pw / 2), int(h - .2 * low - ph)), (int(w / 2 + pw / 2), int(h - .2 * low)),
+                  plate, -1)
     ly0, ly1 = top + .12 * low, top + .42 * low
     if front:
         cv2.rectangle(img, (int(.3 * w), int(ly0)), (int(.7 * w), int(top + .62 * low)), (30, 30, 32), -1)  # grille
@@ -581,7 +582,8 @@ def _end_texture(look: Look, w_m: float, h_m: float, front: bool) -> Tuple[np.nd
             cv2.line(img, (w // 2, top), (w // 2, int(h - .22 * low)), (40, 40, 40), 1, cv2.LINE_AA)
     if STRIPES[ident.stripe] == "center":
         for dx in (-.12, .06):
-            cv2.rectangle(img, (int(w / 2 + dx * s), top), (int(w / 2 + (dx + .06) * s), int(h - .22 * low)), look.mark, -1)
+            cv2.rectangle(img, (int(w / 2 + dx * s), top), (int(w / 2 + (dx + .06) * s), int(h - .22 * low)),
+                          look.mark, -1)
     return img, mask
 
 
