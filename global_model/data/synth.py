@@ -63,15 +63,7 @@ class VehicleType:
     wheel_r: float
     front_glass: float = 0.0  # top fraction of the front face that is windscreen (buses, trucks)
     rear_glass: float = 0.0
-    weight: float = 1.0
-
-    @property
-    def length(self) -> float:
-        return max(p[0] for p in self.profile)
-
-    @property
-    def height(self) -> float:
-        return max(p[1] for p in self.profile)
+    weight: float = 1.0  # how common the type is
 
 
 TYPES: Tuple[VehicleType, ...] = (
