@@ -12,10 +12,11 @@ own fresh subprocess (so peak RSS is its own):
 * ``features``: ``re_ranking_features`` from the features; its time includes computing the
   distances, which the others get precomputed (that cost is printed per scale).
 
-Times are wall-clock ("cpu s": CPU seconds of all the worker's threads, which shows how
-much of the machine the method got when other jobs compete for it); they exclude numba compilation (each worker warms up on a tiny input first); a separate worker
-with an empty numba cache measures the cold compile. Peak RSS includes the inputs (features or
-distance matrices); "inputs" is the RSS just before the method starts. The distance matrices are
+Times are wall-clock ("cpu s": CPU seconds of all the worker's threads, which shows how much of
+the machine the method got when other jobs compete for it). They exclude numba compilation: each
+worker warms up on a tiny input first, and a separate worker with an empty numba cache measures
+the cold compile. Peak RSS includes the inputs (features or distance matrices); "inputs" is the
+RSS just before the method starts. The distance matrices are
 ``post_processing.distance.pairwise_distance`` outputs with q×q and g×g made exactly symmetric
 (upper triangle mirrored), which is how ``re_ranking_features`` defines them.
 
