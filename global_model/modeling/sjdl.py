@@ -125,9 +125,9 @@ class ResidualBlock(nn.Module):
 
 
 def _up(in_ch: int, out_ch: int) -> nn.Sequential:
-    """Residual block, then a stride-2 transposed convolution that doubles the map."""
-    return nn.Sequential(ResidualBlock(in_ch),
-                         nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1),
+    """Residual block, then a stride-2 transposed convolution that doubles the map (kernel 4, a
+    multiple of the stride, so every output pixel gets the same number of taps: no checkerboard)."""
+    return nn.Sequential(ResidualBlock(in_ch), nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1),
                          nn.InstanceNorm2d(out_ch), nn.ReLU(True))
 
 
