@@ -85,7 +85,7 @@ def test_checkpoint_of_another_architecture_names_the_layers(run, tmp_path, caps
 @pytest.mark.parametrize("workers", [0, 1])
 def test_corrupt_image_is_named(run, tmp_path, capsys, workers):
     root = str(tmp_path / "data")
-    shutil.copytree(run["root"], root, ignore=shutil.ignore_patterns("fvrid", "image_train"))
+    shutil.copytree(run["root"], root, ignore=shutil.ignore_patterns("fvrid"))
     bad = os.path.join(root, "image_test", read_names(os.path.join(root, "name_test.txt"))[3])
     with open(bad, "wb") as f:
         f.write(b"\xff\xd8 truncated jpeg")
