@@ -99,3 +99,21 @@ def test_corrupt_image_is_named(run, tmp_path, capsys, workers):
     err = capsys.readouterr().err
     assert rc == 2 and bad in err and "Traceback" not in err
     assert not os.path.exists(str(tmp_path / "f" / "gallery_x.pkl"))
+
+
+def test_checkpoint_trained_from_imagenet_extracts_offline(run, tmp_path, monkeypatch):
+    # The stored config asks for ImageNet weights; the checkpoint already holds every weight, so
+    # rebuilding must not try to fetch them (this machine, like many clusters, is offline).
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_hf_home"))
+    ckpt = torch.load(run["checkpoint"], map_location="cpu", weights_only=False)
+    assert "PRETRAINED: false" in ckpt["cfg"]
+    ckpt["cfg"] = ckpt["cfg"].replace("PRETRAINED: false", "PRETRAINED: true")
+    path = str(tmp_path / "imagenet_init.pth")
+    torch.save(ckpt, path)
+    model, cfg = load_model_from_checkpoint(path)
+    assert cfg.MODEL.PRETRAINED is True  # the user's config is reported as stored
+    reference, _ = load_model_from_checkpoint(run["checkpoint"])
+    for a, b in zip(model.state_dict().values(), reference.state_dict().values()):
+        assert torch.equal(a, b)

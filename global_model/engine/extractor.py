@@ -120,7 +120,13 @@ def load_model_from_checkpoint(weights: str, cfg=None, opts: Sequence[str] = (),
     if num_classes is None:
         raise CheckpointError(f"{weights}: no 'num_classes' entry; it was not written by this toolkit's trainer")
     device = device or resolve_device(cfg.MODEL.DEVICE)
-    model = build_model(cfg, int(num_classes))
+    # The checkpoint holds every weight: never fetch ImageNet weights (fails offline for
+    # competition configs trained with MODEL.PRETRAINED True).
+    build_cfg = cfg.clone()
+    build_cfg.defrost()
+    build_cfg.MODEL.PRETRAINED = False
+    build_cfg.MODEL.PRETRAIN_PATH = ""
+    model = build_model(build_cfg, int(num_classes))
     load_model_weights(model, ckpt["model"], source=weights)
     return model.to(device).eval(), cfg
 
