@@ -9,7 +9,7 @@ from global_model.modeling.backbones import BackboneError
 from global_model.modeling.sjdl import DefogDecoder, build_defog_decoder, to_unit_range
 
 
-def sjdl_cfg(backbone="resnet18"):
+def sjdl_cfg(backbone="resnet10t"):
     cfg = get_cfg()
     cfg.MODEL.META_ARCH, cfg.MODEL.BACKBONE, cfg.MODEL.SJDL.WIDTH = "sjdl", backbone, 8
     return cfg
