@@ -41,7 +41,9 @@ for spec in $DEMO_MODELS; do
         echo "$name: $dir/model_final.pth exists; reusing it"
     else
         echo "$name: $module train --config $config"
-        "$PYTHON" -m "$module" train --config "$config" --no-progress DATASETS.ROOT "$DATA" OUTPUT_DIR "$dir"
+        # No validation while training: the fuse table below scores every model anyway.
+        "$PYTHON" -m "$module" train --config "$config" --no-progress DATASETS.ROOT "$DATA" OUTPUT_DIR "$dir" \
+            SOLVER.EVAL_PERIOD 0
     fi
     MODELS="$MODELS $name:$config:$dir/model_final.pth"
     NAMES="${NAMES:+$NAMES,}$name"
