@@ -6,7 +6,6 @@ never by position.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -52,16 +51,6 @@ def labels_of(ds: DatasetSplits) -> Labels:
                   train_pids=ints(r.pid for r in ds.train) if ds.train else None)
 
 
-def train_feature_file(features_dir: str, model: str) -> str:
-    """``train_<model>.pkl`` (else ``.npz``) in ``features_dir``; the training features metric learning needs."""
-    for suffix in (".pkl", ".npz"):
-        path = os.path.join(features_dir, f"train_{model}{suffix}")
-        if os.path.isfile(path):
-            return path
-    raise FeatureFileError(f"{features_dir}: no train_{model}.pkl or .npz (metric learning needs training features "
-                           f"of every fused model)")
-
-
 def load_inputs(features_dir: str, data_root: str, models: Sequence[str], train: bool = False,
                 dataset: Optional[DatasetSplits] = None) -> Inputs:
     """Features of ``models`` aligned to the AIC20 lists at ``data_root`` (train too when ``train``)."""
@@ -74,6 +63,9 @@ def load_inputs(features_dir: str, data_root: str, models: Sequence[str], train:
     if train:
         if not ds.train:
             raise FeatureFileError(f"{data_root}: metric learning needs training labels (train_label.xml)")
-        sets = {m: load_features(train_feature_file(features_dir, m)) for m in models}
+        try:
+            sets = {m: load_features(find_feature_file(features_dir, m, "train")) for m in models}
+        except FeatureFileError as exc:
+            raise FeatureFileError(f"{exc} (metric learning needs the training features of every fused model)") from None
         feats["train"] = align(sets, order=[r.name for r in ds.train])[1]
     return Inputs(ds, labels_of(ds), feats)

@@ -19,6 +19,12 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
 }
 
 
+def add_run_options(parser: argparse.ArgumentParser, example: str) -> None:
+    """The options every torch command ends with: ``--no-progress`` and trailing ``KEY VALUE`` overrides."""
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help=f"config overrides, e.g. {example}")
+
+
 def main(argv: Optional[Sequence[str]] = None, prog: str = "global_model",
          commands: Sequence[str] = tuple(COMMANDS)) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)

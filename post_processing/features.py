@@ -27,7 +27,7 @@ try:
 except ImportError:  # numpy < 2
     from numpy.core import multiarray as _multiarray
 
-SPLITS = ("query", "gallery")
+SPLITS = ("query", "gallery", "train")  # train features feed metric learning
 SUFFIXES = (".pkl", ".npz")
 
 

@@ -50,10 +50,19 @@ def test_npz_single_split_and_overrides(run, tmp_path):
     assert os.listdir(out) == ["query_m.npz"]
     no_flip = load_features(os.path.join(out, "query_m.npz"))
     model, cfg = load_model_from_checkpoint(run["checkpoint"])
-    query, _ = build_test_records(cfg, run["root"])
+    query = build_test_records(cfg, run["root"])["query"]
     names, flip = extract_features(model, query, cfg, progress=False)
     assert names == no_flip.names and not np.allclose(flip, no_flip.feats, atol=1e-3)
     np.testing.assert_allclose(np.linalg.norm(no_flip.feats, axis=1), 1.0, atol=1e-5)
+
+
+def test_split_train_writes_training_features_for_metric_learning(run, tmp_path):
+    out = str(tmp_path / "train")
+    assert main(["extract", "--weights", run["checkpoint"], "--data-root", run["root"], "--out-dir", out,
+                 "--name", "m", "--split", "train", "--no-progress", "TEST.FLIP", "False"]) == 0
+    fs = load_features(os.path.join(out, "train_m.pkl"))
+    assert fs.names == read_names(os.path.join(run["root"], "name_train.txt"))
+    assert os.listdir(out) == ["train_m.pkl"]
 
 
 def test_flip_tta_averages_before_normalising():
@@ -90,7 +99,7 @@ def test_corrupt_image_is_named(run, tmp_path, capsys, workers):
     with open(bad, "wb") as f:
         f.write(b"\xff\xd8 truncated jpeg")
     model, cfg = load_model_from_checkpoint(run["checkpoint"], opts=["DATALOADER.NUM_WORKERS", str(workers)])
-    _, gallery = build_test_records(cfg, root)
+    gallery = build_test_records(cfg, root)["gallery"]
     with pytest.raises(ImageReadError) as e:
         extract_features(model, gallery, cfg, progress=False)
     assert str(e.value) == f"cannot read image {bad}: corrupt or not an image"

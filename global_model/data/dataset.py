@@ -142,16 +142,21 @@ def build_train_records(cfg) -> Tuple[List[ImageRecord], int]:
     return merged, pid_offset
 
 
-def build_test_records(cfg, root: Optional[str] = None) -> Tuple[List[ImageRecord], List[ImageRecord]]:
-    """Query and gallery of ``DATASETS.TEST`` (``root`` replaces its folder), in the format's order."""
+def build_test_records(cfg, root: Optional[str] = None, train: bool = False) -> Dict[str, List[ImageRecord]]:
+    """``{"query": ..., "gallery": ...}`` of ``DATASETS.TEST`` (``root`` replaces its folder), in the
+    format's order; with ``train`` also its ``"train"`` records (metric learning fits on them)."""
     splits = load_dataset_spec(cfg.DATASETS.TEST, cfg, root)
     if not splits.query or not splits.gallery:
         raise DatasetError(f"dataset {cfg.DATASETS.TEST!r} at {splits.root}: query ({len(splits.query)}) and "
                            f"gallery ({len(splits.gallery)}) must both be non-empty")
-    query, gallery = splits.query, splits.gallery
+    out = {"query": splits.query, "gallery": splits.gallery}
+    if train:
+        if not splits.train:
+            raise DatasetError(f"dataset {cfg.DATASETS.TEST!r} at {splits.root}: no training images to extract")
+        out["train"] = splits.train
     if cfg.DATASETS.SKIP_BAD:
-        query, gallery = _skip_bad(query, "query"), _skip_bad(gallery, "gallery")
-    return query, gallery
+        out = {name: _skip_bad(records, name) for name, records in out.items()}
+    return out
 
 
 def build_train_loader(cfg, records: Sequence[ImageRecord], rank: int = 0,

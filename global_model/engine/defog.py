@@ -14,6 +14,7 @@ from typing import Dict, List
 import cv2
 import torch
 
+from ..cli import add_run_options
 from ..data.datasets.common import list_images
 from ..data.image_io import ImageReadError, read_image
 from ..data.records import ImageRecord
@@ -89,9 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder; files keep their names")
     parser.add_argument("--output", choices=OUTPUTS, default="enhanced",
                         help="which image to write: the enhancement head's (default), the decoder's, or both")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
-                        help="config overrides, e.g. INPUT.SIZE_TEST [384,384] TEST.IMS_PER_BATCH 16")
+    add_run_options(parser, "INPUT.SIZE_TEST [384,384] TEST.IMS_PER_BATCH 16")
 
 
 def _defog(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cli import add_run_options
 from ..data.image_io import ImageReadError
 from ..data.records import ImageRecord
 from .amp import autocast, resolve_amp, resolve_device
@@ -133,6 +134,10 @@ def load_model_from_checkpoint(weights: str, cfg=None, opts: Sequence[str] = (),
 
 # ----------------------------------------------------------------------------- CLI
 
+SPLIT_CHOICES = {"query": ("query",), "gallery": ("gallery",), "train": ("train",),
+                 "both": ("query", "gallery"), "all": ("query", "gallery", "train")}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None,
                         help="model YAML; default: the config stored in the checkpoint")
@@ -141,11 +146,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dataset folder with the query/gallery split (default: DATASETS.TEST's root)")
     parser.add_argument("--out-dir", required=True, help="features folder")
     parser.add_argument("--name", required=True, help="model name used in the file names: query_NAME.pkl")
-    parser.add_argument("--split", choices=("query", "gallery", "both"), default="both")
+    parser.add_argument("--split", choices=tuple(SPLIT_CHOICES), default="both",
+                        help="what to extract: both = query + gallery (default); all adds the training images "
+                             "(train_NAME.pkl, which `ensemble fuse --metric` fits on)")
     parser.add_argument("--format", choices=("pkl", "npz"), default="pkl")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
-                        help="config overrides, e.g. TEST.FLIP False TEST.IMS_PER_BATCH 64")
+    add_run_options(parser, "TEST.FLIP False TEST.IMS_PER_BATCH 64")
 
 
 def _extract(args: argparse.Namespace) -> int:
@@ -157,9 +162,9 @@ def _extract(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.opts) if args.config else None
     model, cfg = load_model_from_checkpoint(args.weights, cfg, args.opts)
     model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
-    query, gallery = build_test_records(cfg, args.data_root)
-    splits = {"query": query, "gallery": gallery}
-    for split in ("query", "gallery") if args.split == "both" else (args.split,):
+    wanted = SPLIT_CHOICES[args.split]
+    splits = build_test_records(cfg, args.data_root, train="train" in wanted)
+    for split in wanted:
         names, feats = extract_features(model, splits[split], cfg, progress=not args.no_progress)
         path = os.path.join(args.out_dir, f"{split}_{args.name}.{args.format}")
         save_features(path, names, feats)

@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Callable
 
+from ..cli import add_run_options
+
 __all__ = ["add_arguments", "run", "run_guarded", "setup_distributed", "setup_logging"]
 
 
@@ -64,9 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="YAML config (see global_model/configs/)")
     parser.add_argument("--resume", default=None, metavar="auto|PATH",
                         help="continue a run: a checkpoint path, or 'auto' for OUTPUT_DIR/last.pth if present")
-    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
-                        help="config overrides, e.g. SOLVER.MAX_EPOCHS 2 OUTPUT_DIR outputs/r18")
+    add_run_options(parser, "SOLVER.MAX_EPOCHS 2 OUTPUT_DIR outputs/r18")
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -280,7 +280,8 @@ class Trainer:
         if self._val_split is None:
             from ..data.dataset import build_test_records
 
-            query, gallery = build_test_records(self.cfg)
+            split = build_test_records(self.cfg)
+            query, gallery = split["query"], split["gallery"]
             if all(r.pid < 0 for r in query) or all(r.pid < 0 for r in gallery):
                 logger.warning("DATASETS.TEST %r has no query/gallery ground truth; validation skipped",
                                self.cfg.DATASETS.TEST)
