@@ -166,7 +166,9 @@ def test_find_feature_file(tmp_path):
     with pytest.raises(FeatureFileError, match=r"no query_c\.pkl or \.npz; query features exist for models: a, b"):
         find_feature_file(tmp_path, "c", "query")
     with pytest.raises(FeatureFileError, match="split must be one of"):
-        find_feature_file(tmp_path, "a", "train")
+        find_feature_file(tmp_path, "a", "test")
+    save_features(tmp_path / "train_a.pkl", NAMES, _feats())
+    assert find_feature_file(tmp_path, "a", "train").endswith("train_a.pkl")
 
 
 def test_align_reorders_and_reports_missing_and_extra():
