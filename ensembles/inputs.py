@@ -41,14 +41,22 @@ def load_split_lists(data_root: str) -> DatasetSplits:
     return load_dataset(DATASET, data_root, require_images=False)
 
 
+SUBSET_ATTR = "foggy"  # query_label.xml attribute (0/1): those queries are also scored on their own
+
+
 def labels_of(ds: DatasetSplits) -> Labels:
     def ints(values):
         return np.asarray(list(values), dtype=np.int64)
 
+    subsets = {}
+    if ds.query and all(SUBSET_ATTR in r.attrs for r in ds.query):  # the synthetic benchmark marks fog
+        foggy = np.asarray([bool(r.attrs[SUBSET_ATTR]) for r in ds.query])
+        if foggy.any():
+            subsets[SUBSET_ATTR] = foggy
     return Labels(q_pids=ints(r.pid for r in ds.query), g_pids=ints(r.pid for r in ds.gallery),
                   q_camids=ints(r.camid for r in ds.query), g_camids=ints(r.camid for r in ds.gallery),
                   g_tracks=ints(r.trackid for r in ds.gallery), has_gt=bool(ds.extra.get("has_ground_truth")),
-                  train_pids=ints(r.pid for r in ds.train) if ds.train else None)
+                  train_pids=ints(r.pid for r in ds.train) if ds.train else None, query_subsets=subsets)
 
 
 def load_inputs(features_dir: str, data_root: str, models: Sequence[str], train: bool = False,

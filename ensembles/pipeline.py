@@ -14,7 +14,9 @@ Re-ranking takes the full query×gallery, query×query and gallery×gallery dist
 ``dense_rerank_max`` images (default 8000: the gallery×gallery matrix alone is 4·G² bytes). Above
 that it switches to ``re_ranking_features`` on the (concatenated) fused features, which keeps only
 the top-K per query; camera terms applied earlier are then added to those top-K distances before
-re-sorting.
+re-sorting. After a ``camera_penalty`` step the dense path also penalises same-camera pairs in the
+query×query and gallery×gallery matrices (``camera_aware``), so k-reciprocal neighbourhoods are
+built across cameras; the feature-level path does not (it says so in the run's notes).
 """
 from __future__ import annotations
 
@@ -158,8 +160,11 @@ class Step:
         return STEPS[self.name].stage
 
     def label(self) -> str:
+        """``name(k=v, ...)`` for the table; switches left at their default are not shown."""
+        spec = STEPS[self.name].params
         shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in self.params.items() if v is not None and v != {})
+                          for k, v in self.params.items() if v is not None and v != {}
+                          and not (isinstance(v, bool) and v == spec[k].default))
         return f"{self.name}({shown})" if shown else self.name
 
 
@@ -284,6 +289,8 @@ class Labels:
     g_tracks: np.ndarray
     has_gt: bool = False
     train_pids: Optional[np.ndarray] = None
+    # Named query subsets scored on their own too (boolean masks), e.g. "foggy" where the labels say so.
+    query_subsets: Dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class State:
@@ -301,6 +308,7 @@ class State:
         self.dist: Optional[np.ndarray] = None  # Q×G once a distance step ran
         self.base_dist: Optional[np.ndarray] = None  # self.dist before distance terms were added
         self.ranking: Optional[np.ndarray] = None  # Q×K gallery indices once a ranking step ran
+        self.camera_penalty = 0.0  # added to same-camera pairs by camera_penalty steps so far
         self.notes: List[str] = []
 
     @property
@@ -420,17 +428,27 @@ def _camera_penalty(state: State, p: Dict[str, Any]) -> None:
         raise PipelineError("needs camera ids of query and gallery images, but the dataset has none "
                             "(AIC20: query_label.xml / test_label.xml); use 'subtract' with a camera model instead")
     state.set_distances(same_camera_penalty(state.distances(), lab.q_camids, lab.g_camids, p["penalty"]))
+    state.camera_penalty += p["penalty"]
 
 
 @register_step("rerank", DISTANCES, "k-reciprocal re-ranking (Zhong et al. 2017)",
                k1=Param(int, 20, "k-reciprocal neighbours", minimum=1),
                k2=Param(int, 6, "neighbours for local query expansion", minimum=1),
-               **{"lambda": Param(float, 0.3, "weight of the original distance", minimum=0, maximum=1)})
+               **{"lambda": Param(float, 0.3, "weight of the original distance", minimum=0, maximum=1)},
+               camera_aware=Param(bool, True, "after a camera_penalty step, penalise same-camera pairs in the "
+                                              "query×query and gallery×gallery distances too"))
 def _rerank(state: State, p: Dict[str, Any]) -> None:
     if state.num_query + state.num_gallery <= state.dense_rerank_max:
         qg = state.distances()
         qq = block_distance(state.blocks, "query", "query", state.metric)
         gg = block_distance(state.blocks, "gallery", "gallery", state.metric)
+        if p["camera_aware"] and state.camera_penalty:
+            # Camera-aware neighbourhoods: otherwise an image's k-reciprocal set fills up with other
+            # vehicles seen by its own camera (shared background and colour cast), and re-ranking
+            # pulls exactly the same-camera look-alikes the penalty pushed away back up.
+            lab = state.labels
+            qq = _penalise_same_camera(qq, lab.q_camids, state.camera_penalty)
+            gg = _penalise_same_camera(gg, lab.g_camids, state.camera_penalty)
         state.dist = np.asarray(re_ranking(qg, qq, gg, k1=p["k1"], k2=p["k2"], lambda_value=p["lambda"]),
                                 dtype=np.float32)
         return
@@ -444,9 +462,17 @@ def _rerank(state: State, p: Dict[str, Any]) -> None:
             order = np.argsort(dist + extra, axis=1, kind="stable")
             idx = np.take_along_axis(idx, order, axis=1)
     state.notes.append(f"rerank: {state.num_query}+{state.num_gallery} images > {state.dense_rerank_max}, "
-                       f"used top-{depth} re-ranking from features")
+                       f"used top-{depth} re-ranking from features"
+                       + (" (neighbourhoods not camera-aware)" if p["camera_aware"] and state.camera_penalty else ""))
     state.dist = None
     state.ranking = idx
+
+
+def _penalise_same_camera(dist: np.ndarray, camids: np.ndarray, penalty: float) -> np.ndarray:
+    """``dist`` (square, one split against itself) plus ``penalty`` on same-camera pairs, the diagonal kept."""
+    out = same_camera_penalty(dist, camids, camids, penalty)
+    np.fill_diagonal(out, np.diagonal(dist))
+    return out
 
 
 @register_step("track_distance", DISTANCES, "replace each gallery distance by the closest distance of its track")

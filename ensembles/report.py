@@ -29,8 +29,13 @@ def score(ranking: np.ndarray, labels: Labels, topk: int = 100) -> Dict[str, Any
                            max_rank=MAX_RANK)
     cmc = [float(x) for x in np.asarray(res["cmc"]).reshape(-1)]
     at = {n: cmc[min(n, len(cmc)) - 1] for n in (1, 5, 10)}
-    return {"mAP": float(res["mAP"]), "aic_map": float(aic_map(ranking, labels.q_pids, labels.g_pids, topk=topk)),
-            "mINP": float(res["mINP"]), "rank1": at[1], "rank5": at[5], "rank10": at[10], "cmc": cmc}
+    out = {"mAP": float(res["mAP"]), "aic_map": float(aic_map(ranking, labels.q_pids, labels.g_pids, topk=topk)),
+           "mINP": float(res["mINP"]), "rank1": at[1], "rank5": at[5], "rank10": at[10], "cmc": cmc}
+    for name, mask in labels.query_subsets.items():
+        sub = evaluate_ranking(ranking[mask], labels.q_pids[mask], labels.g_pids, labels.q_camids[mask],
+                               labels.g_camids, max_rank=MAX_RANK)
+        out[f"mAP_{name}"] = float(sub["mAP"])
+    return out
 
 
 def format_table(rows: Iterable[Tuple[str, Mapping[str, Any]]], gains: Optional[Sequence[Optional[float]]] = None) -> str:
@@ -40,12 +45,14 @@ def format_table(rows: Iterable[Tuple[str, Mapping[str, Any]]], gains: Optional[
     """
     rows = list(rows)
     width = max([len(label) for label, _ in rows] + [10])
-    head = f"{'':{width}s}" + "".join(f"  {title:>11s}" for _, title in COLUMNS)
+    subsets = [k for k in (rows[0][1] if rows else {}) if k.startswith("mAP_")]
+    columns = list(COLUMNS) + [(k, f"mAP {k[4:]} q") for k in subsets]
+    head = f"{'':{width}s}" + "".join(f"  {title:>11s}" for _, title in columns)
     if gains is not None:
         head += f"  {'mAP gain':>9s}"
     lines = [head, "-" * len(head)]
     for i, (label, m) in enumerate(rows):
-        line = f"{label:{width}s}" + "".join(f"  {100 * m[key]:11.2f}" for key, _ in COLUMNS)
+        line = f"{label:{width}s}" + "".join(f"  {100 * m[key]:11.2f}" for key, _ in columns)
         if gains is not None and gains[i] is not None:
             line += f"  {100 * gains[i]:+9.2f}"
         lines.append(line)

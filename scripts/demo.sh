@@ -1,17 +1,24 @@
 #!/bin/sh
 # End-to-end demo on CPU (`make demo`): synthetic data -> train the demo models -> extract features
-# -> `ensemble fuse` with re-ranking -> validate -> rank-list and CMC pictures. Re-running reuses
-# the dataset (same seed) and finished checkpoints. Settings (environment):
+# -> `ensemble fuse` (camera penalty, camera-aware re-ranking, track distance) -> validate ->
+# rank-list and CMC pictures. Re-running reuses the dataset (same seed and size) and finished
+# checkpoints. Settings (environment):
 #   DEMO_OUT     output folder (outputs/demo)       DEMO_SEED  dataset seed (0)
+#   DEMO_IDS     identities (420)                   DEMO_TEST_IDS  of which test identities (120)
 #   DEMO_MODELS  "name:config ..." models to train and fuse; as in extract_feature_val.sh, names
-#                starting with "mgn" are trained with `python -m mgn_model`, the others with global_model
+#                starting with "mgn" are trained with `python -m mgn_model`, the others with
+#                global_model; "sjdl*" models are validated at their last epoch (restoration PSNR/SSIM)
 #   PYTHON       interpreter (python)
 set -e
 
 PYTHON=${PYTHON:-python}
 OUT=${DEMO_OUT:-outputs/demo}
 SEED=${DEMO_SEED:-0}
-DEMO_MODELS=${DEMO_MODELS:-"r18:global_model/configs/tiny_cpu.yml regnet:global_model/configs/tiny_cpu_regnet.yml"}
+IDS=${DEMO_IDS:-420}
+TEST_IDS=${DEMO_TEST_IDS:-120}
+C=global_model/configs
+DEMO_MODELS=${DEMO_MODELS:-"r18:$C/tiny_cpu.yml seres18:$C/tiny_cpu_seresnet.yml mgn_r18:mgn_model/configs/mgn_tiny.yml \
+sjdl_r18:$C/sjdl_tiny.yml"}
 DATA="$OUT/data"
 FEATURES="$OUT/features"
 start=$(date +%s)
@@ -19,12 +26,16 @@ start=$(date +%s)
 say() { printf '\n== %s\n' "$*"; }
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
 
-say "1/6 synthetic dataset ($DATA, seed $SEED)"
-if [ -f "$DATA/summary.json" ] && "$PYTHON" -c "import json,sys; sys.exit(json.load(open(sys.argv[1]))['seed'] != int(sys.argv[2]))" "$DATA/summary.json" "$SEED"; then
-    echo "already generated with seed $SEED; reusing it"
+say "1/6 synthetic dataset ($DATA, seed $SEED, $IDS ids of which $TEST_IDS test)"
+if [ -f "$DATA/summary.json" ] && "$PYTHON" -c "
+import json, sys
+s = json.load(open(sys.argv[1]))
+sys.exit((s['seed'], s['ids']['train'] + s['ids']['test'], s['ids']['test']) != tuple(map(int, sys.argv[2:])))
+" "$DATA/summary.json" "$SEED" "$IDS" "$TEST_IDS"; then
+    echo "already generated with these settings; reusing it"
     "$PYTHON" -c "import json,sys; from global_model.data.synth import format_summary; print(format_summary(json.load(open(sys.argv[1])), sys.argv[2]))" "$DATA/summary.json" "$DATA"
 else
-    "$PYTHON" -m global_model synth --out "$DATA" --seed "$SEED"
+    "$PYTHON" -m global_model synth --out "$DATA" --seed "$SEED" --ids "$IDS" --test-ids "$TEST_IDS"
 fi
 
 say "2/6 train the demo models ($(elapsed) so far)"
@@ -41,9 +52,15 @@ for spec in $DEMO_MODELS; do
         echo "$name: $dir/model_final.pth exists; reusing it"
     else
         echo "$name: $module train --config $config"
-        # No validation while training: the fuse table below scores every model anyway.
+        # No validation while training (the fuse table below scores every model), except SJDL's
+        # last-epoch one, which measures its restoration (PSNR/SSIM on clear/foggy pairs).
+        case $name in
+            sjdl*) eval_period="" ;;
+            *) eval_period="SOLVER.EVAL_PERIOD 0" ;;
+        esac
+        # shellcheck disable=SC2086  # eval_period is zero or two words
         "$PYTHON" -m "$module" train --config "$config" --no-progress DATASETS.ROOT "$DATA" OUTPUT_DIR "$dir" \
-            SOLVER.EVAL_PERIOD 0
+            $eval_period
     fi
     MODELS="$MODELS $name:$config:$dir/model_final.pth"
     NAMES="${NAMES:+$NAMES,}$name"
@@ -52,9 +69,19 @@ done
 say "3/6 extract query/gallery features ($(elapsed) so far)"
 MODELS="$MODELS" DATA_ROOT="$DATA" FEATURES_DIR="$FEATURES" PYTHON="$PYTHON" sh scripts/extract_feature_val.sh
 
-say "4/6 fuse $NAMES with re-ranking ($(elapsed) so far)"
+say "4/6 fuse $NAMES, then camera penalty, re-ranking and track distance ($(elapsed) so far)"
+# "mAP foggy q" scores the foggy queries alone (the dataset marks them): compare sjdl_r18 with r18.
+# Tracks are used after re-ranking (track_distance), not before (track_average): averaged tracks
+# put identical copies into every k-reciprocal neighbourhood and re-ranking then loses mAP.
 ensemble fuse --models "$NAMES" --data-root "$DATA" --features-dir "$FEATURES" \
-    --rerank --out "$OUT/track2.txt" --metrics-out "$OUT/metrics.json" --save-pipeline "$OUT/pipeline.yaml"
+    --camera-penalty 0.3 --rerank --track-distance \
+    --out "$OUT/track2.txt" --metrics-out "$OUT/metrics.json" --save-pipeline "$OUT/pipeline.yaml"
+for spec in $DEMO_MODELS; do
+    name=${spec%%:*}
+    case $name in
+        sjdl*) grep -h "SJDL final" "$OUT/models/$name/log.txt" | tail -1 | sed "s/^[0-9:]* SJDL final/$name restoration/" ;;
+    esac
+done
 
 say "5/6 validate the submission"
 ensemble validate "$OUT/track2.txt" --data-root "$DATA"

@@ -18,8 +18,8 @@ DATA_ROOT=${DATA_ROOT:-outputs/demo/data}
 FEATURES_DIR=${FEATURES_DIR:-outputs/demo/features}
 D=outputs/demo/models
 MODELS=${MODELS:-"r18:global_model/configs/tiny_cpu.yml:$D/r18/model_final.pth \
-regnet:global_model/configs/tiny_cpu_regnet.yml:$D/regnet/model_final.pth \
-mgn:mgn_model/configs/mgn_tiny.yml:$D/mgn/model_final.pth \
+seres18:global_model/configs/tiny_cpu_seresnet.yml:$D/seres18/model_final.pth \
+mgn_r18:mgn_model/configs/mgn_tiny.yml:$D/mgn_r18/model_final.pth \
 sjdl_r18:global_model/configs/sjdl_tiny.yml:$D/sjdl_r18/model_final.pth"}
 
 fail() {

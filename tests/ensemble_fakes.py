@@ -30,10 +30,11 @@ class Tree:
 
 
 def build_tree(root: str, n_ids: int = 24, per_id: int = 5, n_cams: int = 4, ground_truth: bool = True,
-               images: bool = False, train_ids: int = 0, seed: int = 0) -> Tree:
+               images: bool = False, train_ids: int = 0, seed: int = 0, foggy_every: int = 0) -> Tree:
     """AIC layout under ``root``: one query per id, ``per_id`` gallery images per id over cameras, tracks of
     same-id same-camera runs (test_track.txt lines end with a space), gb2312-declared label XMLs;
-    ``train_ids`` further ids with ``per_id`` labelled training images each."""
+    ``train_ids`` further ids with ``per_id`` labelled training images each; ``foggy_every`` > 0 marks
+    every n-th query ``foggy="1"`` (the others ``"0"``), as the synthetic benchmark does."""
     rng = np.random.default_rng(seed)
     gallery = [(pid, int(rng.integers(n_cams))) for pid in range(n_ids) for _ in range(per_id)]
     gallery = [gallery[i] for i in rng.permutation(len(gallery))]
@@ -54,9 +55,10 @@ def build_tree(root: str, n_ids: int = 24, per_id: int = 5, n_cams: int = 4, gro
     lines = [" ".join(members) + " \n" for members in tracks.values() if len(members) > 1]
     write_text(os.path.join(root, "test_track.txt"), "".join(lines))
     if ground_truth:
+        fog = [{"foggy": str(int(i % foggy_every == 0))} if foggy_every else {} for i in range(n_ids)]
         write_label_xml(os.path.join(root, "query_label.xml"),
-                        [{"imageName": n, "vehicleID": f"{p:04d}", "cameraID": f"c{c + 1:03d}"}
-                         for n, p, c in zip(q_names, q_pids, q_cams)])
+                        [{"imageName": n, "vehicleID": f"{p:04d}", "cameraID": f"c{c + 1:03d}", **f}
+                         for n, p, c, f in zip(q_names, q_pids, q_cams, fog)])
         write_label_xml(os.path.join(root, "test_label.xml"),
                         [{"imageName": n, "vehicleID": f"{p:04d}", "cameraID": f"c{c + 1:03d}"}
                          for n, (p, c) in zip(g_names, gallery)])

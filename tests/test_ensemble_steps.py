@@ -127,3 +127,57 @@ def test_tune_grid_dedupes_equivalent_weights_and_refuses_grids_over_budget(case
                                     "--search", "grid", "--budget", "5", "--out", str(tmp_path / "p.yaml")])
     assert res.exit_code == 1 and "grid has" in res.output and "--budget 5" in res.output
     assert not (tmp_path / "p.yaml").exists()
+
+
+def test_foggy_queries_are_scored_on_their_own(tmp_path):
+    """Queries marked foggy="1" in query_label.xml get their own mAP column and JSON key, equal to
+    evaluating the written submission on those queries alone."""
+    from ensembles.inputs import labels_of, load_split_lists
+    from post_processing.evaluation import evaluate_ranking
+    from post_processing.submission import read_track2
+
+    tree = build_tree(str(tmp_path / "data"), foggy_every=3)
+    write_features(str(tmp_path / "feats"), tree, {"a": 1.0, "b": 1.2})
+    res = fuse(tmp_path, tmp_path / "t.txt")
+    assert "mAP foggy q" in res.output
+    metrics = json.loads((tmp_path / "t.txt.json").read_text())
+    labels = labels_of(load_split_lists(str(tmp_path / "data")))
+    mask = labels.query_subsets["foggy"]
+    assert mask.sum() == len(tree.query) // 3 and 0 < mask.sum() < len(mask)
+    ranking = np.asarray(read_track2(str(tmp_path / "t.txt"), tree.gallery))
+    want = evaluate_ranking(ranking[mask], labels.q_pids[mask], labels.g_pids, labels.q_camids[mask],
+                            labels.g_camids)["mAP"]
+    assert metrics["mAP_foggy"] == pytest.approx(want) and metrics["mAP_foggy"] != metrics["mAP"]
+    assert all("mAP_foggy" in s for s in metrics["per_model"].values())
+
+
+def test_rerank_after_camera_penalty_builds_cross_camera_neighbourhoods(case):
+    """camera_aware (default) re-ranks with the penalty on same-camera q×q / g×g pairs too (diagonal
+    kept); camera_aware false gives plain re-ranking of the penalised q×g distances."""
+    from ensembles.inputs import load_inputs
+    from ensembles.pipeline import State, run_pipeline
+    from post_processing.rerank import re_ranking
+
+    base, _ = case
+    inputs = load_inputs(str(base / "feats"), str(base / "data"), ["a"])
+    blocks = make_blocks(["a"], inputs.feats)
+    lab = inputs.labels
+
+    def run(aware):
+        pipe = Pipeline.from_dict({"models": ["a"], "steps": [{"name": "camera_penalty", "penalty": 0.5},
+                                                              {"name": "rerank", "k1": 6, "k2": 2,
+                                                               "camera_aware": aware}]})
+        state = State(blocks, lab)
+        run_pipeline(pipe, state)
+        return state.dist
+
+    qg = block_distance(blocks, "query", "gallery", "euclidean")
+    qq = block_distance(blocks, "query", "query", "euclidean")
+    gg = block_distance(blocks, "gallery", "gallery", "euclidean")
+    same_q, same_g = lab.q_camids[:, None] == lab.q_camids, lab.g_camids[:, None] == lab.g_camids
+    qg_p = qg + 0.5 * (lab.q_camids[:, None] == lab.g_camids)
+    qq_p = qq + 0.5 * (same_q & ~np.eye(len(qq), dtype=bool))
+    gg_p = gg + 0.5 * (same_g & ~np.eye(len(gg), dtype=bool))
+    np.testing.assert_allclose(run(True), re_ranking(qg_p, qq_p, gg_p, k1=6, k2=2), atol=1e-5)
+    np.testing.assert_allclose(run(False), re_ranking(qg_p, qq, gg, k1=6, k2=2), atol=1e-5)
+    assert not np.allclose(run(True), run(False), atol=1e-3)

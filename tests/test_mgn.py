@@ -137,7 +137,8 @@ def test_loss_decreases_on_a_tiny_batch():
 
 def test_train_and_extract_through_global_model_engine(tmp_path):
     """`mgn_model train` (global_model's trainer) then `python -m mgn_model extract` (its extractor) write
-    query/gallery pickles of MGN's documented dimension: 11 vectors × REDUCTION_DIM, unit norm."""
+    query/gallery pickles of the config's documented dimension: its 4 branch-global vectors (TEST_VECTORS)
+    × REDUCTION_DIM, unit norm."""
     root = build_aic20(str(tmp_path / "aic"), ground_truth=True)
     run = tmp_path / "run"
     config = os.path.join(os.path.dirname(mgn_model.__file__), "configs", "mgn_tiny.yml")
@@ -157,7 +158,7 @@ def test_train_and_extract_through_global_model_engine(tmp_path):
     for split, names in (("query", AIC_QUERY), ("gallery", AIC_TEST)):
         fs = load_features(str(out / f"{split}_mgn.pkl"))
         assert list(fs.names) == names
-        assert fs.feats.shape == (len(names), 11 * WIDTH) and fs.feats.dtype == np.float32
+        assert fs.feats.shape == (len(names), 4 * WIDTH) and fs.feats.dtype == np.float32
         assert np.allclose(np.linalg.norm(fs.feats, axis=1), 1.0, atol=1e-4)
 
 

@@ -198,12 +198,24 @@ def test_rerun_replaces_the_previous_dataset_only(tmp_path):
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".synth-staging")]
 
 
+def test_test_ids_sets_the_split(tmp_path):
+    """--test-ids: the demo trains on more identities than it tests on (from scratch, ids matter most)."""
+    summary = generate(str(tmp_path), seed=0, ids=10, test_ids=3, cameras=3, real_ids=0, size=(48, 64))
+    assert summary["ids"]["train"] == 7 and summary["ids"]["test"] == 3
+    train = {ln.split('vehicleID="')[1][:4] for ln in (tmp_path / "train_label.xml").read_text().splitlines()
+             if "vehicleID" in ln}
+    test = {ln.split('vehicleID="')[1][:4] for ln in (tmp_path / "test_label.xml").read_text().splitlines()
+            if "vehicleID" in ln}
+    assert len(train) == 7 and len(test) == 3 and not train & test
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--ids", "3"], "ids must be"),
     (["--size", "16", "64"], "size must be"),
     (["--cameras", "1"], "cameras must be"),
     (["--real-ids", "1"], "real_ids must be"),
     (["--seed", "-1"], "seed must be"),
+    (["--ids", "10", "--test-ids", "9"], "test_ids must leave"),
 ])
 def test_bad_arguments_are_refused(tmp_path, capsys, argv, message):
     assert main(["synth", "--out", str(tmp_path / "x")] + argv) == 2

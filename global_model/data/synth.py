@@ -301,12 +301,14 @@ class Track:
     light: float
 
 
-def make_track(seed: int, pid: int, cam: Camera) -> Track:
+def make_track(seed: int, pid: int, cam: Camera, frames: Tuple[int, int] = (2, 4)) -> Track:
+    """The sighting of ``pid`` by ``cam``: ``frames`` is the (min, max) track length."""
     rng = _rng(seed, T_TRACK, pid, cam.camid)
     yaw = cam.yaw + rng.uniform(-cam.yaw_spread, cam.yaw_spread)
     if rng.random() < cam.two_way:  # oncoming traffic: the camera sees the other end and side
         yaw += 180.0
-    return Track(pid=pid, camid=cam.camid, frames=int(rng.integers(2, 5)), start_frame=int(rng.integers(1, 900000)),
+    return Track(pid=pid, camid=cam.camid, frames=int(rng.integers(frames[0], frames[1] + 1)),
+                 start_frame=int(rng.integers(1, 900000)),
                  foggy=bool(rng.random() < cam.fog_prob), yaw=float(yaw), yaw_step=float(rng.uniform(-6, 6)),
                  pitch=float(cam.pitch + rng.uniform(-4, 4)), distance=float(rng.uniform(1.6, 2.6)),
                  lane=float(rng.uniform(-.5, .5)), light=float(rng.uniform(.9, 1.1)))
@@ -929,12 +931,20 @@ class _Group:
     test: List[int]
 
 
-def _sightings(seed: int, pid: int, cameras: Sequence[Camera]) -> List[Track]:
-    """The tracks of one vehicle: 2-4 distinct cameras (fewer if there are fewer cameras)."""
+# Sightings per identity: (min, max) cameras and (min, max) frames per track. Test identities are
+# seen by more cameras in longer tracks, as in AIC20, whose test set has ~55 gallery images per id
+# (k-reciprocal re-ranking needs several true matches in a neighbourhood to help).
+TRAIN_SIGHTINGS = ((2, 4), (2, 4))
+TEST_SIGHTINGS = ((3, 6), (4, 8))
+
+
+def _sightings(seed: int, pid: int, cameras: Sequence[Camera], test: bool = False) -> List[Track]:
+    """The tracks of one vehicle on distinct cameras (fewer if there are fewer cameras)."""
+    (lo, hi), frames = TEST_SIGHTINGS if test else TRAIN_SIGHTINGS
     rng = _rng(seed, T_SIGHTINGS, pid)
-    k = int(rng.integers(2, min(4, len(cameras)) + 1))
+    k = int(rng.integers(min(lo, len(cameras)), min(hi, len(cameras)) + 1))
     chosen = sorted(int(c) for c in rng.choice(len(cameras), k, replace=False))
-    return [make_track(seed, pid, cameras[c]) for c in chosen]
+    return [make_track(seed, pid, cameras[c], frames) for c in chosen]
 
 
 def _split_test(seed: int, pid: int, tracks: List[Track]) -> Tuple[List[Track], List[Track], Dict[int, int]]:
@@ -1036,10 +1046,12 @@ def _track_lines(tracks: List[List[str]], ids: Dict[str, int]) -> Tuple[str, str
 
 
 def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] = (96, 128), cameras: int = 6,
-             real_ids: Optional[int] = None, workers: int = 1, verbose: bool = False) -> Dict[str, object]:
+             real_ids: Optional[int] = None, workers: int = 1, verbose: bool = False,
+             test_ids: Optional[int] = None) -> Dict[str, object]:
     """Generate the benchmark into ``out_dir`` and return the summary (also ``out_dir/summary.json``).
 
-    ``ids`` identities are split half train / half test (disjoint, as in AIC); ``real_ids`` more
+    ``ids`` identities are split into ``test_ids`` test identities (default half) and the rest
+    for training (disjoint, as in AIC); ``real_ids`` more
     (default ``max(4, ids // 4)``) make up ``fvrid/FVRID_real``. Rendering runs in ``workers``
     processes; the output does not depend on it. Earlier outputs in ``out_dir`` are replaced only
     once the new dataset is complete.
@@ -1050,7 +1062,10 @@ def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] 
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if not 4 <= ids <= 9999:
-        raise ValueError(f"ids must be in 4..9999 (half train, half test), got {ids}")
+        raise ValueError(f"ids must be in 4..9999 (train + test), got {ids}")
+    n_test = ids // 2 if test_ids is None else int(test_ids)
+    if not 2 <= n_test <= ids - 2:
+        raise ValueError(f"test_ids must leave at least 2 of the {ids} ids on each side, got {n_test}")
     if not 32 <= h <= 1024 or not 32 <= w <= 1024:
         raise ValueError(f"size must be two integers H W in 32..1024, got {size}")
     if not 2 <= cameras <= 99:
@@ -1058,7 +1073,7 @@ def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] 
     if real_ids != 0 and not 2 <= real_ids <= 9999:
         raise ValueError(f"real_ids must be 0 (no FVRID_real view) or in 2..9999, got {real_ids}")
     cams = make_cameras(seed, cameras)
-    n_train = ids // 2
+    n_train = ids - n_test
     syn = _Group(list(range(1, n_train + 1)), list(range(n_train + 1, ids + 1)))
     n_real_train = real_ids // 2
     real = _Group(list(range(REAL_PID_BASE + 1, REAL_PID_BASE + n_real_train + 1)),
@@ -1079,7 +1094,7 @@ def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] 
         for t in _sightings(seed, pid, cams):
             train_tracks.append((pid, shots_for(t, range(t.frames)), t))
     for pid in syn.test:
-        q, g, qframe = _split_test(seed, pid, _sightings(seed, pid, cams))
+        q, g, qframe = _split_test(seed, pid, _sightings(seed, pid, cams, test=True))
         for t in q:
             query_shots.append((pid, shots_for(t, [qframe[t.camid]])[0], t))
         for t in g:
@@ -1122,7 +1137,7 @@ def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] 
         for t in _sightings(seed, pid, cams):
             real_shots("train", t, range(t.frames))
     for pid in real.test:
-        q, g, qframe = _split_test(seed, pid, _sightings(seed, pid, cams))
+        q, g, qframe = _split_test(seed, pid, _sightings(seed, pid, cams, test=True))
         for t in q:
             real_shots("query", t, [qframe[t.camid]])
         for t in g:
@@ -1214,7 +1229,8 @@ def format_summary(summary: Dict[str, object], out_dir: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (AIC20 layout + fvrid/)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--ids", type=int, default=240, help="identities, half train and half test")
+    parser.add_argument("--ids", type=int, default=240, help="identities, train + test")
+    parser.add_argument("--test-ids", type=int, default=None, help="of which test identities (default: half)")
     parser.add_argument("--size", type=int, nargs=2, default=(96, 128), metavar=("H", "W"), help="image size")
     parser.add_argument("--cameras", type=int, default=6)
     parser.add_argument("--real-ids", type=int, default=None,
@@ -1226,7 +1242,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         generate(args.out, seed=args.seed, ids=args.ids, size=tuple(args.size), cameras=args.cameras,
-                 real_ids=args.real_ids, workers=max(1, args.workers), verbose=True)
+                 real_ids=args.real_ids, workers=max(1, args.workers), verbose=True, test_ids=args.test_ids)
     except ValueError as exc:
         print(f"synth: error: {exc}", file=sys.stderr)
         return 2
