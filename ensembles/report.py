@@ -42,6 +42,7 @@ def format_table(rows: Iterable[Tuple[str, Mapping[str, Any]]], gains: Optional[
     """Fixed-width table, one row per (label, scores), values in percent.
 
     ``gains`` (one per row, None for blank) adds a last column, e.g. the mAP change a step made.
+    Subset scores of the first row (``mAP_<name>`` keys, see :func:`score`) get a column each.
     """
     rows = list(rows)
     width = max([len(label) for label, _ in rows] + [10])

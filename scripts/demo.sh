@@ -10,15 +10,14 @@
 #                global_model; "sjdl*" models are validated at their last epoch (restoration PSNR/SSIM)
 #   PYTHON       interpreter (python)
 set -e
+. "$(dirname "$0")/demo_models.sh"
 
 PYTHON=${PYTHON:-python}
 OUT=${DEMO_OUT:-outputs/demo}
 SEED=${DEMO_SEED:-0}
 IDS=${DEMO_IDS:-420}
 TEST_IDS=${DEMO_TEST_IDS:-120}
-C=global_model/configs
-DEMO_MODELS=${DEMO_MODELS:-"r18:$C/tiny_cpu.yml seres18:$C/tiny_cpu_seresnet.yml mgn_r18:mgn_model/configs/mgn_tiny.yml \
-sjdl_r18:$C/sjdl_tiny.yml"}
+DEMO_MODELS=${DEMO_MODELS:-$DEMO_MODEL_LIST}
 DATA="$OUT/data"
 FEATURES="$OUT/features"
 start=$(date +%s)
@@ -43,10 +42,7 @@ MODELS=""
 NAMES=""
 for spec in $DEMO_MODELS; do
     name=${spec%%:*}; config=${spec#*:}
-    case $name in
-        mgn*) module=mgn_model ;;
-        *) module=global_model ;;
-    esac
+    module=$(model_module "$name")
     dir="$OUT/models/$name"
     if [ -f "$dir/model_final.pth" ]; then
         echo "$name: $dir/model_final.pth exists; reusing it"

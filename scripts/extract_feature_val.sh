@@ -12,15 +12,16 @@
 #   PYTHON        interpreter (python)
 #   EXTRACT_ARGS  extra arguments for every extract call, e.g. "--format npz" or "TEST.FLIP False"
 set -e
+. "$(dirname "$0")/demo_models.sh"
 
 PYTHON=${PYTHON:-python}
 DATA_ROOT=${DATA_ROOT:-outputs/demo/data}
 FEATURES_DIR=${FEATURES_DIR:-outputs/demo/features}
-D=outputs/demo/models
-MODELS=${MODELS:-"r18:global_model/configs/tiny_cpu.yml:$D/r18/model_final.pth \
-seres18:global_model/configs/tiny_cpu_seresnet.yml:$D/seres18/model_final.pth \
-mgn_r18:mgn_model/configs/mgn_tiny.yml:$D/mgn_r18/model_final.pth \
-sjdl_r18:global_model/configs/sjdl_tiny.yml:$D/sjdl_r18/model_final.pth"}
+if [ -z "${MODELS:-}" ]; then
+    for spec in $DEMO_MODEL_LIST; do
+        MODELS="${MODELS:-} $spec:outputs/demo/models/${spec%%:*}/model_final.pth"
+    done
+fi
 
 fail() {
     echo "extract_feature_val.sh: $*" >&2
@@ -40,10 +41,7 @@ for entry in $MODELS; do
         *) fail "bad MODELS entry '$entry': expected name:config:checkpoint" ;;
     esac
     [ -f "$weights" ] || fail "$name: checkpoint $weights not found"
-    case $name in
-        mgn*) module=mgn_model ;;
-        *) module=global_model ;;
-    esac
+    module=$(model_module "$name")
     echo "$name: $module extract --weights $weights${config:+ --config $config}"
     # shellcheck disable=SC2086  # EXTRACT_ARGS is a list of words
     if [ -n "$config" ]; then
