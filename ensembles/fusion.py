@@ -19,12 +19,13 @@ import numpy as np
 
 from post_processing.distance import pairwise_distance
 from post_processing.features import l2_normalize
+from post_processing.errors import ReidError
 
 FUSIONS = ("concat", "distance")
 SIDES = ("query", "gallery", "train")
 
 
-class FusionError(ValueError):
+class FusionError(ReidError, ValueError):
     """Bad fusion settings (unknown method, bad weights)."""
 
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import yaml
 
-from post_processing.atomic import atomic_write
+from post_processing.fileio import atomic_write
 from post_processing.camera import same_camera_penalty, subtract_model_distance
 from post_processing.distance import METRICS, topk_smallest
 from post_processing.features import l2_normalize
@@ -38,6 +38,7 @@ from post_processing.rerank import re_ranking, re_ranking_features
 from post_processing.track import WEIGHTINGS, track_average, track_expand, track_group_distance
 
 from .fusion import FUSIONS, Block, block_distance, concat_equivalent
+from post_processing.errors import ReidError
 
 FEATURES, DISTANCES, RANKING = 0, 1, 2
 STAGE_NAMES = {FEATURES: "features", DISTANCES: "distances", RANKING: "ranking"}
@@ -45,7 +46,7 @@ DENSE_RERANK_MAX = 8000
 TOP_LEVEL_KEYS = ("models", "weights", "fusion", "distance", "steps")
 
 
-class PipelineError(ValueError):
+class PipelineError(ReidError, ValueError):
     """Invalid pipeline (names the file, step and key) or a step that cannot run on this data."""
 
 

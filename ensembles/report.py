@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from post_processing.atomic import atomic_write
+from post_processing.fileio import atomic_write
 from post_processing.evaluation import aic_map, evaluate_ranking
 
 from .pipeline import Labels

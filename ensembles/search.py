@@ -16,7 +16,7 @@ import numpy as np
 from global_model.data.datasets.common import IMAGE_EXTENSIONS
 from global_model.data.datasets.common import list_images
 from global_model.data.records import ImageRecord
-from post_processing.atomic import atomic_write
+from post_processing.fileio import atomic_write
 from post_processing.distance import pairwise_distance, topk_smallest
 
 CSV_COLUMNS = ("query_filename", "predicted_id", "predicted_path", "distance", "rank")

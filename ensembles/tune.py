@@ -18,11 +18,12 @@ from .fuse import fuse
 from .inputs import Inputs
 from .pipeline import DENSE_RERANK_MAX, Pipeline
 from .report import score
+from post_processing.errors import ReidError
 
 OBJECTIVES = ("mAP", "aic_map")
 
 
-class TuneError(ValueError):
+class TuneError(ReidError, ValueError):
     """Bad search space or budget."""
 
 

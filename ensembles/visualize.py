@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from global_model.data.image_io import read_image
-from post_processing.atomic import atomic_write
+from post_processing.fileio import atomic_write
 
 BLUE, GREEN, RED, GREY = (40, 90, 220), (30, 170, 60), (210, 40, 40), (150, 150, 150)  # RGB
 CELL = (128, 128)  # H, W of one image

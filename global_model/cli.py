@@ -1,44 +1,39 @@
-"""``python -m global_model <command>``: one argparse front end shared with ``mgn_model``.
+"""``python -m global_model <command>`` (and its alias ``python -m mgn_model``): one argparse front end.
 
-Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
-only the chosen module is imported, so ``synth --help`` does not pay for importing torch.
+The commands are the modules of :mod:`global_model.commands`; only the chosen one runs its heavy
+imports. One error policy for every command: a project error (:class:`post_processing.errors.ReidError`)
+prints ``error: <message>`` on stderr and exits 1 (2 for a usage error, as argparse does); any
+other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
-COMMANDS: Dict[str, Tuple[str, str]] = {
-    "synth": ("global_model.data.synth", "generate the synthetic foggy-vehicle benchmark (AIC20 layout)"),
-    "fog": ("global_model.data.fog", "add synthetic fog to a folder of clear images (FVRID-style pairs)"),
-    "train": ("global_model.engine.launch", "train a model from a yacs config (torchrun for multi-GPU)"),
-    "extract": ("global_model.engine.extractor", "extract query/gallery features to pickles"),
-    "defog": ("global_model.engine.defog", "write defogged images with an SJDL checkpoint"),
-}
+from post_processing.errors import EXIT_USAGE, ReidError, exit_code
+
+from .commands import COMMANDS
 
 
-def add_run_options(parser: argparse.ArgumentParser, example: str) -> None:
-    """The options every torch command ends with: ``--no-progress`` and trailing ``KEY VALUE`` overrides."""
-    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help=f"config overrides, e.g. {example}")
-
-
-def main(argv: Optional[Sequence[str]] = None, prog: str = "global_model",
-         commands: Sequence[str] = tuple(COMMANDS)) -> int:
+def main(argv: Optional[Sequence[str]] = None, prog: str = "global_model") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    names = COMMANDS.names()
     parser = argparse.ArgumentParser(prog=f"python -m {prog}")
-    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(commands) + "}")
-    for name in commands:
-        sub.add_parser(name, help=COMMANDS[name][1], add_help=False)
-    if not argv or argv[0] not in commands:
-        args = parser.parse_args(argv)  # prints usage / error for unknown commands
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(names) + "}")
+    for name in names:
+        sub.add_parser(name, help=COMMANDS.get(name).HELP, add_help=False)
+    if not argv or argv[0] not in names:
+        parser.parse_args(argv)  # prints usage / the error for an unknown command and exits 2
         parser.print_help()
-        return 2
-    module = importlib.import_module(COMMANDS[argv[0]][0])
-    cmd_parser = argparse.ArgumentParser(prog=f"python -m {prog} {argv[0]}", description=COMMANDS[argv[0]][1])
-    module.add_arguments(cmd_parser)
+        return EXIT_USAGE
+    command = COMMANDS.get(argv[0])
+    cmd_parser = argparse.ArgumentParser(prog=f"python -m {prog} {argv[0]}", description=command.HELP)
+    command.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])
     args.prog = prog
-    return int(module.run(args) or 0)
+    try:
+        return int(command.run(args) or 0)
+    except ReidError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_code(exc)

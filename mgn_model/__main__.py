@@ -1,5 +1,9 @@
+"""``python -m mgn_model ...``: an alias of ``python -m global_model`` (the family comes from the config)."""
+import os
 import sys
 
-from global_model.cli import main
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-sys.exit(main(prog="mgn_model", commands=("train", "extract")))
+from global_model.cli import main  # noqa: E402
+
+sys.exit(main(prog="mgn_model"))

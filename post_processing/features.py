@@ -20,7 +20,8 @@ from typing import IO, Sequence
 
 import numpy as np
 
-from post_processing.atomic import atomic_write
+from post_processing.fileio import atomic_write
+from .errors import ReidError
 
 try:
     from numpy._core import multiarray as _multiarray
@@ -31,7 +32,7 @@ SPLITS = ("query", "gallery", "train")  # train features feed metric learning
 SUFFIXES = (".pkl", ".npz")
 
 
-class FeatureFileError(ValueError):
+class FeatureFileError(ReidError, ValueError):
     """A feature file is unreadable, unsafe, malformed, or does not match the other models."""
 
 

@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from .atomic import atomic_write
+from .fileio import atomic_write
 
 # Lower-case name -> metric-learn class. ITML and RCA take pair/chunk constraints; their
 # *_Supervised forms build those from class labels.

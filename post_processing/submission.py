@@ -22,7 +22,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .atomic import atomic_write
+from .fileio import atomic_write
+from .errors import ReidError
 
 TOPK = 100
 _INT = re.compile(r"[+-]?\d+")
@@ -30,7 +31,7 @@ _FILE_NAME = re.compile(r".+\.(?:jpe?g|png|bmp)", re.IGNORECASE)
 _AIC_NAME = re.compile(r"(\d+)\.jpg", re.IGNORECASE)
 
 
-class SubmissionError(ValueError):
+class SubmissionError(ReidError, ValueError):
     """A track2 file that cannot be read; ``problems`` holds every ``"<path>:<line>: <problem>"``."""
 
     def __init__(self, problems: Sequence[str]):

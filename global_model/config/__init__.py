@@ -14,14 +14,70 @@ from typing import Any, Iterable, List, Optional, Sequence
 import yaml
 from yacs.config import CfgNode
 
-from .defaults import get_cfg
+from post_processing.errors import ReidUsageError
+from post_processing.registry import Registry
 
-__all__ = ["ConfigError", "get_cfg", "load_config", "load_config_string", "merge_opts", "save_config"]
+from ..families import discover_family
+from .defaults import get_core_cfg
+
+__all__ = ["CONFIG_EXTENSIONS", "ConfigError", "add_config", "get_cfg", "load_config", "load_config_string",
+           "merge_opts", "save_config"]
+
+# MODEL.META_ARCH -> fn(cfg) adding that family's keys (fast-reid's add_*_config); found on demand.
+CONFIG_EXTENSIONS: Registry = Registry("config extension", discover=discover_family)
+
+
+def add_config(meta_arch: str):
+    """Decorator: ``fn(cfg)`` adds the keys of family ``meta_arch`` to the core defaults (in place)."""
+    return CONFIG_EXTENSIONS.register(meta_arch)
+
+
+def get_cfg(meta_arch: Optional[str] = None) -> CfgNode:
+    """The core defaults, plus the keys of family ``meta_arch`` (which becomes ``MODEL.META_ARCH``)."""
+    cfg = get_core_cfg()
+    if meta_arch:
+        cfg.MODEL.META_ARCH = meta_arch
+        extend = CONFIG_EXTENSIONS.find(meta_arch)
+        if extend is not None:
+            extend(cfg)
+    return cfg
+
+
+def _meta_arch_of(mapping: dict) -> Optional[str]:
+    model = mapping.get("MODEL")
+    arch = model.get("META_ARCH") if isinstance(model, dict) else None
+    return arch if isinstance(arch, str) else None
+
+
+def _opts_meta_arch(opts: Sequence[str]) -> Optional[str]:
+    opts = list(opts or [])
+    for key, raw in zip(opts[0::2], opts[1::2]):
+        if key == "MODEL.META_ARCH" and isinstance(raw, str):
+            return raw
+    return None
+
+
+def _file_meta_arch(path: str, seen: Sequence[str] = ()) -> Optional[str]:
+    """``MODEL.META_ARCH`` as the file and its ``_BASE_`` chain set it (the file wins over its bases)."""
+    real = os.path.realpath(path)
+    if real in seen:
+        return None  # _merge_file reports the loop
+    data = _read_yaml(path)
+    arch = _meta_arch_of(data)
+    if arch is not None:
+        return arch
+    bases = data.get(BASE_KEY, [])
+    for base in reversed([bases] if isinstance(bases, str) else list(bases)):
+        base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
+        arch = _file_meta_arch(base_path, tuple(seen) + (real,))
+        if arch is not None:
+            return arch
+    return None
 
 BASE_KEY = "_BASE_"
 
 
-class ConfigError(ValueError):
+class ConfigError(ReidUsageError, ValueError):
     """A config file or override that does not fit the defaults (unknown key, wrong type, bad syntax)."""
 
 
@@ -130,8 +186,9 @@ def merge_opts(cfg: CfgNode, opts: Sequence[str], source: str = "command line") 
 
 
 def load_config(path: Optional[str] = None, opts: Sequence[str] = ()) -> CfgNode:
-    """Defaults, then ``path`` (with its ``_BASE_`` files), then ``opts``; returned frozen."""
-    cfg = get_cfg()
+    """Defaults (with the keys of the family ``MODEL.META_ARCH`` names), then ``path`` (with its
+    ``_BASE_`` files), then ``opts``; returned frozen."""
+    cfg = get_cfg(_opts_meta_arch(opts) or (_file_meta_arch(path) if path else None))
     if path:
         _merge_file(cfg, path)
     merge_opts(cfg, opts)
@@ -141,13 +198,13 @@ def load_config(path: Optional[str] = None, opts: Sequence[str] = ()) -> CfgNode
 
 def load_config_string(text: str, opts: Sequence[str] = (), source: str = "stored config") -> CfgNode:
     """A config dumped by :func:`save_config` (e.g. the one stored in a checkpoint), plus ``opts``."""
-    cfg = get_cfg()
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of keys, got {type(data).__name__}")
+    cfg = get_cfg(_opts_meta_arch(opts) or _meta_arch_of(data))
     _merge_mapping(cfg, data, source)
     merge_opts(cfg, opts)
     cfg.freeze()
@@ -156,7 +213,7 @@ def load_config_string(text: str, opts: Sequence[str] = (), source: str = "store
 
 def save_config(cfg: CfgNode, path: str) -> None:
     """Write the full config (every key) atomically, so a run can be reproduced from it."""
-    from post_processing.atomic import atomic_write
+    from post_processing.fileio import atomic_write
 
     with atomic_write(path, "w") as f:
         f.write(cfg.dump())

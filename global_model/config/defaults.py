@@ -139,6 +139,6 @@ _C.SJDL.VIS_NUM = 4  # panels per evaluation
 _C.OUTPUT_DIR = "outputs/model"
 
 
-def get_cfg():
-    """A fresh copy of the defaults."""
+def get_core_cfg():
+    """A fresh copy of the shared defaults (``global_model.config.get_cfg`` adds a family's keys)."""
     return _C.clone()

@@ -19,17 +19,18 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from post_processing.atomic import atomic_write
+from post_processing.fileio import atomic_write
+from post_processing.errors import ReidError
 
 BETA_RANGE = (1.0, 5.0)
 AIRLIGHT_RANGE = (0.4, 1.0)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+from post_processing.fileio import IMAGE_EXTENSIONS  # noqa: E402  (re-exported)
 DEPTH_EXTENSIONS = (".npy", ".png")
 
 Airlight = Union[float, Sequence[float]]
 
 
-class FogError(ValueError):
+class FogError(ReidError, ValueError):
     """Bad fog input: names the file or argument and what was expected."""
 
 

@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 
 from .records import ImageRecord
+from post_processing.errors import ReidError
 
 
-class ImageReadError(OSError):
+class ImageReadError(ReidError, OSError):
     """An image file that is missing or that OpenCV cannot decode; the message names the file."""
 
 

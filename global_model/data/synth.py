@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from post_processing.atomic import atomic_write
+from post_processing.fileio import atomic_write
 
 from .fog import add_fog, ground_plane_depth, sample_fog
 

@@ -14,13 +14,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from post_processing.atomic import atomic_write
+from post_processing.fileio import atomic_write
+from post_processing.errors import ReidError
 
 __all__ = ["CheckpointError", "capture_rng_state", "load_checkpoint", "load_model_weights",
            "restore_rng_state", "save_checkpoint", "unwrap_model"]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ReidError, RuntimeError):
     """A checkpoint that is missing, unreadable, or does not fit the model it is loaded into."""
 
 

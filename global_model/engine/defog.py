@@ -14,7 +14,7 @@ from typing import Dict, List
 import cv2
 import torch
 
-from ..cli import add_run_options
+from ..commands import add_run_options
 from ..data.datasets.common import list_images
 from ..data.image_io import ImageReadError, read_image
 from ..data.records import ImageRecord
@@ -31,7 +31,7 @@ def defog_folder(weights: str, src: str, out: str, output: str = "enhanced", opt
     """Defog every image of ``src`` into ``out``; returns the number of images written."""
     from tqdm import tqdm
 
-    from post_processing.atomic import atomic_write
+    from post_processing.fileio import atomic_write
 
     from ..data.dataset import build_test_loader
     from ..modeling.sjdl import SJDL, build_defog_decoder, unit_to_uint8

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cli import add_run_options
+from ..commands import add_run_options
 from ..data.image_io import ImageReadError
 from ..data.records import ImageRecord
 from .amp import autocast, resolve_amp, resolve_device

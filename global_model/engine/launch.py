@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Callable
 
-from ..cli import add_run_options
+from ..commands import add_run_options
 
 __all__ = ["add_arguments", "run", "run_guarded", "setup_distributed", "setup_logging"]
 

@@ -257,7 +257,7 @@ class SJDLTrainer(Trainer):
     def write_panels(self, panels: List[np.ndarray], records: List[ImageRecord], tag: str) -> None:
         import cv2
 
-        from post_processing.atomic import atomic_write
+        from post_processing.fileio import atomic_write
 
         folder = os.path.join(self.cfg.OUTPUT_DIR, "defog_vis")
         os.makedirs(folder, exist_ok=True)

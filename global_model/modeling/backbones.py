@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import torch
 from torch import nn
+from post_processing.errors import ReidError
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ _PRETRAIN_HINT = ("download the weight file on a machine with network and set MO
                   "(or copy it into the cache above), or set MODEL.PRETRAINED False to train from scratch")
 
 
-class BackboneError(ValueError):
+class BackboneError(ReidError, ValueError):
     """A backbone name, weight file or stride request that cannot be honoured."""
 
 

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List
 
 from ..records import ImageRecord
+from post_processing.errors import ReidError
 
 _LOADERS: Dict[str, Callable[..., "DatasetSplits"]] = {}
 # Modules that register loaders when imported.
 _MODULES = ("aic20", "veri776", "vehicleid", "veriwild", "fvrid", "market1501")
 
 
-class DatasetError(ValueError):
+class DatasetError(ReidError, ValueError):
     """A dataset root that does not match its format: names the loader and what is missing/bad."""
 
 

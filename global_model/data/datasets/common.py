@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Pa
 
 from . import DatasetError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+from post_processing.fileio import IMAGE_EXTENSIONS  # noqa: E402  (re-exported)
 # Item attributes that become pid/camid; every other attribute goes to ImageRecord.attrs.
 LABEL_KEYS = ("imageName", "vehicleID", "cameraID")
 

@@ -1,6 +1,7 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename over it.
+"""File helpers shared by every package: atomic writes and the image extensions the toolkit reads.
 
-A crash or an exception mid-write leaves any previous file untouched and no partial file behind.
+``atomic_write`` writes to a temporary file beside the target, then renames it over the target: a
+crash or an exception mid-write leaves any previous file untouched and no partial file behind.
 """
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import contextlib
 import os
 import tempfile
 from typing import IO, Iterator
+
+# Image files every loader, the fog tool, defog and folder search accept (compared lower-case).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 @contextlib.contextmanager
