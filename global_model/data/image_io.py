@@ -6,6 +6,7 @@ into an ``ImageReadError`` naming the file, and checks whole splits before a lon
 from __future__ import annotations
 
 import os
+import re
 from typing import List, Sequence, Tuple
 
 import cv2
@@ -58,3 +59,10 @@ def check_images(records: Sequence[ImageRecord], skip_bad: bool = False) -> Tupl
         else:
             good.append(record)
     return good, bad
+
+
+def clean_read_error(exc: ImageReadError) -> ImageReadError:
+    """A DataLoader worker re-raises with the whole remote traceback; keep the line naming the file."""
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    last = re.sub(r"^[\w.]*ImageReadError:\s*", "", lines[-1]) if lines else str(exc)
+    return ImageReadError(last)

@@ -20,7 +20,8 @@ from ..data.image_io import ImageReadError, read_image
 from ..data.records import ImageRecord
 from .amp import autocast, resolve_amp
 from .checkpoint import CheckpointError, load_checkpoint, load_model_weights
-from .extractor import clean_read_error, load_model_from_checkpoint
+from ..data.image_io import clean_read_error
+from .extractor import load_model_from_checkpoint
 
 __all__ = ["add_arguments", "defog_folder", "run"]
 

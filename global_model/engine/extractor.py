@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -20,12 +19,12 @@ import torch
 from torch import nn
 
 from ..commands import add_run_options
-from ..data.image_io import ImageReadError
+from ..data.image_io import ImageReadError, clean_read_error
 from ..data.records import ImageRecord
 from .amp import autocast, resolve_amp, resolve_device
 from .checkpoint import CheckpointError, load_checkpoint, load_model_weights, unwrap_model
 
-__all__ = ["add_arguments", "clean_read_error", "extract_features", "infer_batch", "load_model_from_checkpoint",
+__all__ = ["add_arguments", "extract_features", "infer_batch", "load_model_from_checkpoint",
            "prepare_for_inference", "run"]
 
 logger = logging.getLogger("global_model.extract")
@@ -63,13 +62,6 @@ def infer_batch(model: nn.Module, images: torch.Tensor, flip: bool = True, dtype
     if normalize:
         feats = torch.nn.functional.normalize(feats, dim=1)
     return feats
-
-
-def clean_read_error(exc: ImageReadError) -> ImageReadError:
-    """A DataLoader worker re-raises with the whole remote traceback; keep the line naming the file."""
-    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-    last = re.sub(r"^[\w.]*ImageReadError:\s*", "", lines[-1]) if lines else str(exc)
-    return ImageReadError(last)
 
 
 def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, device: Optional[torch.device] = None,

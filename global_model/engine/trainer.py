@@ -30,7 +30,8 @@ from ..data.image_io import ImageReadError
 from .amp import autocast, needs_grad_scaler, resolve_amp, resolve_device
 from .checkpoint import (CheckpointError, capture_rng_state, load_checkpoint, load_model_weights, restore_rng_state,
                          save_checkpoint)
-from .extractor import clean_read_error, extract_features
+from ..data.image_io import clean_read_error
+from .extractor import extract_features
 from .solver import WarmupScheduler, build_optimizer, param_groups
 
 __all__ = ["TRAINERS", "Trainer", "build_trainer", "register_trainer", "seed_everything"]
