@@ -12,8 +12,10 @@ of the blocks' distances. The two fusions only differ in how many blocks they ma
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -26,7 +28,7 @@ SIDES = ("query", "gallery", "train")
 
 
 class FusionError(ReidError, ValueError):
-    """Bad fusion settings (unknown method, bad weights)."""
+    """Bad fusion settings (unknown method, bad or unparsable weights)."""
 
 
 @dataclass
@@ -40,20 +42,45 @@ class Block:
     train: Optional[np.ndarray] = None
 
 
-def normalize_weights(models: Sequence[str], weights: Optional[Mapping[str, float]] = None) -> Dict[str, float]:
-    """Weights for ``models`` scaled to sum 1; models without a weight get 1, unknown names are refused."""
-    weights = dict(weights or {})
+def check_weights(models: Optional[Sequence[str]], weights: Mapping[str, Any]) -> Dict[str, float]:
+    """Every fusion-weight rule, in one place: each weight a finite number >= 0 and, when ``models``
+    is given, only models' weights and at least one > 0. Returns the weight of every model (1 when
+    not given) as floats, or the given weights when ``models`` is None."""
+    for m, w in weights.items():
+        if not (isinstance(w, numbers.Real) and not isinstance(w, bool) and math.isfinite(w) and w >= 0):
+            raise FusionError(f"weight of {m!r} must be a number >= 0, got {w!r}")
+    if models is None:
+        return {m: float(w) for m, w in weights.items()}
     unknown = sorted(set(weights) - set(models))
     if unknown:
-        raise FusionError(f"weights given for {', '.join(unknown)} which are not among the models ({', '.join(models)})")
+        raise FusionError(f"weights given for {', '.join(map(repr, unknown))}, not among the models "
+                          f"({', '.join(models)})")
     raw = {m: float(weights.get(m, 1.0)) for m in models}
-    bad = [f"{m}={w}" for m, w in raw.items() if not np.isfinite(w) or w < 0]
-    if bad:
-        raise FusionError(f"weights must be finite and >= 0: {', '.join(bad)}")
-    total = sum(raw.values())
-    if total <= 0:
+    if sum(raw.values()) <= 0:
         raise FusionError(f"at least one model needs a weight > 0 (models: {', '.join(models)})")
+    return raw
+
+
+def normalize_weights(models: Sequence[str], weights: Optional[Mapping[str, float]] = None) -> Dict[str, float]:
+    """Weights for ``models`` scaled to sum 1 (see :func:`check_weights`)."""
+    raw = check_weights(models, dict(weights or {}))
+    total = sum(raw.values())
     return {m: w / total for m, w in raw.items()}
+
+
+def parse_weights(text: str, models: Sequence[str]) -> Dict[str, float]:
+    """``--weights`` text: ``1,0.5,2`` (one per model, in order) or ``a=1,b=0.5``; values checked later."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if all("=" in p for p in parts):
+            return {k.strip(): float(v) for k, v in (p.split("=", 1) for p in parts)}
+        if any("=" in p for p in parts):
+            raise ValueError("mixes name=value and plain values")
+        if len(parts) != len(models):
+            raise ValueError(f"has {len(parts)} values for {len(models)} models ({', '.join(models)})")
+        return {m: float(v) for m, v in zip(models, parts)}
+    except ValueError as e:
+        raise FusionError(f"{text!r}: {e}; expected 1,0.5 (one per model) or name=1,name2=0.5") from None
 
 
 def make_blocks(models: Sequence[str], feats: Mapping[str, Mapping[str, np.ndarray]],

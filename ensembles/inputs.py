@@ -7,7 +7,7 @@ never by position.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -26,14 +26,6 @@ class Inputs:
     dataset: DatasetSplits
     labels: Labels
     feats: Dict[str, Dict[str, np.ndarray]]  # side ("query"/"gallery"/"train") -> model -> N×D
-
-    @property
-    def query_names(self) -> List[str]:
-        return [r.name for r in self.dataset.query]
-
-    @property
-    def gallery_names(self) -> List[str]:
-        return [r.name for r in self.dataset.gallery]
 
 
 def load_split_lists(data_root: str) -> DatasetSplits:

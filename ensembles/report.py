@@ -10,8 +10,9 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from post_processing.fileio import atomic_write
+from post_processing.errors import ReidError
 from post_processing.evaluation import aic_map, evaluate_ranking
+from post_processing.fileio import atomic_write
 
 from .pipeline import Labels
 
@@ -20,10 +21,14 @@ COLUMNS = (("mAP", "mAP"), ("aic_map", "AIC mAP@100"), ("rank1", "rank-1"), ("ra
 MAX_RANK = 50
 
 
+class ScoreError(ReidError, ValueError):
+    """A ranking that cannot be scored: the dataset has no ground truth."""
+
+
 def score(ranking: np.ndarray, labels: Labels, topk: int = 100) -> Dict[str, Any]:
     """mAP/mINP/CMC (Market protocol: same id and camera is junk) and AIC mAP@``topk`` of a ranking."""
     if not labels.has_gt:
-        raise ValueError("scoring needs ground truth (AIC20: query_label.xml and test_label.xml)")
+        raise ScoreError("scoring needs ground truth (AIC20: query_label.xml and test_label.xml)")
     ranking = np.asarray(ranking)[:, :topk]
     res = evaluate_ranking(ranking, labels.q_pids, labels.g_pids, labels.q_camids, labels.g_camids,
                            max_rank=MAX_RANK)

@@ -13,23 +13,43 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from global_model.data.datasets.common import IMAGE_EXTENSIONS
 from global_model.data.datasets.common import list_images
 from global_model.data.records import ImageRecord
-from post_processing.fileio import atomic_write
 from post_processing.distance import pairwise_distance, topk_smallest
+from post_processing.errors import ReidError
+from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write
+
+from .inputs import load_split_lists
 
 CSV_COLUMNS = ("query_filename", "predicted_id", "predicted_path", "distance", "rank")
+
+
+class SearchError(ReidError, ValueError):
+    """A query folder without images, or gallery features that do not match the dataset."""
 
 
 def query_image_paths(folder: str) -> List[str]:
     """Image files directly in ``folder``, sorted by name."""
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"query folder {folder} does not exist")
+        raise SearchError(f"query folder {folder} does not exist")
     paths = [os.path.join(folder, n) for n in list_images(folder)]
     if not paths:
-        raise ValueError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise SearchError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)})")
     return paths
+
+
+def gallery_records(names: Sequence[str], source: str, data_root: Optional[str] = None,
+                    gallery_dir: Optional[str] = None) -> List[ImageRecord]:
+    """A record (path, identity) per gallery feature name of ``source``: from the AIC20 dataset at
+    ``data_root``, else ``gallery_dir/<name>`` with unknown identity (-1)."""
+    if not data_root:
+        return [ImageRecord(os.path.join(gallery_dir or "", n), -1, -1) for n in names]
+    by_name = {r.name: r for r in load_split_lists(data_root).gallery}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise SearchError(f"{source}: {len(missing)} gallery name(s) not in {data_root}'s gallery list, "
+                          f"first: {', '.join(missing[:5])}")
+    return [by_name[n] for n in names]
 
 
 def extract_query_features(paths: Sequence[str], checkpoint: str, config: Optional[str] = None,

@@ -1,7 +1,8 @@
-"""`ensemble tune`: search fusion weights, fusion method and re-ranking parameters on a labelled split.
+"""`ensemble tune`: search fusion weights, fusion method and step parameters on a labelled split.
 
-The search space is a grid: one weight value per model (from ``weight_grid``), a fusion method,
-and for every ``rerank`` step of the base pipeline its ``k1``/``k2``/``lambda`` grids. ``grid``
+The search space is a grid: one weight value per model (from ``weights``), a fusion method, and for
+every step of the base pipeline each parameter that has a grid: its :class:`Param`'s ``grid``
+(re-ranking's ``k1``/``k2``/``lambda`` among the built-ins) unless ``grids`` overrides it. ``grid``
 search scores every point; ``random`` scores ``budget`` points drawn without replacement (all of
 them when the grid is smaller). The base pipeline itself is always trial 0, so the result is never
 worse than what you started from on this split. Tuning and scoring on the same split overfits it:
@@ -12,13 +13,14 @@ from __future__ import annotations
 import copy
 import random
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .fuse import fuse
-from .inputs import Inputs
-from .pipeline import DENSE_RERANK_MAX, Pipeline
-from .report import score
 from post_processing.errors import ReidError
+
+from .inputs import Inputs
+from .pipeline import DENSE_RERANK_MAX, STEPS, Pipeline
+from .report import score
+from .run import run_ensemble
 
 OBJECTIVES = ("mAP", "aic_map")
 
@@ -29,11 +31,12 @@ class TuneError(ReidError, ValueError):
 
 @dataclass
 class SearchSpace:
+    """Weight values tried per model, fusion methods, and ``grids[(step, key)]`` replacing a parameter's
+    default ``Param.grid``."""
+
     weights: Sequence[float] = (0.0, 0.5, 1.0, 2.0)
     fusions: Sequence[str] = ("concat", "distance")
-    k1: Sequence[int] = (10, 20, 30)
-    k2: Sequence[int] = (3, 6, 10)
-    lambdas: Sequence[float] = (0.1, 0.3, 0.5)
+    grids: Mapping[Tuple[str, str], Sequence[object]] = field(default_factory=dict)
 
 
 @dataclass
@@ -61,8 +64,10 @@ def _axes(base: Pipeline, space: SearchSpace) -> List[Tuple[str, list]]:
         axes.append(("weights", combos))
     axes.append(("fusion", list(space.fusions)))
     for i, step in enumerate(base.steps):
-        if step.name == "rerank":
-            axes += [(f"{i}.k1", list(space.k1)), (f"{i}.k2", list(space.k2)), (f"{i}.lambda", list(space.lambdas))]
+        for key, param in STEPS.get(step.name).params.items():
+            values = space.grids.get((step.name, key), param.grid)
+            if values is not None:
+                axes.append((f"{i}.{key}", list(values)))
     return axes
 
 
@@ -130,7 +135,7 @@ def tune(inputs: Inputs, base: Pipeline, space: SearchSpace, budget: int = 50, s
     candidates = [base] + [_apply(base, _point(axes, i)) for i in indices]
     for n, pipe in enumerate(candidates):
         pipe.validate("tune candidate")
-        ranking = fuse(inputs, pipe, topk=topk, evaluate=False, dense_rerank_max=dense_rerank_max).ranking
+        ranking = run_ensemble(inputs, pipe, topk=topk, evaluate=False, dense_rerank_max=dense_rerank_max).ranking
         scores = score(ranking, inputs.labels, topk)
         trials.append(Trial(pipe, scores, float(scores[objective])))
         if log is not None:

@@ -7,19 +7,43 @@ truth. Both pictures are written atomically as PNG.
 from __future__ import annotations
 
 import io
+import json
 import os
-from typing import Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import cv2
 import numpy as np
 
 from global_model.data.image_io import read_image
+from post_processing.errors import ReidError
 from post_processing.fileio import atomic_write
+from post_processing.submission import read_track2
+
+from .pipeline import Labels
+from .report import score
 
 BLUE, GREEN, RED, GREY = (40, 90, 220), (30, 170, 60), (210, 40, 40), (150, 150, 150)  # RGB
 CELL = (128, 128)  # H, W of one image
 BORDER = 4
 LABEL_H = 16
+
+
+class VisualizeError(ReidError, ValueError):
+    """A track2 that does not fit the dataset, an unreadable metrics JSON, or a CMC without ground truth."""
+
+
+def read_ranking(track2: str, num_query: int, gallery_names: Sequence[str], data_root: str) -> np.ndarray:
+    """The ranking in ``track2`` as a Q×K array, K the shortest line; one line per query of ``data_root``."""
+    ranking = read_track2(track2, gallery_names)
+    if len(ranking) != num_query:
+        raise VisualizeError(f"{track2} has {len(ranking)} lines, {data_root} has {num_query} queries")
+    width = min(len(r) for r in ranking)
+    return np.asarray([r[:width] for r in ranking], dtype=np.int64)
+
+
+def spread_rows(count: int, total: int) -> List[int]:
+    """At most ``count`` query indices spread evenly over ``total`` queries, first and last included."""
+    return sorted(set(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist()))
 
 
 def _cell(path: str, color, label: str) -> np.ndarray:
@@ -105,3 +129,21 @@ def curves_from_metrics(metrics: Mapping) -> dict:
     if not curves and metrics.get("cmc"):
         curves["final"] = metrics["cmc"]
     return curves
+
+
+def cmc_curves(track2: str, ranking: np.ndarray, labels: Labels, metrics: Optional[str] = None) -> Dict[str, list]:
+    """The curves to plot: every row of a ``fuse --metrics-out`` JSON, else the ranking's own CMC."""
+    if metrics:
+        try:
+            with open(metrics, encoding="utf-8") as f:
+                data = json.load(f)
+        except OSError as e:
+            raise VisualizeError(f"cannot read {metrics}: {e.strerror or e}") from None
+        except json.JSONDecodeError as e:
+            raise VisualizeError(f"{metrics}: not valid JSON ({e})") from None
+        if not isinstance(data, Mapping):
+            raise VisualizeError(f"{metrics}: expected the JSON object fuse --metrics-out writes")
+        return curves_from_metrics(data)
+    if not labels.has_gt:
+        raise VisualizeError("--cmc-out needs ground truth (query_label.xml/test_label.xml) or --metrics")
+    return {os.path.basename(track2): score(ranking, labels, ranking.shape[1])["cmc"]}

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from ensemble_fakes import build_tree, write_features
 
 from ensembles.cli import main
+from post_processing.errors import ReidError, ReidUsageError
 
 NOISE = {"a": 1.0, "b": 1.1, "c": 1.2}
 
@@ -22,13 +23,14 @@ def case(tmp_path_factory):
     return base, tree
 
 
-def run(*args, ok=True):
+def run(*args, ok=True, code=1):
+    """The command's result; ``ok=False``: it must fail with exit status ``code`` and no traceback."""
     res = CliRunner().invoke(main, [str(a) for a in args])
     if ok:
         assert res.exit_code == 0, res.output + repr(res.exception)
     else:
-        assert res.exit_code == 1, res.output
-        assert "Traceback" not in res.output
+        assert res.exit_code == code, res.output + repr(res.exception)
+        assert isinstance(res.exception, SystemExit) and "Traceback" not in res.output
     return res
 
 
@@ -107,7 +109,7 @@ def test_differing_name_sets_error_lists_first_missing_names(case, tmp_path):
 
 @pytest.mark.parametrize("yaml_text, expected", [
     ("steps:\n  - name: rerank\n    k3: 1\n", ["step 1", "'rerank'", "unknown key 'k3'", "k1, k2, lambda"]),
-    ("steps:\n  - name: qe\n    k: 2\n  - name: rerankk\n", ["step 2", "unknown step 'rerankk'", "known steps"]),
+    ("steps:\n  - name: qe\n    k: 2\n  - name: rerankk\n", ["step 2", "unknown step 'rerankk'", "did you mean 'rerank'"]),
     ("steps:\n  - name: rerank\n    k1: abc\n", ["step 1 'rerank'", "key 'k1'", "integer >= 1", "'abc'"]),
     ("steps:\n  - name: rerank\n    lambda: 2\n", ["key 'lambda'", "in [0, 1]", "got 2"]),
     ("steps:\n  - {name: rerank}\n  - {name: qe, k: 3}\n", ["step 2 'qe'", "after step 1 'rerank'"]),
@@ -131,8 +133,42 @@ def test_pipeline_and_step_options_are_exclusive(case, tmp_path):
     base, _ = case
     pipe = tmp_path / "pipe.yaml"
     pipe.write_text("steps: [rerank]\n")
-    res = run(*fuse_args(base, tmp_path / "t.txt", "--pipeline", pipe, "--qe", "3"), ok=False)
-    assert "--qe" in res.output
+    res = run(*fuse_args(base, tmp_path / "t.txt", "--pipeline", pipe, "--qe", "3"), ok=False, code=2)
+    assert "do not combine it with step options (--qe)" in res.output
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--k1", "0"], ["--rerank-k1", "expected an integer >= 1, got 0"]),
+    (["--rerank", "--lambda", "2"], ["--lambda", "in [0, 1], got 2.0"]),
+    (["--subtract", "cam:x"], ["--subtract", "WEIGHT: expected a number, got 'x'"]),
+    (["--track-average", "--track-weighting", "foo"], ["one of mean, inverse_distance, pairwise, got 'foo'"]),
+    (["--k2", "3"], ["--rerank-k2 sets a parameter of step 'rerank'; add --rerank"]),
+    (["--weights", "1,2"], ["--weights", "has 2 values for 3 models"]),
+])
+def test_bad_step_options_are_usage_errors_naming_the_option(case, tmp_path, extra, expected):
+    base, _ = case
+    res = run(*fuse_args(base, tmp_path / "t.txt", *extra), ok=False, code=2)
+    for text in expected:
+        assert text in res.output, (text, res.output)
+
+
+@pytest.mark.parametrize("exc, code", [(ReidError("bad input"), 1), (ReidUsageError("bad usage"), 2)])
+def test_project_errors_are_one_line_with_their_exit_status(case, tmp_path, monkeypatch, exc, code):
+    def fail(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr("ensembles.run.run_ensemble", fail)
+    res = run(*fuse_args(case[0], tmp_path / "t.txt"), ok=False, code=code)
+    assert f"error: {exc}" in res.output
+
+
+def test_a_programming_error_keeps_its_traceback(case, tmp_path, monkeypatch):
+    def bug(*args, **kwargs):
+        raise ValueError("shape bug")
+
+    monkeypatch.setattr("ensembles.run.run_ensemble", bug)
+    res = CliRunner().invoke(main, [str(a) for a in fuse_args(case[0], tmp_path / "t.txt")])
+    assert isinstance(res.exception, ValueError) and "error:" not in res.output
 
 
 def test_existing_out_is_kept_when_the_run_fails(case, tmp_path):

@@ -1,4 +1,5 @@
-"""Every pipeline step is wired into `ensemble fuse`; fusion arithmetic; pipeline YAML round trip."""
+"""Steps come from the registry alone (a step registered here shows up in `steps`, `fuse` and `tune`);
+every built-in step runs from its option; fusion arithmetic; pipeline YAML round trip."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +12,8 @@ from ensemble_fakes import build_tree, write_features
 
 from ensembles.cli import main
 from ensembles.fusion import FusionError, block_distance, make_blocks
-from ensembles.pipeline import CANONICAL_ORDER, STEPS, Pipeline, PipelineError, Step
+from ensembles.pipeline import DISTANCES, STEPS, Param, Pipeline, PipelineError, Step, canonical_order, register_step
+from post_processing.registry import RegistryError
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def fuse(base, out, *extra, code=0):
     return res
 
 
-STEP_OPTIONS = {
+STEP_OPTIONS = {  # one command line per built-in step
     "metric": ["--metric", "lfda", "--pca-dim", "8"],
     "track_average": ["--track-average"],
     "dba": ["--dba", "3"],
@@ -45,8 +47,65 @@ STEP_OPTIONS = {
 }
 
 
-def test_every_registered_step_has_a_command_line_option():
-    assert set(STEP_OPTIONS) == set(STEPS) == set(CANONICAL_ORDER)
+@pytest.fixture
+def dummy_step():
+    """A step registered by this test file alone (removed afterwards): scales the distances by ``factor``."""
+
+    @register_step("dummy_scale", DISTANCES, 35, "test step: multiply the distances by factor",
+                   factor=Param(float, 1.0, "multiplier", minimum=0, grid=(0.5, 2.0)))
+    def _dummy(state, p):
+        state.set_distances(state.distances() * p["factor"])
+
+    yield "dummy_scale"
+    STEPS.unregister("dummy_scale")
+
+
+def test_a_step_registered_in_a_test_is_listed_an_option_and_a_tune_axis(case, tmp_path, dummy_step):
+    base, _ = case
+    assert canonical_order().index("dummy_scale") == canonical_order().index("rerank") + 1  # order 35 of its stage
+    listed = CliRunner().invoke(main, ["steps"]).output
+    assert "dummy_scale  [distances]  test step" in listed and "factor: a number >= 0, default 1.0" in listed
+    helped = CliRunner().invoke(main, ["fuse", "--help"]).output
+    assert "--dummy-scale / --no-dummy-scale" in helped and "--dummy-scale-factor FLOAT" in helped
+
+    fuse(base, tmp_path / "t.txt", "--track-distance", "--dummy-scale", "--dummy-scale-factor", "3", "--rerank")
+    steps = json.loads((tmp_path / "t.txt.json").read_text())["steps"]
+    assert [(s["name"], s["params"]) for s in steps][1:] == [("dummy_scale", {"factor": 3.0}), ("track_distance", {})]
+    res = fuse(base, tmp_path / "t.txt", "--dummy-scale-factor", "3", code=2)
+    assert "add --dummy-scale" in res.output
+    res = fuse(base, tmp_path / "t.txt", "--dummy-scale", "--dummy-scale-factor", "-1", code=2)
+    assert "expected a number >= 0, got -1" in res.output
+
+    data, feats = base / "data", base / "feats"
+    res = CliRunner().invoke(main, ["tune", "--models", "a,b", "--features-dir", str(feats), "--data-root", str(data),
+                                    "--fusion", "concat", "--weight-grid", "1", "--dummy-scale",
+                                    "--dummy-scale-factor-grid", "0.25,4", "--search", "grid",
+                                    "--out", str(tmp_path / "p.yaml")])
+    assert res.exit_code == 0, res.output
+    tried = [line for line in res.output.splitlines() if line.startswith("trial")]
+    assert len(tried) == 3 and "dummy_scale(factor=0.25)" in tried[1] and "dummy_scale(factor=4)" in tried[2]
+
+    STEPS.unregister("dummy_scale")  # the generated options go with the step
+    assert "--dummy-scale" not in CliRunner().invoke(main, ["fuse", "--help"]).output
+    res = fuse(base, tmp_path / "t.txt", "--dummy-scale", code=2)
+    assert "No such option '--dummy-scale'" in res.output
+
+
+def test_a_step_name_is_registered_once_and_unknown_names_get_close_matches(dummy_step):
+    with pytest.raises(RegistryError, match="'dummy_scale' is registered twice"):
+        register_step("dummy_scale", DISTANCES, 36, "another")(lambda state, p: None)
+    with pytest.raises(PipelineError, match="unknown step 'rerankk'; did you mean 'rerank'"):
+        Step.make("rerankk")
+
+
+def test_a_step_whose_option_name_is_taken_is_refused(case, tmp_path):
+    """A step named like one of fuse's own options (--out) cannot silently shadow it."""
+    register_step("out", DISTANCES, 90, "clashes with --out")(lambda state, p: None)
+    try:
+        res = fuse(case[0], tmp_path / "t.txt", code=1)
+        assert "step 'out': option --out is already fuse's own option" in res.output
+    finally:
+        STEPS.unregister("out")
 
 
 @pytest.mark.filterwarnings("ignore:k >= N:RuntimeWarning")  # metric-learn LFDA on a tiny train set
@@ -63,11 +122,13 @@ def test_each_step_option_runs_its_step_and_changes_the_ranking(case, tmp_path, 
 def test_steps_command_lists_every_step_with_keys_and_defaults():
     res = CliRunner().invoke(main, ["steps"])
     assert res.exit_code == 0
+    assert set(STEP_OPTIONS) == set(STEPS.names())  # the table above covers every built-in step
     for name, spec in STEPS.items():
         assert f"{name}  [" in res.output
         for key in spec.params:
             assert f"    {key}: " in res.output
     assert "k1: an integer >= 1, default 20" in res.output and "model: a string, required" in res.output
+    assert "(tune tries 10, 20, 30)" in res.output
 
 
 def test_step_options_run_in_data_flow_order(case, tmp_path):
@@ -120,7 +181,8 @@ def test_tune_grid_dedupes_equivalent_weights_and_refuses_grids_over_budget(case
     from ensembles.tune import SearchSpace, grid_size
 
     base = Pipeline(["a", "b"], steps=[Step.make("rerank")])
-    space = SearchSpace(weights=(0.5, 1.0), fusions=("concat",), k1=(10, 20), k2=(6,), lambdas=(0.3,))
+    space = SearchSpace(weights=(0.5, 1.0), fusions=("concat",),
+                        grids={("rerank", "k1"): (10, 20), ("rerank", "k2"): (6,), ("rerank", "lambda"): (0.3,)})
     assert grid_size(base, space) == 3 * 2  # (1, 1) is (0.5, 0.5) again
     data, feats = case[0] / "data", case[0] / "feats"
     res = CliRunner().invoke(main, ["tune", "--models", "a,b", "--features-dir", str(feats), "--data-root", str(data),

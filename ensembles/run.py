@@ -1,4 +1,8 @@
-"""One `ensemble fuse` run on loaded inputs: each model alone, the fusion, every step, the final ranking."""
+"""Runs a pipeline on loaded inputs and scores every stage: each model alone, the fusion, each step.
+
+What `ensemble fuse` computes (and `ensemble tune` repeats per trial, unscored); the fusion itself is
+:mod:`ensembles.fusion`.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -54,7 +58,7 @@ def make_state(inputs: Inputs, pipeline: Pipeline, single: Optional[str] = None,
     return State(blocks, inputs.labels, pipeline.distance, aux, depth=topk, dense_rerank_max=dense_rerank_max)
 
 
-def fuse(inputs: Inputs, pipeline: Pipeline, topk: int = 100, evaluate: Optional[bool] = None,
+def run_ensemble(inputs: Inputs, pipeline: Pipeline, topk: int = 100, evaluate: Optional[bool] = None,
          dense_rerank_max: int = DENSE_RERANK_MAX) -> FuseResult:
     """Runs ``pipeline``; with ground truth (``evaluate`` None) or ``evaluate=True`` scores every stage.
 

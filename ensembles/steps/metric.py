@@ -1,0 +1,24 @@
+"""``metric``: metric learning on the training features, then every feature set projected."""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from post_processing.features import l2_normalize
+from post_processing.metric_learning import ALGORITHMS, MetricLearner
+
+from ..pipeline import FEATURES, Param, PipelineError, State, register_step
+
+
+@register_step("metric", FEATURES, 10,
+               "learn a metric on the training features (train_<model>.pkl + train labels), project all features",
+               flag_params=("method",), needs_train=True,
+               method=Param(str, "lfda", "metric-learn algorithm", choices=tuple(ALGORITHMS)),
+               pca_dim=Param(int, None, "PCA dimension before learning", minimum=1, optional=True,
+                             aliases=("--pca-dim",)),
+               params=Param(dict, {}, "extra keyword arguments of the learner"))
+def _metric(state: State, p: Dict[str, Any]) -> None:
+    if state.labels.train_pids is None or any(b.train is None for b in state.blocks):
+        raise PipelineError("needs training features train_<model>.pkl and training labels; none were loaded")
+    for blk in state.blocks:
+        learner = MetricLearner(p["method"], pca_dim=p["pca_dim"], **p["params"]).fit(blk.train, state.labels.train_pids)
+        blk.query, blk.gallery, blk.train = (l2_normalize(learner.transform(x)) for x in (blk.query, blk.gallery, blk.train))
