@@ -32,7 +32,7 @@ class FusionError(ReidError, ValueError):
 
 
 @dataclass
-class Block:
+class FeatureBlock:
     """Features one distance is computed on; ``weight`` multiplies that distance in the fusion."""
 
     name: str
@@ -84,7 +84,7 @@ def parse_weights(text: str, models: Sequence[str]) -> Dict[str, float]:
 
 
 def make_blocks(models: Sequence[str], feats: Mapping[str, Mapping[str, np.ndarray]],
-                weights: Optional[Mapping[str, float]] = None, fusion: str = "concat") -> List[Block]:
+                weights: Optional[Mapping[str, float]] = None, fusion: str = "concat") -> List[FeatureBlock]:
     """Blocks for ``fusion`` from ``feats[side][model]`` arrays (sides ``query``, ``gallery``, optional ``train``).
 
     Models with weight 0 are left out.
@@ -101,12 +101,12 @@ def make_blocks(models: Sequence[str], feats: Mapping[str, Mapping[str, np.ndarr
     if fusion == "concat":
         cat = {s: np.concatenate([np.sqrt(w[m]) * unit(s, m) for m in active], axis=1).astype(np.float32)
                for s in sides}
-        return [Block("+".join(active), 1.0, cat["query"], cat["gallery"], cat.get("train"))]
-    return [Block(m, w[m], unit("query", m), unit("gallery", m), unit("train", m) if "train" in sides else None)
+        return [FeatureBlock("+".join(active), 1.0, cat["query"], cat["gallery"], cat.get("train"))]
+    return [FeatureBlock(m, w[m], unit("query", m), unit("gallery", m), unit("train", m) if "train" in sides else None)
             for m in active]
 
 
-def block_distance(blocks: Sequence[Block], a: str, b: str, metric: str = "euclidean") -> np.ndarray:
+def block_distance(blocks: Sequence[FeatureBlock], a: str, b: str, metric: str = "euclidean") -> np.ndarray:
     """Fused distance between side ``a`` and side ``b`` (``query``/``gallery``) of every block."""
     out = None
     for blk in blocks:
@@ -117,7 +117,7 @@ def block_distance(blocks: Sequence[Block], a: str, b: str, metric: str = "eucli
     return out
 
 
-def concat_equivalent(blocks: Sequence[Block], side: str) -> np.ndarray:
+def concat_equivalent(blocks: Sequence[FeatureBlock], side: str) -> np.ndarray:
     """One matrix for ``side`` whose squared euclidean distances are the weighted sum of the blocks'.
 
     Used where a step needs a single feature set (top-K re-ranking from features); for ``concat``

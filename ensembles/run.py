@@ -47,15 +47,15 @@ class FuseResult:
         return rows, gains
 
 
-def make_state(inputs: Inputs, pipeline: Pipeline, single: Optional[str] = None, topk: int = 100,
+def make_state(inputs: Inputs, pipeline: Pipeline, only_model: Optional[str] = None, topk: int = 100,
                dense_rerank_max: int = DENSE_RERANK_MAX) -> State:
-    """The pipeline's fused blocks (or model ``single`` alone) plus labels and auxiliary features."""
-    if single is None:
+    """The pipeline's fused blocks (or model ``only_model`` alone) plus labels and auxiliary features."""
+    if only_model is None:
         blocks = make_blocks(pipeline.models, inputs.feats, pipeline.weights, pipeline.fusion)
     else:
-        blocks = make_blocks([single], inputs.feats)
+        blocks = make_blocks([only_model], inputs.feats)
     aux = {m: (inputs.feats["query"][m], inputs.feats["gallery"][m]) for m in pipeline.aux_models}
-    return State(blocks, inputs.labels, pipeline.distance, aux, depth=topk, dense_rerank_max=dense_rerank_max)
+    return State(blocks, inputs.labels, pipeline.distance, aux, topk=topk, dense_rerank_max=dense_rerank_max)
 
 
 def run_ensemble(inputs: Inputs, pipeline: Pipeline, topk: int = 100, evaluate: Optional[bool] = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 
 import cv2
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from ensemble_fakes import build_tree, write_features

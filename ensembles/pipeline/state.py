@@ -12,9 +12,10 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from post_processing.camera import same_camera_penalty
 from post_processing.distance import topk_smallest
 
-from ..fusion import Block, block_distance
+from ..fusion import FeatureBlock, block_distance
 from .model import Pipeline, Step
 from .schema import DISTANCES, FEATURES, RANKING, STAGE_NAMES, STEPS, PipelineError
 
@@ -39,22 +40,43 @@ class Labels:
 
 
 class State:
-    """What the steps transform: feature blocks, then the query×gallery distances, then a ranking."""
+    """What the steps transform: feature blocks, then the query×gallery distances, then a ranking.
 
-    def __init__(self, blocks: List[Block], labels: Labels, metric: str = "euclidean",
+    Steps change it through its methods; what one step leaves for a later one is explicit here:
+    :meth:`added_distances` (what distance steps added to the fused distance, which top-K
+    re-ranking re-applies) and :attr:`same_camera_penalty` (which camera-aware re-ranking repeats
+    in its neighbourhoods).
+    """
+
+    def __init__(self, blocks: List[FeatureBlock], labels: Labels, metric: str = "euclidean",
                  aux: Optional[Mapping[str, Tuple[np.ndarray, np.ndarray]]] = None,
-                 depth: int = 100, dense_rerank_max: int = DENSE_RERANK_MAX):
+                 topk: int = 100, dense_rerank_max: int = DENSE_RERANK_MAX):
         self.blocks = blocks
         self.labels = labels
         self.metric = metric
         self.aux = dict(aux or {})
-        self.depth = depth  # length of the ranking kept once a top-K step ran
+        self.topk = topk  # gallery images per query a ranking keeps (what a submission holds)
         self.dense_rerank_max = dense_rerank_max
         self.dist: Optional[np.ndarray] = None  # Q×G once a distance step ran
-        self.base_dist: Optional[np.ndarray] = None  # self.dist before distance terms were added
         self.ranking: Optional[np.ndarray] = None  # Q×K gallery indices once a ranking step ran
-        self.camera_penalty = 0.0  # added to same-camera pairs by camera_penalty steps so far
         self.notes: List[str] = []
+        self._fused_dist: Optional[np.ndarray] = None  # self.dist before distance steps changed it
+        self._same_camera_penalty = 0.0
+
+    @property
+    def same_camera_penalty(self) -> float:
+        """The distance :meth:`penalise_same_camera` added to same-camera pairs so far."""
+        return self._same_camera_penalty
+
+    def penalise_same_camera(self, penalty: float) -> None:
+        """Adds ``penalty`` to the distances of query/gallery pairs from the same camera."""
+        lab = self.labels
+        self.set_distances(same_camera_penalty(self.distances(), lab.q_camids, lab.g_camids, penalty))
+        self._same_camera_penalty += penalty
+
+    def added_distances(self) -> np.ndarray:
+        """What distance steps added to the fused query×gallery distance so far (Q×G)."""
+        return self.distances() - self._fused_dist
 
     @property
     def stage(self) -> int:
@@ -75,7 +97,7 @@ class State:
                                 "(re-ranking switched to top-K mode or a ranking step ran); move this step earlier")
         if self.dist is None:
             self.dist = block_distance(self.blocks, "query", "gallery", self.metric)
-            self.base_dist = self.dist.copy()
+            self._fused_dist = self.dist.copy()
         return self.dist
 
     def set_distances(self, dist: np.ndarray) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from post_processing.camera import same_camera_penalty, subtract_model_distance
+from post_processing.camera import subtract_model_distance
 from post_processing.distance import METRICS
 
 from ..pipeline import DISTANCES, Param, PipelineError, State, register_step
@@ -31,5 +31,4 @@ def _camera_penalty(state: State, p: Dict[str, Any]) -> None:
     if (lab.q_camids < 0).all() or (lab.g_camids < 0).all():
         raise PipelineError("needs camera ids of query and gallery images, but the dataset has none "
                             "(AIC20: query_label.xml / test_label.xml); use 'subtract' with a camera model instead")
-    state.set_distances(same_camera_penalty(state.distances(), lab.q_camids, lab.g_camids, p["penalty"]))
-    state.camera_penalty += p["penalty"]
+    state.penalise_same_camera(p["penalty"])

@@ -34,28 +34,28 @@ def _rerank(state: State, p: Dict[str, Any]) -> None:
         qg = state.distances()
         qq = block_distance(state.blocks, "query", "query", state.metric)
         gg = block_distance(state.blocks, "gallery", "gallery", state.metric)
-        if p["camera_aware"] and state.camera_penalty:
+        if p["camera_aware"] and state.same_camera_penalty:
             # Camera-aware neighbourhoods: otherwise an image's k-reciprocal set fills up with other
             # vehicles seen by its own camera (shared background and colour cast), and re-ranking
             # pulls exactly the same-camera look-alikes the penalty pushed away back up.
             lab = state.labels
-            qq = _penalise_same_camera(qq, lab.q_camids, state.camera_penalty)
-            gg = _penalise_same_camera(gg, lab.g_camids, state.camera_penalty)
+            qq = _penalise_same_camera(qq, lab.q_camids, state.same_camera_penalty)
+            gg = _penalise_same_camera(gg, lab.g_camids, state.same_camera_penalty)
         state.dist = np.asarray(re_ranking(qg, qq, gg, k1=p["k1"], k2=p["k2"], lambda_value=p["lambda"]),
                                 dtype=np.float32)
         return
     qf, gf = concat_equivalent(state.blocks, "query"), concat_equivalent(state.blocks, "gallery")
-    depth = min(state.depth, state.num_gallery)
+    depth = min(state.topk, state.num_gallery)
     idx, dist = re_ranking_features(qf, gf, p["k1"], p["k2"], p["lambda"], topk=depth, metric=state.metric)
     idx, dist = np.asarray(idx), np.asarray(dist, dtype=np.float32)
     if state.dist is not None:
-        extra = np.take_along_axis(state.dist - state.base_dist, idx, axis=1)
+        extra = np.take_along_axis(state.added_distances(), idx, axis=1)
         if np.any(extra):
             order = np.argsort(dist + extra, axis=1, kind="stable")
             idx = np.take_along_axis(idx, order, axis=1)
     state.notes.append(f"rerank: {state.num_query}+{state.num_gallery} images > {state.dense_rerank_max}, "
                        f"used top-{depth} re-ranking from features"
-                       + (" (neighbourhoods not camera-aware)" if p["camera_aware"] and state.camera_penalty else ""))
+                       + (" (neighbourhoods not camera-aware)" if p["camera_aware"] and state.same_camera_penalty else ""))
     state.dist = None
     state.ranking = idx
 

@@ -29,7 +29,7 @@ def _track_distance(state: State, p: Dict[str, Any]) -> None:
 @register_step("track_expand", RANKING, 10, "walk the ranking and insert whole tracks in order")
 def _track_expand(state: State, p: Dict[str, Any]) -> None:
     ranking = state.rank(state.num_gallery if state.ranking is None else state.ranking.shape[1])
-    state.ranking = np.asarray(track_expand(ranking, _gallery_tracks(state), topk=state.depth))
+    state.ranking = np.asarray(track_expand(ranking, _gallery_tracks(state), topk=state.topk))
     state.dist = None
 
 
