@@ -16,6 +16,7 @@ import click
 
 from post_processing.distance import METRICS
 from post_processing.errors import ReidError, exit_code
+from post_processing.submission import TOPK
 
 from .cli_steps import StepCommand, grids_from_options, pipeline_from_options
 from .fusion import FUSIONS
@@ -57,7 +58,7 @@ def _inputs_options(func):
         click.option("--distance", type=click.Choice(METRICS), help="distance of the fused features (default euclidean)"),
         click.option("--pipeline", "pipeline_file", type=click.Path(dir_okay=False),
                      help="YAML listing models/weights/fusion and the steps in order (replaces the step options)"),
-        click.option("--topk", type=int, default=100, show_default=True, help="gallery images per query in track2.txt"),
+        click.option("--topk", type=int, default=TOPK, show_default=True, help="gallery images per query in track2.txt"),
         click.option("--dense-rerank-max", type=int, default=DENSE_RERANK_MAX, show_default=True,
                      help="above this many query+gallery images re-ranking keeps only the top-K (memory)"),
     ]
@@ -188,7 +189,7 @@ def tune(ctx, **o):
 @main.command()
 @click.argument("track2", type=click.Path(dir_okay=False))
 @click.option("--data-root", required=True, type=click.Path(file_okay=False), help="AIC20-layout dataset")
-@click.option("--topk", type=int, default=100, show_default=True, help="gallery ids expected per line")
+@click.option("--topk", type=int, default=TOPK, show_default=True, help="gallery ids expected per line")
 def validate(track2, data_root, topk):
     """Check a track2.txt against the dataset's query and gallery lists (problems with line numbers)."""
     from post_processing.submission import SubmissionError, validate_track2
@@ -208,7 +209,7 @@ def validate(track2, data_root, topk):
 @click.argument("track2", type=click.Path(dir_okay=False))
 @click.option("--data-root", required=True, type=click.Path(file_okay=False),
               help="AIC20-layout dataset with query_label.xml and test_label.xml")
-@click.option("--topk", type=int, default=100, show_default=True)
+@click.option("--topk", type=int, default=TOPK, show_default=True)
 @click.option("--json-out", type=click.Path(dir_okay=False), help="also write the scores as JSON")
 def evaluate(track2, data_root, topk, json_out):
     """Score a track2.txt against ground truth (mAP, AIC mAP@100, rank-1/5/10, mINP)."""

@@ -13,6 +13,7 @@ import numpy as np
 from post_processing.errors import ReidError
 from post_processing.evaluation import aic_map, evaluate_ranking
 from post_processing.fileio import atomic_write
+from post_processing.submission import TOPK
 
 from .pipeline import Labels
 
@@ -25,7 +26,7 @@ class ScoreError(ReidError, ValueError):
     """A ranking that cannot be scored: the dataset has no ground truth."""
 
 
-def score(ranking: np.ndarray, labels: Labels, topk: int = 100) -> Dict[str, Any]:
+def score(ranking: np.ndarray, labels: Labels, topk: int = TOPK) -> Dict[str, Any]:
     """mAP/mINP/CMC (Market protocol: same id and camera is junk) and AIC mAP@``topk`` of a ranking."""
     if not labels.has_gt:
         raise ScoreError("scoring needs ground truth (AIC20: query_label.xml and test_label.xml)")

@@ -10,6 +10,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from post_processing.submission import TOPK
+
 from .fusion import make_blocks
 from .inputs import Inputs
 from .pipeline import DENSE_RERANK_MAX, Pipeline, PipelineError, State, Step, run_pipeline
@@ -47,7 +49,7 @@ class FuseResult:
         return rows, gains
 
 
-def make_state(inputs: Inputs, pipeline: Pipeline, only_model: Optional[str] = None, topk: int = 100,
+def make_state(inputs: Inputs, pipeline: Pipeline, only_model: Optional[str] = None, topk: int = TOPK,
                dense_rerank_max: int = DENSE_RERANK_MAX) -> State:
     """The pipeline's fused blocks (or model ``only_model`` alone) plus labels and auxiliary features."""
     if only_model is None:
@@ -58,7 +60,7 @@ def make_state(inputs: Inputs, pipeline: Pipeline, only_model: Optional[str] = N
     return State(blocks, inputs.labels, pipeline.distance, aux, topk=topk, dense_rerank_max=dense_rerank_max)
 
 
-def run_ensemble(inputs: Inputs, pipeline: Pipeline, topk: int = 100, evaluate: Optional[bool] = None,
+def run_ensemble(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK, evaluate: Optional[bool] = None,
          dense_rerank_max: int = DENSE_RERANK_MAX) -> FuseResult:
     """Runs ``pipeline``; with ground truth (``evaluate`` None) or ``evaluate=True`` scores every stage.
 

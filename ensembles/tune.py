@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from post_processing.errors import ReidError
+from post_processing.submission import TOPK
 
 from .inputs import Inputs
 from .pipeline import DENSE_RERANK_MAX, STEPS, Pipeline
@@ -32,10 +33,10 @@ class TuneError(ReidError, ValueError):
 @dataclass
 class SearchSpace:
     """Weight values tried per model, fusion methods, and ``grids[(step, key)]`` replacing a parameter's
-    default ``Param.grid``."""
+    default ``Param.grid`` (the command line's ``--weight-grid``/``--fusions`` hold the usual values)."""
 
-    weights: Sequence[float] = (0.0, 0.5, 1.0, 2.0)
-    fusions: Sequence[str] = ("concat", "distance")
+    weights: Sequence[float]
+    fusions: Sequence[str]
     grids: Mapping[Tuple[str, str], Sequence[object]] = field(default_factory=dict)
 
 
@@ -108,7 +109,7 @@ def grid_size(base: Pipeline, space: SearchSpace) -> int:
 
 
 def tune(inputs: Inputs, base: Pipeline, space: SearchSpace, budget: int = 50, search: str = "random",
-         seed: int = 0, objective: str = "mAP", topk: int = 100, dense_rerank_max: int = DENSE_RERANK_MAX,
+         seed: int = 0, objective: str = "mAP", topk: int = TOPK, dense_rerank_max: int = DENSE_RERANK_MAX,
          log: Optional[Callable[[str], None]] = None) -> List[Trial]:
     """Scores the base pipeline and the chosen grid points; returns the trials, best first."""
     if not inputs.labels.has_gt:

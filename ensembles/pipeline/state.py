@@ -14,6 +14,7 @@ import numpy as np
 
 from post_processing.camera import same_camera_penalty
 from post_processing.distance import topk_smallest
+from post_processing.submission import TOPK
 
 from ..fusion import FeatureBlock, block_distance
 from .model import Pipeline, Step
@@ -50,7 +51,7 @@ class State:
 
     def __init__(self, blocks: List[FeatureBlock], labels: Labels, metric: str = "euclidean",
                  aux: Optional[Mapping[str, Tuple[np.ndarray, np.ndarray]]] = None,
-                 topk: int = 100, dense_rerank_max: int = DENSE_RERANK_MAX):
+                 topk: int = TOPK, dense_rerank_max: int = DENSE_RERANK_MAX):
         self.blocks = blocks
         self.labels = labels
         self.metric = metric
