@@ -121,7 +121,7 @@ def _step_options(spec: StepSpec) -> List[StepOption]:
         names = [_option_name(spec.name, key), *param.aliases]
         text = f"{spec.name}: {param.help}" + ("" if param.default in (None, {}) else f"  [default: {param.default}]")
         if param.kind is bool:
-            decls = ["/".join(names[:1] + ["--no-" + names[0][2:]]), *names[1:], f"{ident}__{key}"]
+            decls = [f"{names[0]}/--no-{names[0][2:]}", *names[1:], f"{ident}__{key}"]
             options.append(StepOption(decls, spec.name, key, default=None, help=text))
         else:
             options.append(StepOption([*names, f"{ident}__{key}"], spec.name, key, type=ParamValue(param),
@@ -152,18 +152,19 @@ class StepCommand(click.Command):
     def __init__(self, *args, grids: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.grids = grids
-        self._generated: Tuple[Any, List[StepOption]] = (None, [])
+        self._specs: List[StepSpec] = []  # the registry the options below were generated from
+        self._options: List[StepOption] = []
 
     def generated(self) -> List[StepOption]:
-        key = tuple((name, id(spec)) for name, spec in STEPS.items())
-        if self._generated[0] != key:
-            specs = [STEPS.get(n) for n in canonical_order()]
+        """The generated options, in canonical step order (regenerated when :data:`STEPS` changed)."""
+        specs = [STEPS.get(n) for n in canonical_order()]
+        if len(specs) != len(self._specs) or any(a is not b for a, b in zip(specs, self._specs)):
             options = [o for spec in specs for o in _step_options(spec)]
             if self.grids:
                 options += [o for spec in specs for o in _grid_options(spec)]
             self._check_names(options)
-            self._generated = (key, options)
-        return self._generated[1]
+            self._specs, self._options = specs, options
+        return self._options
 
     def _check_names(self, options: List[StepOption]) -> None:
         """A step whose generated option name is taken (by the command or another step) is refused."""
@@ -195,8 +196,7 @@ def steps_from_options(ctx: click.Context) -> List[Step]:
                 raise click.UsageError(f"{o.opts[0]} sets a parameter of step {o.step!r}; add {flags[o.step].opts[0]}")
             values.setdefault(o.step, {})[o.key] = ctx.params[o.name]
     steps = []
-    for name in canonical_order():
-        flag = flags[name]
+    for name, flag in flags.items():  # canonical order
         value = ctx.params[flag.name]
         given = value if flag.multiple else [value] if value else []
         for flag_values in given:

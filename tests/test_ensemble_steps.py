@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 
 import numpy as np
 import pytest
@@ -243,3 +245,41 @@ def test_rerank_after_camera_penalty_builds_cross_camera_neighbourhoods(case):
     np.testing.assert_allclose(run(True), re_ranking(qg_p, qq_p, gg_p, k1=6, k2=2), atol=1e-5)
     np.testing.assert_allclose(run(False), re_ranking(qg_p, qq, gg, k1=6, k2=2), atol=1e-5)
     assert not np.allclose(run(True), run(False), atol=1e-3)
+
+
+OPTION_NAMES = {  # every option the hand-written CLI had: scripts and the README use them
+    "fuse": ["--metric", "--pca-dim", "--track-average", "--track-weighting", "--dba", "--qe", "--qe-alpha",
+             "--subtract", "--camera-penalty", "--rerank", "--no-rerank", "--k1", "--k2", "--lambda",
+             "--track-distance", "--track-expand", "--topk", "--dense-rerank-max", "--pipeline", "--save-pipeline"],
+    "tune": ["--rerank", "--k1", "--k1-grid", "--k2-grid", "--lambda-grid", "--weight-grid", "--fusions", "--budget"],
+}
+
+
+@pytest.mark.parametrize("command", list(OPTION_NAMES))
+def test_generated_options_keep_the_historical_names(command):
+    helped = CliRunner().invoke(main, [command, "--help"]).output
+    words = {w.strip(",") for line in helped.splitlines() for w in line.split()}
+    assert [n for n in OPTION_NAMES[command] if n not in words] == []
+
+
+def test_the_command_line_sets_a_passive_openmp_wait_policy(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert CliRunner().invoke(main, ["steps"]).exit_code == 0
+    assert os.environ["OMP_WAIT_POLICY"] == "passive"
+
+
+@pytest.mark.parametrize("weights, message", [
+    ({"a": -1}, "weight of 'a' must be a number >= 0, got -1"),
+    ({"a": "1"}, "weight of 'a' must be a number >= 0, got '1'"),
+    ({"a": True}, "weight of 'a' must be a number >= 0, got True"),
+    ({"a": float("nan")}, "weight of 'a' must be a number >= 0, got nan"),
+    ({"c": 1}, "weights given for 'c', not among the models (a, b)"),
+    ({"a": 0, "b": 0}, "at least one model needs a weight > 0"),
+])
+def test_fusion_weights_are_checked_in_one_place(weights, message):
+    from ensembles.fusion import check_weights
+
+    with pytest.raises(FusionError, match=re.escape(message)):
+        check_weights(["a", "b"], weights)
+    with pytest.raises(PipelineError, match=re.escape(f"p.yaml: key 'weights': {message}")):
+        Pipeline(["a", "b"], weights).validate("p.yaml")
