@@ -37,8 +37,7 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 def main():
     """Fuse ReID features of several models into challenge submissions."""
-    # numba's OpenMP workers spin-wait between kernels by default; passive waiting stops them
-    # burning CPU the rest of the command (and other processes) needs. Set before any kernel runs.
+    # Before any numba kernel runs: idle OpenMP workers otherwise spin, burning the CPUs others need.
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 
