@@ -48,8 +48,10 @@ class Look:
 
 
 def make_look(ident: Identity) -> Look:
+    """The geometry and colours of ``ident``."""
     vt = TYPES[ident.vtype]
     prof = np.array([(p[0] * ident.length_scale, p[1] * ident.height_scale) for p in vt.profile], np.float64)
+    prof.flags.writeable = False  # a Look is immutable, its profile included
     body = bgr(COLOUR_FAMILIES[ident.family][2][ident.shade])
     roof = {"none": body, "white": (238.0, 238.0, 238.0), "black": (26.0, 26.0, 26.0)}[TWO_TONE[ident.two_tone]]
     trim = {"black": (30.0, 30.0, 32.0), "body": tuple(.85 * c for c in body), "chrome": (205.0, 205.0, 210.0)}

@@ -115,7 +115,7 @@ class _Planned:
     indices: Tuple[int, ...]
 
 
-def check_settings(seed: int, ids: int, test_ids: int, cameras: int, real_ids: int) -> None:
+def _check_settings(seed: int, ids: int, test_ids: int, cameras: int, real_ids: int) -> None:
     """Raise :class:`SynthError` for a setting out of range."""
     if not isinstance(seed, int) or seed < 0:
         raise SynthError(f"seed must be a non-negative integer, got {seed!r}")
@@ -129,14 +129,14 @@ def check_settings(seed: int, ids: int, test_ids: int, cameras: int, real_ids: i
         raise SynthError(f"real_ids must be 0 (no FVRID_real view) or in 2..9999, got {real_ids}")
 
 
-def identity_groups(ids: int, test_ids: int, real_ids: int) -> IdentityGroups:
+def _identity_groups(ids: int, test_ids: int, real_ids: int) -> IdentityGroups:
     n_train, n_real_train = ids - test_ids, real_ids // 2
     return IdentityGroups(tuple(range(1, n_train + 1)), tuple(range(n_train + 1, ids + 1)),
                           tuple(range(REAL_PID_BASE + 1, REAL_PID_BASE + n_real_train + 1)),
                           tuple(range(REAL_PID_BASE + n_real_train + 1, REAL_PID_BASE + real_ids + 1)))
 
 
-def split_test(seed: int, pid: int, tracks: List[Track]) -> Tuple[List[Track], List[Track], Dict[int, int]]:
+def _split_test(seed: int, pid: int, tracks: List[Track]) -> Tuple[List[Track], List[Track], Dict[int, int]]:
     """Query sightings (foggy ones first, at least one sighting left for the gallery), gallery
     sightings and the frame of each query track (by camera) that becomes the query image."""
     rng = stream(seed, T_QUERY, pid)
@@ -154,13 +154,13 @@ def _planned_tracks(seed: int, train: Sequence[int], test: Sequence[int], cams: 
     for pid in train:
         out += [_Planned("train", t, tuple(range(t.frames))) for t in sightings(seed, pid, cams)]
     for pid in test:
-        query, gallery, qframe = split_test(seed, pid, sightings(seed, pid, cams, test=True))
+        query, gallery, qframe = _split_test(seed, pid, sightings(seed, pid, cams, test=True))
         out += [_Planned("query", t, (qframe[t.camid],)) for t in query]
         out += [_Planned("gallery", t, tuple(range(t.frames))) for t in gallery]
     return out
 
 
-def fvrid_name(pid: int, camid: int, frame_no: int) -> str:
+def _fvrid_name(pid: int, camid: int, frame_no: int) -> str:
     return f"{pid:05d}_c{camid:03d}_{frame_no:06d}_0.jpg"
 
 
@@ -179,7 +179,7 @@ def _aic_split(fvrid_split: str, planned: Sequence[_Planned], identities: Dict[i
         t, ident, names, track_frames = p.track, identities[p.track.pid], [], []
         for k in p.indices:
             name = f"{len(labels) + 1:06d}.jpg"
-            syn = fvrid_name(t.pid, t.camid, _frame_no(t, k))
+            syn = _fvrid_name(t.pid, t.camid, _frame_no(t, k))
             outputs = ((f"{folder}/{name}", FOGGY if t.foggy else CLEAR),
                        (f"fvrid/FVRID_syn/{fvrid_split}_clear/{syn}", CLEAR),
                        (f"fvrid/FVRID_syn/{fvrid_split}_foggy/{syn}", FOGGY))
@@ -199,7 +199,7 @@ def _real_frames(planned: Sequence[_Planned]) -> Dict[Tuple[int, int], Tuple[Fra
         t = p.track
         frames[(t.pid, t.camid)] = tuple(
             Frame(k, _frame_no(t, k), True,
-                  ((f"fvrid/FVRID_real/{p.split}_foggy/{fvrid_name(t.pid, t.camid, _frame_no(t, k))}", FOGGY),))
+                  ((f"fvrid/FVRID_real/{p.split}_foggy/{_fvrid_name(t.pid, t.camid, _frame_no(t, k))}", FOGGY),))
             for k in p.indices)
     return frames
 
@@ -219,9 +219,9 @@ def plan(seed: int, ids: int = 240, test_ids: Optional[int] = None, cameras: int
     (default half) and ``real_ids`` FVRID_real identities (default ``max(4, ids // 4)``, 0 = none)."""
     test_ids = ids // 2 if test_ids is None else int(test_ids)
     real_ids = max(4, ids // 4) if real_ids is None else int(real_ids)
-    check_settings(seed, ids, test_ids, cameras, real_ids)
+    _check_settings(seed, ids, test_ids, cameras, real_ids)
     cams = tuple(make_cameras(seed, cameras))
-    groups = identity_groups(ids, test_ids, real_ids)
+    groups = _identity_groups(ids, test_ids, real_ids)
     identities = {i.pid: i for pids in (groups.train, groups.test, groups.real_train, groups.real_test)
                   for i in make_identities(seed, pids)}
     syn = _planned_tracks(seed, groups.train, groups.test, cams)

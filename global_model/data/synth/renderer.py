@@ -217,14 +217,14 @@ def _fog_depth(view: View, mask: np.ndarray, cam: Camera, horizon_row: float) ->
     return depth * (1 - mask) + depth[contact, 0] * mask
 
 
-def uneven_beta(rng: np.random.Generator, beta: float, shape: Tuple[int, int]) -> np.ndarray:
+def _uneven_beta(rng: np.random.Generator, beta: float, shape: Tuple[int, int]) -> np.ndarray:
     """Patchy fog for the 'real' view: β modulated by smooth noise in [0.6, 1.4]."""
     small = rng.uniform(0, 1, (4, 4)).astype(np.float32)
     field_ = cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
     return np.clip(beta * (.6 + .8 * field_), 0, None).astype(np.float32)
 
 
-def camera_response(img: np.ndarray, cam: Camera, noise: np.ndarray) -> np.ndarray:
+def _camera_response(img: np.ndarray, cam: Camera, noise: np.ndarray) -> np.ndarray:
     """Sensor of camera ``cam``: colour cast, saturation, gamma, low resolution, blur, noise."""
     x = img.astype(np.float32) / 255.0
     x *= np.array(cam.gains, np.float32) * cam.brightness
@@ -240,7 +240,7 @@ def camera_response(img: np.ndarray, cam: Camera, noise: np.ndarray) -> np.ndarr
     return np.clip(x * 255.0 + noise + .5, 0, 255).astype(np.uint8)
 
 
-def encode_jpeg(img: np.ndarray, quality: int) -> bytes:
+def _encode_jpeg(img: np.ndarray, quality: int) -> bytes:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise RuntimeError("cv2.imencode failed to write a JPEG")
@@ -282,9 +282,9 @@ class Renderer:
         noise = rng.normal(0, cam.noise, clear.shape).astype(np.float32)
         if real:
             tint = np.clip(airlight * (1 + rng.uniform(-.06, .06, 3)), 0, 1)
-            foggy = add_fog(clear, depth, uneven_beta(rng, beta, depth.shape), tint)
+            foggy = add_fog(clear, depth, _uneven_beta(rng, beta, depth.shape), tint)
         else:
             foggy = add_fog(clear, depth, beta, airlight)
-        foggy_bytes = encode_jpeg(camera_response(foggy, cam, noise), cam.jpeg)
-        clear_bytes = None if real else encode_jpeg(camera_response(clear, cam, noise), cam.jpeg)
+        foggy_bytes = _encode_jpeg(_camera_response(foggy, cam, noise), cam.jpeg)
+        clear_bytes = None if real else _encode_jpeg(_camera_response(clear, cam, noise), cam.jpeg)
         return foggy_bytes, clear_bytes

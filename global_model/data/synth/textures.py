@@ -27,7 +27,7 @@ GROUND_SIZE_M = 32.0
 Texture = Tuple[np.ndarray, np.ndarray]  # (premultiplied BGR float32 HxWx3, mask float32 HxW)
 
 
-def canvas(w_m: float, h_m: float) -> Texture:
+def _canvas(w_m: float, h_m: float) -> Texture:
     """An empty texture of ``w_m`` x ``h_m`` metres."""
     w, h = max(2, int(math.ceil(w_m * PX_PER_M))), max(2, int(math.ceil(h_m * PX_PER_M)))
     return np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32)
@@ -38,7 +38,7 @@ def fixed_point(points: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(points) * 16).astype(np.int32).reshape(-1, 1, 2)
 
 
-def fill(img: np.ndarray, points, colour) -> None:
+def _fill(img: np.ndarray, points, colour) -> None:
     """Antialiased polygon fill in texture pixels (sub-pixel precision)."""
     cv2.fillPoly(img, [fixed_point(points)], colour, lineType=cv2.LINE_AA, shift=4)
 
@@ -83,8 +83,8 @@ def _side_frame(look: Look) -> _Side:
 def _paint_body(img: np.ndarray, mask: np.ndarray, side: _Side) -> None:
     """The body silhouette, lighter at the shoulders and darker at the sills."""
     body = np.array([side.px(x, y) for x, y in side.look.profile])
-    fill(mask, body, 1.0)
-    fill(img, body, side.look.body_colour)
+    _fill(mask, body, 1.0)
+    _fill(img, body, side.look.body_colour)
     yy = np.linspace(0, 1, img.shape[0], dtype=np.float32)[:, None, None]
     img *= (1.08 - .25 * yy)
 
@@ -121,7 +121,7 @@ def _stripe_band(marks: np.ndarray, side: _Side) -> None:
 def _stripe_slash(marks: np.ndarray, side: _Side) -> None:
     x0, x1 = .25 * side.look.length, .8 * side.look.length
     bottom, belt = side.bottom, side.belt
-    fill(marks, np.array([side.px(x0, bottom + .15), side.px(x0 + .5, bottom + .15), side.px(x1, belt - .05),
+    _fill(marks, np.array([side.px(x0, bottom + .15), side.px(x0 + .5, bottom + .15), side.px(x1, belt - .05),
                           side.px(x1 - .5, belt - .05)]), 1.0)
 
 
@@ -153,10 +153,10 @@ def _paint_windows(img: np.ndarray, mask: np.ndarray, side: _Side) -> None:
     look = side.look
     for window in look.vehicle_type.windows:
         poly = np.array([side.px(*look.scaled(x, y)) for x, y in window])
-        fill(img, poly, look.glass_colour)
+        _fill(img, poly, look.glass_colour)
         grad = np.linspace(1.25, .9, img.shape[0], dtype=np.float32)[:, None]
         glass = np.zeros_like(mask)
-        fill(glass, poly, 1.0)
+        _fill(glass, poly, 1.0)
         img *= (1 + (grad - 1) * glass)[..., None]
 
 
@@ -209,13 +209,13 @@ def _paint_sticker(img: np.ndarray, mask: np.ndarray, side: _Side) -> None:
     elif kind == "ring":
         cv2.circle(img, tuple(c.astype(int)), int(r * .85), col, max(2, int(r * .35)), cv2.LINE_AA)
     elif kind == "square":
-        fill(img, c + np.array([[-r, -r], [r, -r], [r, r], [-r, r]]) * .85, col)
+        _fill(img, c + np.array([[-r, -r], [r, -r], [r, r], [-r, r]]) * .85, col)
     elif kind == "diamond":
-        fill(img, c + np.array([[0, -r], [r, 0], [0, r], [-r, 0]]) * 1.1, col)
+        _fill(img, c + np.array([[0, -r], [r, 0], [0, r], [-r, 0]]) * 1.1, col)
     elif kind == "triangle":
-        fill(img, c + np.array([[0, -r], [r, r * .8], [-r, r * .8]]), col)
+        _fill(img, c + np.array([[0, -r], [r, r * .8], [-r, r * .8]]), col)
     elif kind == "star":
-        fill(img, _star(c[0], c[1], r * 1.2), col)
+        _fill(img, _star(c[0], c[1], r * 1.2), col)
     elif kind == "number":
         _sticker_number(img, c, r, col, side.look.identity.pid)
 
@@ -273,7 +273,7 @@ _SIDE_PAINTERS = (_paint_body, _paint_two_tone, _paint_sill, _paint_stripe, _pai
 
 def side_texture(look: Look) -> Texture:
     """The body side (x from the front, y up) with windows, marks and wheels."""
-    img, mask = canvas(look.length, look.height)
+    img, mask = _canvas(look.length, look.height)
     side = _side_frame(look)
     for paint in _SIDE_PAINTERS:
         paint(img, mask, side)
@@ -315,7 +315,7 @@ def _paint_taillights(img: np.ndarray, style: str, ly0: float, ly1: float, low: 
 def end_texture(look: Look, w_m: float, h_m: float, front: bool) -> Texture:
     """Front or rear face: bumper, lights, grille / tailgate, plate, windscreen on tall ends."""
     ident, vt, s = look.identity, look.vehicle_type, PX_PER_M
-    img, mask = canvas(w_m, h_m)
+    img, mask = _canvas(w_m, h_m)
     h, w = mask.shape
     mask[:] = 1.0
     img[:] = look.body_colour
@@ -348,7 +348,7 @@ def end_texture(look: Look, w_m: float, h_m: float, front: bool) -> Texture:
 def top_texture(look: Look, w_m: float, h_m: float, role: str) -> Texture:
     """Hood, roof, trunk, windscreen, pickup bed or plain body panel (x across, y along the edge)."""
     ident, s = look.identity, PX_PER_M
-    img, mask = canvas(w_m, h_m)
+    img, mask = _canvas(w_m, h_m)
     h, w = mask.shape
     mask[:] = 1.0
     if role == "glass":

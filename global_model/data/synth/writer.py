@@ -75,7 +75,7 @@ def _write_text(path: str, text: str, encoding: str = "ascii") -> None:
         f.write(text)
 
 
-def label_xml(labels: Sequence[Label]) -> str:
+def _label_xml(labels: Sequence[Label]) -> str:
     """An AIC label file (declared gb2312, as AIC's are; the content is ASCII)."""
     lines = ['<?xml version="1.0" encoding="gb2312"?>', '<TrainingImages Version="1.0">',
              f'<Items number="{len(labels)}">']
@@ -87,7 +87,7 @@ def label_xml(labels: Sequence[Label]) -> str:
     return "\n".join(lines)
 
 
-def track_lines(split: AicSplit) -> Tuple[str, str]:
+def _track_lines(split: AicSplit) -> Tuple[str, str]:
     """The AIC track files of ``split``: image names and their 1-based indices, a track per line
     (every line ends with a space, as AIC's do)."""
     index = {label.name: i + 1 for i, label in enumerate(split.labels)}
@@ -109,10 +109,10 @@ def _make_folders(stage: str, real: bool) -> None:
 def _write_aic_lists(stage: str, splits: Sequence[AicSplit]) -> None:
     for split in splits:
         _write_text(os.path.join(stage, f"name_{split.name}.txt"), "".join(it.name + "\n" for it in split.labels))
-        _write_text(os.path.join(stage, f"{split.name}_label.xml"), label_xml(split.labels))
+        _write_text(os.path.join(stage, f"{split.name}_label.xml"), _label_xml(split.labels))
     for split in splits:
         if split.name != "query":
-            names_txt, ids_txt = track_lines(split)
+            names_txt, ids_txt = _track_lines(split)
             _write_text(os.path.join(stage, f"{split.name}_track.txt"), names_txt)
             _write_text(os.path.join(stage, f"{split.name}_track_id.txt"), ids_txt)
 
@@ -121,7 +121,7 @@ def _foggy_fraction(labels: Sequence[Label]) -> float:
     return round(sum(it.foggy for it in labels) / max(1, len(labels)), 4)
 
 
-def summarise(p: Plan, size: Tuple[int, int], rendered: int, workers: int, seconds: float) -> Dict[str, object]:
+def _summarise(p: Plan, size: Tuple[int, int], rendered: int, workers: int, seconds: float) -> Dict[str, object]:
     """The summary of a generated benchmark (``summary.json``; the key order is part of the file)."""
     train, query, test = p.aic
     g = p.groups
@@ -180,7 +180,7 @@ def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] 
         _make_folders(stage, real=bool(p.groups.real_train or p.groups.real_test))
         rendered = _render(_RenderSettings(seed, p.cameras, hw, stage), p.jobs, workers)
         _write_aic_lists(stage, p.aic)
-        summary = summarise(p, hw, rendered, workers, round(time.time() - start, 2))
+        summary = _summarise(p, hw, rendered, workers, round(time.time() - start, 2))
         _write_text(os.path.join(stage, "summary.json"), json.dumps(summary, indent=2) + "\n")
         _swap_in(stage, out_dir, AIC_OUTPUTS)
     finally:
