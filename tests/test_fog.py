@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from global_model.cli import main
-from global_model.data.fog import FogError, add_fog, ground_plane_depth, load_depth
+from global_model.data.fog import FogError, FogUsageError, add_fog, fog_folder, ground_plane_depth, load_depth
+from post_processing.errors import ReidUsageError
 
 
 def test_add_fog_follows_the_scattering_model():
@@ -59,7 +60,7 @@ def test_ground_plane_depth_grows_towards_the_horizon():
         ground_plane_depth(4, 4, near=0.8, far=0.2)
 
 
-def test_load_depth_formats_normalisation_and_errors(tmp_path):
+def test_load_depth_formats_and_normalisation(tmp_path):
     ramp = np.tile(np.arange(8, dtype=np.float64)[:, None], (1, 6))
     cv2.imwrite(str(tmp_path / "a.png"), (ramp * 30).astype(np.uint8))
     cv2.imwrite(str(tmp_path / "b.png"), (ramp * 9000).astype(np.uint16))
@@ -69,12 +70,17 @@ def test_load_depth_formats_normalisation_and_errors(tmp_path):
         assert d.min() == 0 and d.max() == pytest.approx(1) and d[7, 0] > d[0, 0]
     assert load_depth(str(tmp_path / "c.npy"), (8, 6), inverse=True)[0, 0] == pytest.approx(1)
     assert load_depth(str(tmp_path / "a.png"), (16, 12)).shape == (16, 12)
-    np.save(tmp_path / "flat.npy", np.ones((4, 4)))
-    np.save(tmp_path / "nan.npy", np.array([[0.0, np.nan], [1.0, 2.0]]))
-    (tmp_path / "junk.png").write_bytes(b"not a png")
-    for name, message in (("flat.npy", "constant"), ("nan.npy", "NaN"), ("junk.png", "cannot read")):
-        with pytest.raises(FogError, match=message):
-            load_depth(str(tmp_path / name), (4, 4))
+
+
+@pytest.mark.parametrize("name, write, message", [
+    ("flat.npy", lambda path: np.save(path, np.ones((4, 4))), "constant"),
+    ("nan.npy", lambda path: np.save(path, np.array([[0.0, np.nan], [1.0, 2.0]])), "NaN"),
+    ("junk.png", lambda path: path.write_bytes(b"not a png"), "cannot read"),
+])
+def test_load_depth_rejects_bad_maps(tmp_path, name, write, message):
+    write(tmp_path / name)
+    with pytest.raises(FogError, match=message):
+        load_depth(str(tmp_path / name), (4, 4))
 
 
 def _clear_images(src):
@@ -127,20 +133,28 @@ def test_fog_command_uses_depth_maps(tmp_path, capsys):
     assert np.abs(flipped[:, 18:] - cv2.imread(str(src / rels[0]))[:, 18:]).max() <= 1
 
     os.remove(depth_dir / (os.path.splitext(rels[1])[0] + ".png"))
-    assert main(["fog", "--src", str(src), "--out", str(tmp_path / "none"), "--depth-dir", str(depth_dir)]) == 2
+    assert main(["fog", "--src", str(src), "--out", str(tmp_path / "none"), "--depth-dir", str(depth_dir)]) == 1
     err = capsys.readouterr().err
     assert "no depth map for image" in err and rels[1] in err
     assert not (tmp_path / "none").exists()  # checked before anything is written
 
 
-def test_fog_command_rejects_bad_arguments(tmp_path, capsys):
+@pytest.mark.parametrize("src, out, extra, code, message", [
+    ("empty", "o", [], 1, "holds no images"),  # the input is at fault: a runtime error
+    ("missing", "o", [], 2, "is not a directory"),  # the options are: usage errors
+    ("src", "src/fogged", [], 2, "must not be inside --src"),
+    ("src", "o", ["--seed", "-1"], 2, "non-negative"),
+    ("src", "o", ["--split", ".hidden"], 2, "plain folder-name prefix"),
+])
+def test_fog_command_rejects_bad_arguments(tmp_path, capsys, src, out, extra, code, message):
     (tmp_path / "empty").mkdir()
-    assert main(["fog", "--src", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
-    assert "holds no images" in capsys.readouterr().err
-    assert main(["fog", "--src", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
-    assert "is not a directory" in capsys.readouterr().err
     _clear_images(str(tmp_path / "src"))
-    assert main(["fog", "--src", str(tmp_path / "src"), "--out", str(tmp_path / "src" / "fogged")]) == 2
-    assert "must not be inside --src" in capsys.readouterr().err
-    assert main(["fog", "--src", str(tmp_path / "src"), "--out", str(tmp_path / "o"), "--seed", "-1"]) == 2
-    assert "non-negative" in capsys.readouterr().err
+    assert main(["fog", "--src", str(tmp_path / src), "--out", str(tmp_path / out)] + extra) == code
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / out).exists()
+
+
+def test_fog_folder_raises_and_prints_nothing(tmp_path, capsys):
+    with pytest.raises(FogUsageError, match="is not a directory") as info:
+        fog_folder(str(tmp_path / "missing"), str(tmp_path / "o"))
+    assert isinstance(info.value, ReidUsageError) and capsys.readouterr() == ("", "")

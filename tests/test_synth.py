@@ -1,4 +1,5 @@
-"""The synthetic foggy-vehicle benchmark: layout, loaders, fog pairs, difficulty and determinism."""
+"""The synthetic foggy-vehicle benchmark: layout, loaders, fog pairs, difficulty, the plan and determinism."""
+import dataclasses
 import json
 import os
 import re
@@ -10,7 +11,8 @@ import pytest
 
 from global_model.cli import main
 from global_model.data.datasets import load_dataset
-from global_model.data.synth import REAL_PID_BASE, TEST_SIGHTINGS, generate
+from global_model.data.synth import REAL_PID_BASE, TEST_SIGHTINGS, SynthError, generate, plan
+from post_processing.errors import ReidUsageError
 
 # Enough test identities that colour alone cannot single a vehicle out, small enough to be quick.
 IDS = 72
@@ -35,25 +37,39 @@ def _lines(path):
         return f.read().decode("ascii").split("\n")
 
 
-def test_aic_layout(bench):
+def test_name_lists_and_image_folders_match(bench):
     root, summary = bench
     assert json.load(open(os.path.join(root, "summary.json")))["images"] == summary["images"]
     for split, folder, key in (("train", "image_train", "train"), ("query", "image_query", "query"),
                                ("test", "image_test", "gallery")):
         names = _lines(os.path.join(root, f"name_{split}.txt"))
         assert names[-1] == "" and names[:-1] == [f"{i:06d}.jpg" for i in range(1, len(names))]
-        names = names[:-1]
-        assert sorted(os.listdir(os.path.join(root, folder))) == names and len(names) == summary["images"][key]
-        raw = open(os.path.join(root, f"{split}_label.xml"), "rb").read()
-        assert raw.startswith(b'<?xml version="1.0" encoding="gb2312"?>\n<TrainingImages')
-        assert f'<Items number="{len(names)}">'.encode() in raw
-        labels = _labels(os.path.join(root, f"{split}_label.xml"))
-        assert [x[0] for x in labels] == names
-        assert all(re.fullmatch(r'vehicleID="\d{4}" cameraID="c\d{3}"', m) for m in
-                   re.findall(r'vehicleID="[^"]*" cameraID="[^"]*"', raw.decode("ascii")))
+        assert sorted(os.listdir(os.path.join(root, folder))) == names[:-1]
+        assert len(names) - 1 == summary["images"][key]
+
+
+@pytest.mark.parametrize("split", ["train", "query", "test"])
+def test_label_files_follow_the_aic_schema(bench, split):
+    root, _ = bench
+    path = os.path.join(root, f"{split}_label.xml")
+    raw = open(path, "rb").read()
+    names = _lines(os.path.join(root, f"name_{split}.txt"))[:-1]
+    assert raw.startswith(b'<?xml version="1.0" encoding="gb2312"?>\n<TrainingImages')
+    assert f'<Items number="{len(names)}">'.encode() in raw
+    assert [x[0] for x in _labels(path)] == names
+    assert all(re.fullmatch(r'vehicleID="\d{4}" cameraID="c\d{3}"', m) for m in
+               re.findall(r'vehicleID="[^"]*" cameraID="[^"]*"', raw.decode("ascii")))
+
+
+def test_train_and_test_identities_are_disjoint(bench):
+    root, _ = bench
     train_ids = {x[1] for x in _labels(os.path.join(root, "train_label.xml"))}
     test_ids = {x[1] for x in _labels(os.path.join(root, "test_label.xml"))}
     assert len(train_ids) == IDS // 2 and len(test_ids) == IDS - IDS // 2 and not train_ids & test_ids
+
+
+def test_gallery_tracks_are_whole_single_camera_tracks(bench):
+    root, summary = bench
     gallery = {x[0]: x for x in _labels(os.path.join(root, "test_label.xml"))}
     tracks, track_ids = _lines(os.path.join(root, "test_track.txt")), _lines(os.path.join(root, "test_track_id.txt"))
     assert tracks[-1] == "" and track_ids[-1] == "" and len(tracks) == summary["tracks"]["gallery"] + 1
@@ -66,6 +82,36 @@ def test_aic_layout(bench):
         assert lo <= len(names) <= hi and len({gallery[n][1:3] for n in names}) == 1
         seen += names
     assert sorted(seen) == sorted(gallery)
+
+
+def test_the_plan_lists_every_file_written(bench):
+    root, summary = bench
+    p = plan(0, IDS, real_ids=6)
+    planned = {rel for job in p.jobs for s in job.sightings for f in s.frames for rel, _ in f.outputs}
+    written = {os.path.relpath(os.path.join(d, n), root) for d, _, names in os.walk(root) for n in names
+               if n.endswith(".jpg")}
+    assert planned == written and p.frames == summary["images"]["rendered"]
+
+
+def test_the_plan_is_immutable():
+    p = plan(0, 8, cameras=3, real_ids=2)
+    frame = p.jobs[0].sightings[0].frames[0]
+    records = (p, p.groups, p.aic[0], p.aic[0].labels[0], p.jobs[0], p.jobs[0].sightings[0], frame,
+               p.cameras[0], p.jobs[0].identity, p.jobs[0].sightings[0].track)
+    for record in records:
+        assert dataclasses.is_dataclass(record) and record.__dataclass_params__.frozen
+        field = dataclasses.fields(record)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, field, None)
+    containers = (p.cameras, p.jobs, p.aic, p.real_counts, p.aic[0].labels, p.aic[0].tracks, frame.outputs)
+    assert all(isinstance(c, tuple) for c in containers)
+
+
+def test_the_plan_is_a_pure_function_of_its_arguments():
+    first = plan(5, 10, test_ids=4, cameras=3, real_ids=4)
+    assert plan(5, 10, test_ids=4, cameras=3, real_ids=4) == first
+    assert plan(6, 10, test_ids=4, cameras=3, real_ids=4) != first
+    assert plan(5, 10, test_ids=5, cameras=3, real_ids=4) != first
 
 
 def test_queries_are_mostly_foggy_and_always_matchable(bench):
@@ -222,3 +268,9 @@ def test_bad_arguments_are_refused(tmp_path, capsys, argv, message):
     assert main(["synth", "--out", str(tmp_path / "x")] + argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_generate_raises_a_usage_error_and_prints_nothing(tmp_path, capsys):
+    with pytest.raises(SynthError, match="cameras must be") as info:
+        generate(str(tmp_path / "x"), ids=8, cameras=1)
+    assert isinstance(info.value, ReidUsageError) and capsys.readouterr() == ("", "")

@@ -1,17 +1,16 @@
-"""Synthetic fog: the atmospheric scattering model, a ground-plane depth prior and the ``fog`` command.
+"""Synthetic fog: the atmospheric scattering model, a ground-plane depth prior and folder fogging.
 
 ``I = J·t + A·(1−t)`` with transmission ``t = exp(−β·d)``, ``d`` a depth map in [0, 1], β ~ U(1, 5)
 and airlight A ~ U(0.4, 1.0) per image (the recipe of the FVRID synthetic set). The synthetic
-benchmark (``synth.py``) and ``python -m global_model fog`` both use these functions, so users can
-turn their own clear dataset into FVRID-style clear/foggy pairs. numpy + OpenCV only (no torch).
+benchmark (``data/synth``) and ``python -m global_model fog`` (``commands/fog.py``, via ``fog_folder``)
+both use these functions, so users can turn their own clear dataset into FVRID-style clear/foggy
+pairs. numpy + OpenCV only (no torch).
 """
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 import shutil
-import sys
 import time
 import zlib
 from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
@@ -19,12 +18,11 @@ from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from post_processing.fileio import atomic_write
-from post_processing.errors import ReidError
+from post_processing.errors import ReidError, ReidUsageError
+from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write
 
 BETA_RANGE = (1.0, 5.0)
 AIRLIGHT_RANGE = (0.4, 1.0)
-from post_processing.fileio import IMAGE_EXTENSIONS  # noqa: E402  (re-exported)
 DEPTH_EXTENSIONS = (".npy", ".png")
 
 Airlight = Union[float, Sequence[float]]
@@ -32,6 +30,10 @@ Airlight = Union[float, Sequence[float]]
 
 class FogError(ReidError, ValueError):
     """Bad fog input: names the file or argument and what was expected."""
+
+
+class FogUsageError(FogError, ReidUsageError):
+    """A ``fog_folder`` setting that cannot work (a folder that is not one, a bad seed or split name)."""
 
 
 def add_fog(image: np.ndarray, depth: np.ndarray, beta: Union[float, np.ndarray], A: Airlight) -> np.ndarray:
@@ -182,24 +184,32 @@ def _fog_one(job: Tuple[str, str, str, Optional[str], int, bool, str]) -> Tuple[
     return rel, beta, airlight
 
 
+def _check_settings(src: str, out: str, depth_dir: Optional[str], seed: int, split: str) -> None:
+    """Raise :class:`FogUsageError` for settings ``fog_folder`` cannot work with."""
+    if not os.path.isdir(src):
+        raise FogUsageError(f"--src {src!r} is not a directory")
+    src_abs, out_abs = os.path.realpath(src), os.path.realpath(out)
+    if os.path.commonpath([src_abs, out_abs]) == src_abs:
+        raise FogUsageError(f"--out {out!r} must not be inside --src {src!r} "
+                            "(its images would be read back as sources)")
+    if depth_dir is not None and not os.path.isdir(depth_dir):
+        raise FogUsageError(f"--depth-dir {depth_dir!r} is not a directory")
+    if seed < 0:
+        raise FogUsageError(f"--seed must be a non-negative integer, got {seed}")
+    if not split or os.sep in split or split.startswith("."):
+        raise FogUsageError(f"--split must be a plain folder-name prefix such as 'train', got {split!r}")
+
+
 def fog_folder(src: str, out: str, depth_dir: Optional[str] = None, split: str = "train", seed: int = 0,
                inverse_depth: bool = False, workers: int = 1) -> Dict[str, object]:
     """Write ``out/<split>_clear/<rel>`` (the original bytes) and ``out/<split>_foggy/<rel>`` for every image.
 
     Relative paths (sub-folders included) are kept, so clear and foggy twins share a name as in
     FVRID. β and A are drawn per image from ``(seed, relative path)``. Returns a summary dict.
+    Raises :class:`FogUsageError` for unusable settings (checked before anything is written) and
+    :class:`FogError` for unreadable or missing inputs.
     """
-    if not os.path.isdir(src):
-        raise FogError(f"--src {src!r} is not a directory")
-    src_abs, out_abs = os.path.realpath(src), os.path.realpath(out)
-    if os.path.commonpath([src_abs, out_abs]) == src_abs:
-        raise FogError(f"--out {out!r} must not be inside --src {src!r} (its images would be read back as sources)")
-    if depth_dir is not None and not os.path.isdir(depth_dir):
-        raise FogError(f"--depth-dir {depth_dir!r} is not a directory")
-    if seed < 0:
-        raise FogError(f"--seed must be a non-negative integer, got {seed}")
-    if not split or os.sep in split or split.startswith("."):
-        raise FogError(f"--split must be a plain folder-name prefix such as 'train', got {split!r}")
+    _check_settings(src, out, depth_dir, seed, split)
     rels = list(_iter_images(src))
     if not rels:
         raise FogError(f"--src {src!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
@@ -225,28 +235,3 @@ def fog_folder(src: str, out: str, depth_dir: Optional[str] = None, split: str =
         "seconds": round(time.time() - start, 2),
     }
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--src", required=True, help="folder of clear images (searched recursively)")
-    parser.add_argument("--out", required=True, help="output folder; gets <split>_clear/ and <split>_foggy/")
-    parser.add_argument("--depth-dir", default=None,
-                        help="depth maps named like the images (same sub-folders, <stem>.png 8/16-bit or "
-                             "<stem>.npy); default: a ground-plane depth prior")
-    parser.add_argument("--inverse-depth", action="store_true",
-                        help="the depth maps are disparity / inverse depth (larger = nearer)")
-    parser.add_argument("--split", default="train", help="FVRID split prefix: train, query or gallery")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the per-image beta and airlight")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        summary = fog_folder(args.src, args.out, depth_dir=args.depth_dir, split=args.split, seed=args.seed,
-                             inverse_depth=args.inverse_depth, workers=max(1, args.workers))
-    except FogError as exc:
-        print(f"fog: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"fogged {summary['images']} images ({summary['depth']}) in {summary['seconds']} s: "
-          f"{summary['clear_dir']} + {summary['foggy_dir']} "
-          f"(mean beta {summary['beta_mean']}, mean A {summary['airlight_mean']})")
-    return 0
