@@ -3,8 +3,9 @@
 For each scale, seeded clustered 2048-d features are generated and every method runs once in its
 own fresh subprocess (so peak RSS is its own):
 
-* ``numpy``: the numpy transcription the tests check against, with numpy's default (quicksort)
-  argsort as in the widely used code: the speed baseline;
+* ``numpy``: ``post_processing.rerank.reference_re_ranking``, the numpy transcription the tests
+  check against, with numpy's default (quicksort) argsort as in the widely used code: the speed
+  baseline;
 * ``numpy-stable``: the same with a stable argsort, the tie order ``post_processing.rerank``
   implements: the ranking baseline (a row of ~20,000 normalised float32 distances does hold
   exact ties, which quicksort orders arbitrarily);
@@ -26,7 +27,6 @@ RSS just before the method starts. The distance matrices are
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -37,6 +37,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+# Idle numba (OpenMP) threads sleep instead of spinning, which slows every launch; numba loads later.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALES = {  # name: (queries, gallery)
@@ -83,13 +86,6 @@ def distance_matrices(Q, G):
     return pairwise_distance(Q, G), q_q, g_g
 
 
-def load_reference():
-    spec = importlib.util.spec_from_file_location("test_rerank", ROOT / "tests" / "test_rerank.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.reference_re_ranking
-
-
 def rss_now_mb():
     with open("/proc/self/status") as f:
         for line in f:
@@ -105,7 +101,7 @@ def topk_rows(final, k):
 
 def worker(method, scale, dim, seed, out, cache):
     """Run one method once in this (fresh) process and write its ranking + figures to ``out``."""
-    from post_processing.rerank import re_ranking, re_ranking_features
+    from post_processing.rerank import re_ranking, re_ranking_features, reference_re_ranking
     q, g = SCALES[scale]
     Q, G = make_features(q, g, dim, seed)
     info = {}
@@ -126,10 +122,9 @@ def worker(method, scale, dim, seed, out, cache):
         re_ranking_features(Qs, Gs)
         info["warmup_s"] = time.perf_counter() - t
     info["inputs_mb"] = rss_now_mb()
-    reference = load_reference()
     t, cpu = time.perf_counter(), time.process_time()
     if method.startswith("numpy"):
-        final = reference(*mats, argsort_kind="stable" if method == "numpy-stable" else "quicksort")
+        final = reference_re_ranking(*mats, argsort_kind="stable" if method == "numpy-stable" else "quicksort")
     elif method == "matrix":
         final = re_ranking(*mats)
     else:
