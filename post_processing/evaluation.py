@@ -33,10 +33,14 @@ import numpy as np
 from numba import njit, prange
 
 from post_processing.distance import pairwise_distance, topk_smallest
-from post_processing.errors import ReidUsageError
+from post_processing.errors import ReidError, ReidUsageError
 from post_processing.registry import Registry
 
 PROTOCOLS: Registry[Callable[..., dict]] = Registry("evaluation protocol")
+
+
+class EvaluationError(ReidError, ValueError):
+    """Labels, distances or rankings that cannot be evaluated; the message names which and why."""
 
 
 @njit(cache=True, parallel=True)
@@ -220,7 +224,7 @@ def _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids) -> _Labels:
     for name, arr, n in (("q_pids", q_pids, nq), ("g_pids", g_pids, ng), ("q_camids", q_camids, nq),
                          ("g_camids", g_camids, ng)):
         if np.asarray(arr).reshape(-1).shape[0] != n:
-            raise ValueError(f"{name} has {np.asarray(arr).size} entries, expected {n}")
+            raise EvaluationError(f"{name} has {np.asarray(arr).size} entries, expected {n}")
     qp, gp = _encode(q_pids, g_pids)
     qc, gc = _encode(q_camids, g_camids)
     nids = int(max(qp.max(initial=-1), gp.max(initial=-1))) + 1
@@ -231,18 +235,19 @@ def _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids) -> _Labels:
 def _check_distmat(distmat) -> np.ndarray:
     distmat = np.asarray(distmat)
     if distmat.ndim != 2 or not np.issubdtype(distmat.dtype, np.floating):
-        raise ValueError(f"distmat must be a 2-D float array (queries × gallery), got {distmat.dtype} {distmat.shape}")
+        raise EvaluationError(f"distmat must be a 2-D float array (queries × gallery), "
+                              f"got {distmat.dtype} {distmat.shape}")
     for start in range(0, len(distmat), 256):  # in blocks: no Q×G temporary
         nan_rows = np.isnan(distmat[start:start + 256]).any(axis=1)
         if nan_rows.any():
-            raise ValueError(f"distmat row {start + int(np.flatnonzero(nan_rows)[0])} contains NaN")
+            raise EvaluationError(f"distmat row {start + int(np.flatnonzero(nan_rows)[0])} contains NaN")
     return np.ascontiguousarray(distmat)
 
 
 def _result(ap, inp, first, valid, max_rank: int) -> dict:
     num_valid = int(valid.sum())
     if num_valid == 0:
-        raise ValueError("no query has a valid match in the gallery (after removing same-id same-camera images)")
+        raise EvaluationError("no query has a valid match in the gallery (after removing same-id same-camera images)")
     hit = first[valid & (first >= 0)]
     hist = np.bincount(np.minimum(hit, max_rank), minlength=max_rank + 1)[:max_rank]
     return {"mAP": float(np.mean(ap[valid])), "mINP": float(np.mean(inp[valid])),
@@ -266,15 +271,16 @@ def evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) ->
 def _ranking(indices, lab: _Labels, num_rel):
     indices = np.asarray(indices)
     if indices.ndim != 2 or not np.issubdtype(indices.dtype, np.integer):
-        raise ValueError(f"indices must be a 2-D integer array (queries × K), got {indices.dtype} {indices.shape}")
+        raise EvaluationError(f"indices must be a 2-D integer array (queries × K), "
+                              f"got {indices.dtype} {indices.shape}")
     if len(indices) != len(lab.qp):
-        raise ValueError(f"indices has {len(indices)} rows, expected one per query ({len(lab.qp)})")
+        raise EvaluationError(f"indices has {len(indices)} rows, expected one per query ({len(lab.qp)})")
     ap, inp, first, bad = _market_ranking(np.ascontiguousarray(indices, dtype=np.int64), lab.qp, lab.gp, lab.qc,
                                           lab.gc, num_rel)
     if bad.any():
         q = int(np.flatnonzero(bad)[0])
         why = f"an index outside [0, {len(lab.gp)})" if bad[q] == 1 else "a gallery index twice"
-        raise ValueError(f"indices row {q} contains {why}")
+        raise EvaluationError(f"indices row {q} contains {why}")
     return ap, inp, first
 
 
@@ -294,7 +300,7 @@ def evaluate_ranking(indices, q_pids, g_pids, q_camids, g_camids, max_rank: int 
     else:
         num_rel = np.asarray(num_relevant, dtype=np.int64).reshape(-1)
         if num_rel.shape[0] != nq:
-            raise ValueError(f"num_relevant has {num_rel.shape[0]} entries, expected {nq}")
+            raise EvaluationError(f"num_relevant has {num_rel.shape[0]} entries, expected {nq}")
     ap, inp, first = _ranking(indices, lab, num_rel)
     return _result(ap, inp, first, num_rel > 0, min(max_rank, ng))
 
@@ -311,7 +317,8 @@ def aic_map(indices_or_distmat, q_pids, g_pids, topk: int = 100) -> float:
     """
     arr = np.asarray(indices_or_distmat)
     if arr.ndim != 2:
-        raise ValueError(f"expected a 2-D distance matrix or ranking (queries × gallery/K), got shape {arr.shape}")
+        raise EvaluationError(f"expected a 2-D distance matrix or ranking (queries × gallery/K), "
+                              f"got shape {arr.shape}")
     arr = topk_smallest(_check_distmat(arr), topk) if np.issubdtype(arr.dtype, np.floating) else arr[:, :topk]
     nq = arr.shape[0]
     ng = np.asarray(g_pids).size
@@ -320,7 +327,7 @@ def aic_map(indices_or_distmat, q_pids, g_pids, topk: int = 100) -> float:
     num_rel = np.minimum(_count_relevant(lab.qp, lab.qc, lab.gc, lab.start, lab.members, True), topk)
     ap, _, _ = _ranking(arr, lab, num_rel)
     if not (num_rel > 0).any():
-        raise ValueError("no query has a match in the gallery")
+        raise EvaluationError("no query has a match in the gallery")
     return float(np.mean(ap[num_rel > 0]))
 
 
@@ -367,7 +374,7 @@ def evaluate_vehicleid(features, pids, repeats: int = 10, seed: int = 0, max_ran
     x = np.asarray(features)
     pids = np.asarray(pids).reshape(-1)
     if x.ndim != 2 or len(x) != len(pids) or (metric == "precomputed" and x.shape[1] != len(x)):
-        raise ValueError(f"features must be N×D (or N×N with metric='precomputed') for {len(pids)} pids, "
+        raise EvaluationError(f"features must be N×D (or N×N with metric='precomputed') for {len(pids)} pids, "
                          f"got {x.shape}")
     codes = np.unique(pids, return_inverse=True)[1].reshape(-1).astype(np.int64)
     rng = np.random.default_rng(seed)
@@ -394,7 +401,7 @@ def _vehicleid_protocol(dist, q_pids, g_pids, q_camids, g_camids, repeats: int =
     itself), so ``q_pids`` and ``g_pids`` are the same N ids; VehicleID has no cameras."""
     q_pids, g_pids = np.asarray(q_pids).reshape(-1), np.asarray(g_pids).reshape(-1)
     if q_pids.shape != g_pids.shape or not np.array_equal(q_pids, g_pids):
-        raise ValueError("vehicleid protocol: pass the whole test set as both query and gallery (N×N distances, "
+        raise EvaluationError("vehicleid protocol: pass the whole test set as both query and gallery (N×N distances, "
                          f"q_pids == g_pids), got {len(q_pids)} query and {len(g_pids)} gallery ids that differ")
     return evaluate_vehicleid(dist, q_pids, repeats=repeats, seed=seed, max_rank=max_rank, metric="precomputed")
 
@@ -447,6 +454,6 @@ def evaluate_numpy(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 
         # Summed left to right (as the kernel does) so both give bit-identical results.
         all_ap.append(sum(precision[raw == 1].tolist()) / raw.sum())
     if not all_ap:
-        raise ValueError("no query has a valid match in the gallery (after removing same-id same-camera images)")
+        raise EvaluationError("no query has a valid match in the gallery (after removing same-id same-camera images)")
     return {"mAP": float(np.mean(all_ap)), "mINP": float(np.mean(all_inp)),
             "cmc": np.asarray(all_cmc).sum(0) / len(all_ap), "num_valid": len(all_ap)}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from post_processing.errors import ReidUsageError
-from post_processing.evaluation import (PROTOCOLS, aic_map, evaluate, evaluate_cuhk03, evaluate_numpy,
+from post_processing.evaluation import (PROTOCOLS, EvaluationError, aic_map, evaluate, evaluate_cuhk03, evaluate_numpy,
                                         evaluate_protocol, evaluate_ranking, evaluate_vehicleid)
 from post_processing.registry import UnknownNameError
 
@@ -223,7 +223,7 @@ def test_a_protocol_registered_in_a_test_file_is_evaluated_by_name(nearest_proto
     ("markte", {}, UnknownNameError, "unknown evaluation protocol 'markte'; did you mean 'market'"),
     ("market", {"topk": 5}, ReidUsageError, "protocol 'market'.*'topk'.*options are max_rank"),
     ("aic", {"repeats": 2}, ReidUsageError, "protocol 'aic'.*'repeats'.*options are topk"),
-    ("vehicleid", {}, ValueError, "whole test set as both query and gallery"),
+    ("vehicleid", {}, EvaluationError, "whole test set as both query and gallery"),
 ])
 def test_protocol_misuse_is_refused_with_the_name_and_the_options(name, options, error, message):
     with pytest.raises(error, match=message):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from post_processing.distance import pairwise_distance
-from post_processing.rerank import re_ranking, re_ranking_features, reference_re_ranking, streaming
+from post_processing.errors import ReidError
+from post_processing.rerank import RerankError, re_ranking, re_ranking_features, reference_re_ranking, streaming
 
 PARAMS = [(20, 6, 0.3), (5, 1, 0.5), (7, 9, 0.0)]  # default, no query expansion, k2 > k1 + 1
 
@@ -163,5 +164,7 @@ _QG, _QQ, _GG = matrices(_Q, _G)
 ], ids=["gg-shape", "qq-shape", "nan", "k1", "lambda", "weight-dtype", "all-zero", "dims", "inf-feature",
         "metric"])
 def test_bad_inputs_are_refused_with_the_offending_argument(call, kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as caught:
         call(**kwargs)
+    if message != "unknown metric":  # pairwise_distance's own check
+        assert isinstance(caught.value, RerankError) and isinstance(caught.value, ReidError)

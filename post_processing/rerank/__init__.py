@@ -26,8 +26,9 @@ Modules: ``dense`` (:func:`re_ranking`), ``streaming`` (:func:`re_ranking_featur
 behind them ``_neighbour_kernels`` / ``_jaccard_kernels`` (numba), ``_steps`` (shared by both
 entry points) and ``_blocks`` (the streamed distance matrix).
 """
+from ._steps import RerankError
 from .dense import re_ranking
 from .reference import reference_re_ranking
 from .streaming import re_ranking_features
 
-__all__ = ["re_ranking", "re_ranking_features", "reference_re_ranking"]
+__all__ = ["RerankError", "re_ranking", "re_ranking_features", "reference_re_ranking"]

@@ -6,21 +6,27 @@ from typing import NamedTuple
 
 import numpy as np
 
+from post_processing.errors import ReidError
+
 from ._jaccard_kernels import _invert, _normalise_rows, _query_expand
 
 _WEIGHT_DTYPES = (np.float32, np.float16)
+
+
+class RerankError(ReidError, ValueError):
+    """A re-ranking input or parameter that cannot be used; the message names it."""
 
 
 def _check_params(k1, k2, lambda_value, weight_dtype):
     """Validate the re-ranking parameters; returns ``weight_dtype`` as a numpy dtype."""
     for name, k in (("k1", k1), ("k2", k2)):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {k!r}")
+            raise RerankError(f"{name} must be an integer >= 1, got {k!r}")
     if not 0.0 <= float(lambda_value) <= 1.0:
-        raise ValueError(f"lambda_value must be in [0, 1], got {lambda_value!r}")
+        raise RerankError(f"lambda_value must be in [0, 1], got {lambda_value!r}")
     dt = np.dtype(weight_dtype)
     if dt not in [np.dtype(d) for d in _WEIGHT_DTYPES]:
-        raise ValueError(f"weight_dtype must be float32 or float16, got {dt}")
+        raise RerankError(f"weight_dtype must be float32 or float16, got {dt}")
     return dt
 
 
@@ -77,5 +83,5 @@ def _check_max(col_max, q, where):
     if zero.size:
         i = int(zero[0])
         item = f"query {i}" if i < q else f"gallery item {i - q}"
-        raise ValueError(f"{where}: every distance from {item} is zero; re-ranking divides by the "
+        raise RerankError(f"{where}: every distance from {item} is zero; re-ranking divides by the "
                          "largest one (are all features identical?)")

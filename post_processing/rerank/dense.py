@@ -7,7 +7,8 @@ from tqdm import tqdm
 
 from ._jaccard_kernels import _final_dense, _gather_dense
 from ._neighbour_kernels import _NO_INDEX, _expansion_sets, _scan_cols, _scan_rows
-from ._steps import _blend_constants, _check_max, _check_params, _expand_and_invert, _show, _sizes, _weights
+from ._steps import (RerankError, _blend_constants, _check_max, _check_params, _expand_and_invert, _show, _sizes,
+                     _weights)
 
 _COL_CHUNK = 4096  # columns per kernel launch: one progress-bar step
 
@@ -16,9 +17,9 @@ def _as_dist(x, name):
     """``x`` as a C-contiguous 2-D float32/float64 matrix (other real dtypes become float64)."""
     a = np.asarray(x)
     if a.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D distance matrix, got shape {a.shape}")
+        raise RerankError(f"{name} must be a 2-D distance matrix, got shape {a.shape}")
     if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
-        raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
+        raise RerankError(f"{name} must hold real numbers, got dtype {a.dtype}")
     dt = a.dtype if a.dtype in (np.float32, np.float64) else np.float64
     return np.ascontiguousarray(a, dtype=dt)
 
@@ -27,7 +28,7 @@ def _abs_max(M, axis, name):
     """``max(float32(M²), axis)``, i.e. the square of the largest magnitude (squaring is monotone)."""
     big = np.maximum(M.max(axis=axis), -M.min(axis=axis))
     if not np.isfinite(big).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise RerankError(f"{name} contains NaN or infinite values")
     return (big * big).astype(np.float32)
 
 
@@ -77,11 +78,11 @@ def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3,
     q_g, q_q, g_g = _as_dist(q_g_dist, "q_g_dist"), _as_dist(q_q_dist, "q_q_dist"), _as_dist(g_g_dist, "g_g_dist")
     q, g = q_g.shape
     if q_q.shape != (q, q):
-        raise ValueError(f"q_q_dist must be {q}×{q} (q_g_dist is {q}×{g}), got {q_q.shape[0]}×{q_q.shape[1]}")
+        raise RerankError(f"q_q_dist must be {q}×{q} (q_g_dist is {q}×{g}), got {q_q.shape[0]}×{q_q.shape[1]}")
     if g_g.shape != (g, g):
-        raise ValueError(f"g_g_dist must be {g}×{g} (q_g_dist is {q}×{g}), got {g_g.shape[0]}×{g_g.shape[1]}")
+        raise RerankError(f"g_g_dist must be {g}×{g} (q_g_dist is {q}×{g}), got {g_g.shape[0]}×{g_g.shape[1]}")
     if q == 0 or g == 0:
-        raise ValueError(f"need at least one query and one gallery item, got q={q}, g={g}")
+        raise RerankError(f"need at least one query and one gallery item, got q={q}, g={g}")
     n = q + g
     sizes = _sizes(n, k1, k2)
     steps = 2 * (-(-g // _COL_CHUNK)) + 2 * (-(-q // _COL_CHUNK)) + 4

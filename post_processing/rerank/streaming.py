@@ -8,7 +8,8 @@ from tqdm import tqdm
 from ._blocks import _SymmetricBlocks, _exact_rows, _fill_missing
 from ._jaccard_kernels import _final_topk, _gather_lists, _jaccard_sparse
 from ._neighbour_kernels import _NO_INDEX, _expansion_sets, _pair_work, _refine, _scan_pair
-from ._steps import _blend_constants, _check_max, _check_params, _expand_and_invert, _show, _sizes, _weights
+from ._steps import (RerankError, _blend_constants, _check_max, _check_params, _expand_and_invert, _show, _sizes,
+                     _weights)
 
 _MARGIN = 5  # candidates kept per item in pass 1: _MARGIN × max(k1+1, k2)
 
@@ -17,14 +18,14 @@ def _as_feats(x, name):
     """``x`` as a C-contiguous float32 N×D array with finite rows."""
     a = np.asarray(x)
     if a.ndim != 2 or a.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D array (N×D), got shape {a.shape}")
+        raise RerankError(f"{name} must be a non-empty 2-D array (N×D), got shape {a.shape}")
     if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
-        raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
+        raise RerankError(f"{name} must hold real numbers, got dtype {a.dtype}")
     a = np.ascontiguousarray(a, dtype=np.float32)
     for s in range(0, len(a), 8192):
         bad = np.flatnonzero(~np.isfinite(a[s:s + 8192]).all(axis=1))
         if bad.size:
-            raise ValueError(f"{name} row {s + int(bad[0])} is not finite")
+            raise RerankError(f"{name} row {s + int(bad[0])} is not finite")
     return a
 
 
@@ -94,10 +95,10 @@ def re_ranking_features(query_feats, gallery_feats, k1=20, k2=6, lambda_value=0.
     wdt = _check_params(k1, k2, lambda_value, weight_dtype)
     query, gallery = _as_feats(query_feats, "query_feats"), _as_feats(gallery_feats, "gallery_feats")
     if query.shape[1] != gallery.shape[1]:
-        raise ValueError(f"query_feats are {query.shape[1]}-d but gallery_feats are {gallery.shape[1]}-d")
+        raise RerankError(f"query_feats are {query.shape[1]}-d but gallery_feats are {gallery.shape[1]}-d")
     for name, v in (("topk", topk), ("block_size", block_size)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+            raise RerankError(f"{name} must be an integer >= 1, got {v!r}")
     q, g = len(query), len(gallery)
     n = q + g
     sizes = _sizes(n, k1, k2)
