@@ -132,27 +132,28 @@ def _normalise_rows(indptr, w):
 
 
 @njit(cache=True)
-def _query_expand(indptr, indices, data, R, kq):
-    """Sparse ``V_qe[i] = mean(V[R[i, :kq]])`` summed in neighbour order, as numpy's ``mean(axis=0)``.
+def _query_expand(indptr, indices, data, neighbours, qe_rows):
+    """Sparse ``V_qe[i] = mean(V[neighbours[i, :qe_rows]])`` summed in neighbour order, as numpy's
+    ``mean(axis=0)``.
 
     Returns (indptr, indices, float32 values) with each row's columns ascending.
     """
     n = indptr.shape[0] - 1
     bound = 0
     for i in range(n):
-        for r in range(kq):
-            bound += indptr[R[i, r] + 1] - indptr[R[i, r]]
+        for r in range(qe_rows):
+            bound += indptr[neighbours[i, r] + 1] - indptr[neighbours[i, r]]
     out_ptr = np.zeros(n + 1, np.int64)
     out_idx = np.empty(bound, np.int32)
     out_val = np.empty(bound, np.float32)
-    kf = np.float32(kq)
+    kf = np.float32(qe_rows)
     acc = np.zeros(n, np.float32)
     mark = np.zeros(n, np.int64)
     total = 0
     for i in range(n):
         start = total
-        for r in range(kq):
-            rr = R[i, r]
+        for r in range(qe_rows):
+            rr = neighbours[i, r]
             for p in range(indptr[rr], indptr[rr + 1]):
                 c = indices[p]
                 if mark[c] != i + 1:

@@ -177,18 +177,18 @@ def _refine(topd2, topi, m, need, complete):
 
 
 @njit(cache=True)
-def _reciprocal(R, k):
+def _reciprocal(neighbours, k):
     """k-reciprocal neighbours of every item: the j among its first ``k`` neighbours that have it
     among their own first ``k`` (in forward order, padded), and how many there are."""
-    n = R.shape[0]
+    n = neighbours.shape[0]
     out = np.empty((n, k), np.int32)
     counts = np.zeros(n, np.int64)
     for i in range(n):
         nk = 0
         for a in range(k):
-            f = R[i, a]
+            f = neighbours[i, a]
             for b in range(k):
-                if R[f, b] == i:
+                if neighbours[f, b] == i:
                     out[i, nk] = f
                     nk += 1
                     break
@@ -229,12 +229,12 @@ def _expansion_row(i, krec, kcnt, hrec, hcnt, mark, buf):
 
 
 @njit(cache=True)
-def _expansion_sets(R, K1, H1):
+def _expansion_sets(neighbours, k1_forward, half_forward):
     """CSR (indptr, ascending indices) of every item's k-reciprocal expansion set."""
-    n = R.shape[0]
-    krec, kcnt = _reciprocal(R, K1)
-    hrec, hcnt = _reciprocal(R, H1)
-    cap = K1 + K1 * H1
+    n = neighbours.shape[0]
+    krec, kcnt = _reciprocal(neighbours, k1_forward)
+    hrec, hcnt = _reciprocal(neighbours, half_forward)
+    cap = k1_forward + k1_forward * half_forward
     mark = np.zeros(n, np.int64)
     buf = np.empty(cap, np.int32)
     sizes = np.zeros(n + 1, np.int64)
