@@ -146,25 +146,28 @@ def _inf_at(x, i, j):
 
 _Q, _G = features("gauss", q=5, g=20, seed=10)
 _QG, _QQ, _GG = matrices(_Q, _G)
+_INPUTS = {re_ranking: dict(q_g_dist=_QG, q_q_dist=_QQ, g_g_dist=_GG),
+           re_ranking_features: dict(query_feats=_Q, gallery_feats=_G)}
 
 
-@pytest.mark.parametrize("call,kwargs,message", [
-    (re_ranking, dict(q_g_dist=_QG, q_q_dist=_QQ, g_g_dist=_GG[:, :19]), r"g_g_dist must be 20×20"),
-    (re_ranking, dict(q_g_dist=_QG, q_q_dist=_GG, g_g_dist=_GG), r"q_q_dist must be 5×5"),
-    (re_ranking, dict(q_g_dist=_QG, q_q_dist=_QQ, g_g_dist=_nan_at(_GG, 3, 4)), "g_g_dist contains NaN or infinite"),
-    (re_ranking, dict(q_g_dist=_QG, q_q_dist=_QQ, g_g_dist=_GG, k1=0), "k1 must be an integer >= 1"),
-    (re_ranking, dict(q_g_dist=_QG, q_q_dist=_QQ, g_g_dist=_GG, lambda_value=1.5), "lambda_value must be in"),
-    (re_ranking, dict(q_g_dist=_QG, q_q_dist=_QQ, g_g_dist=_GG, weight_dtype=np.float64),
-     "weight_dtype must be float32 or float16"),
+@pytest.mark.parametrize("call,changes,error,message", [
+    (re_ranking, dict(g_g_dist=_GG[:, :19]), RerankError, r"g_g_dist must be 20×20"),
+    (re_ranking, dict(q_q_dist=_GG), RerankError, r"q_q_dist must be 5×5"),
+    (re_ranking, dict(g_g_dist=_nan_at(_GG, 3, 4)), RerankError, "g_g_dist contains NaN or infinite"),
+    (re_ranking, dict(k1=0), RerankError, "k1 must be an integer >= 1"),
+    (re_ranking, dict(lambda_value=1.5), RerankError, "lambda_value must be in"),
+    (re_ranking, dict(weight_dtype=np.float64), RerankError, "weight_dtype must be float32 or float16"),
     (re_ranking, dict(q_g_dist=np.zeros((1, 2)), q_q_dist=np.zeros((1, 1)), g_g_dist=np.zeros((2, 2))),
-     "every distance from query 0 is zero"),
-    (re_ranking_features, dict(query_feats=_Q, gallery_feats=_G[:, :15]), "16-d but gallery_feats are 15-d"),
-    (re_ranking_features, dict(query_feats=_Q, gallery_feats=_inf_at(_G, 7, 0)), "gallery_feats row 7 is not finite"),
-    (re_ranking_features, dict(query_feats=_Q, gallery_feats=_G, metric="manhattan"), "unknown metric"),
+     RerankError, "every distance from query 0 is zero"),
+    (re_ranking_features, dict(gallery_feats=_G[:, :15]), RerankError, "16-d but gallery_feats are 15-d"),
+    (re_ranking_features, dict(gallery_feats=_inf_at(_G, 7, 0)), RerankError, "gallery_feats row 7 is not finite"),
+    (re_ranking_features, dict(metric="manhattan"), ValueError, "unknown metric"),  # pairwise_distance's check
 ], ids=["gg-shape", "qq-shape", "nan", "k1", "lambda", "weight-dtype", "all-zero", "dims", "inf-feature",
         "metric"])
-def test_bad_inputs_are_refused_with_the_offending_argument(call, kwargs, message):
-    with pytest.raises(ValueError, match=message) as caught:
-        call(**kwargs)
-    if message != "unknown metric":  # pairwise_distance's own check
-        assert isinstance(caught.value, RerankError) and isinstance(caught.value, ReidError)
+def test_bad_inputs_are_refused_with_the_offending_argument(call, changes, error, message):
+    with pytest.raises(error, match=message):
+        call(**{**_INPUTS[call], **changes})
+
+
+def test_bad_input_errors_are_project_errors_and_value_errors():
+    assert issubclass(RerankError, ReidError) and issubclass(RerankError, ValueError)
