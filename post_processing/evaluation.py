@@ -375,7 +375,7 @@ def evaluate_vehicleid(features, pids, repeats: int = 10, seed: int = 0, max_ran
     pids = np.asarray(pids).reshape(-1)
     if x.ndim != 2 or len(x) != len(pids) or (metric == "precomputed" and x.shape[1] != len(x)):
         raise EvaluationError(f"features must be N×D (or N×N with metric='precomputed') for {len(pids)} pids, "
-                         f"got {x.shape}")
+                              f"got {x.shape}")
     codes = np.unique(pids, return_inverse=True)[1].reshape(-1).astype(np.int64)
     rng = np.random.default_rng(seed)
     runs = []
@@ -401,8 +401,9 @@ def _vehicleid_protocol(dist, q_pids, g_pids, q_camids, g_camids, repeats: int =
     itself), so ``q_pids`` and ``g_pids`` are the same N ids; VehicleID has no cameras."""
     q_pids, g_pids = np.asarray(q_pids).reshape(-1), np.asarray(g_pids).reshape(-1)
     if q_pids.shape != g_pids.shape or not np.array_equal(q_pids, g_pids):
-        raise EvaluationError("vehicleid protocol: pass the whole test set as both query and gallery (N×N distances, "
-                         f"q_pids == g_pids), got {len(q_pids)} query and {len(g_pids)} gallery ids that differ")
+        raise EvaluationError("vehicleid protocol: pass the whole test set as both query and gallery (N×N "
+                              f"distances, q_pids == g_pids), got {len(q_pids)} query and {len(g_pids)} gallery "
+                              "ids that differ")
     return evaluate_vehicleid(dist, q_pids, repeats=repeats, seed=seed, max_rank=max_rank, metric="precomputed")
 
 

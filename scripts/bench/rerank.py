@@ -156,6 +156,46 @@ def spawn(args, env=None):
     return proc
 
 
+def run_scale(scale, dim, seed, tmp):
+    """Every method on one scale, each in a fresh worker: (figures by method, seconds the three
+    distance matrices took or None)."""
+    methods = ["features"] if scale == "veriwild" else ["numpy", "numpy-stable", "matrix", "features"]
+    rows, built = {}, None
+    if scale != "veriwild":
+        out = os.path.join(tmp, f"{scale}-prepare.npz")
+        spawn(["--worker", "prepare", scale, "--dim", str(dim), "--seed", str(seed), "--out", out, "--cache", tmp])
+        built = json.loads(Path(out).with_suffix(".json").read_text())["seconds"]
+    for method in methods:
+        out = os.path.join(tmp, f"{scale}-{method}.npz")
+        spawn(["--worker", method, scale, "--dim", str(dim), "--seed", str(seed), "--out", out, "--cache", tmp])
+        rows[method] = json.loads(Path(out).with_suffix(".json").read_text())
+        rows[method]["ranking"] = dict(np.load(out))
+    return rows, built
+
+
+def report_scale(scale, dim, rows, built):
+    """Print one scale's table; each row gains its agreement with numpy-stable and loses its ranking."""
+    q, g = SCALES[scale]
+    print(f"\n{scale}: {q} queries × {g} gallery, {dim}-d"
+          + (f" (the three distance matrices took {built:.1f} s)" if built else ""), flush=True)
+    print(f"  {'method':<12} {'time s':>8} {'cpu s':>8} {'speed-up':>9} {'peak MB':>8} {'inputs MB':>9}"
+          "  top-100 vs numpy-stable")
+    base, ref = rows.get("numpy"), rows.get("numpy-stable")
+    for method, r in rows.items():
+        speed = f"{base['seconds'] / r['seconds']:.1f}×" if base else "-"
+        same = "-"
+        if ref and method != "numpy-stable":
+            differ = int((r["ranking"]["idx"] != ref["ranking"]["idx"]).any(axis=1).sum())
+            diff = float(np.abs(r["ranking"]["dist"] - ref["ranking"]["dist"]).max())
+            same = "identical" if not differ else f"{differ}/{q} queries differ"
+            same += f" (max |Δd| {diff:.1e})"
+            r.update(queries_differing=differ, max_abs_diff=diff)
+        print(f"  {method:<12} {r['seconds']:>8.2f} {r['cpu_s']:>8.2f} {speed:>9} {r['peak_mb']:>8.0f}"
+              f" {r['inputs_mb']:>9.0f}  {same}")
+    for r in rows.values():
+        del r["ranking"]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scales", default="small,veri776,aic20",
@@ -186,40 +226,10 @@ def main(argv=None):
         print(f"numba cold compile (empty cache, both entry points): {compile_s:.1f} s", flush=True)
         results["compile_s"] = compile_s
         for scale in scales:
-            q, g = SCALES[scale]
-            methods = ["features"] if scale == "veriwild" else ["numpy", "numpy-stable", "matrix", "features"]
-            rows = {}
-            built = None
-            if scale != "veriwild":
-                out = os.path.join(tmp, f"{scale}-prepare.npz")
-                spawn(["--worker", "prepare", scale, "--dim", str(args.dim), "--seed", str(args.seed),
-                       "--out", out, "--cache", tmp])
-                built = json.loads(Path(out).with_suffix(".json").read_text())["seconds"]
+            rows, built = run_scale(scale, args.dim, args.seed, tmp)
+            if built is not None:
                 results.setdefault("distance_matrices_s", {})[scale] = built
-            for method in methods:
-                out = os.path.join(tmp, f"{scale}-{method}.npz")
-                spawn(["--worker", method, scale, "--dim", str(args.dim), "--seed", str(args.seed),
-                       "--out", out, "--cache", tmp])
-                rows[method] = json.loads(Path(out).with_suffix(".json").read_text())
-                rows[method]["ranking"] = dict(np.load(out))
-            print(f"\n{scale}: {q} queries × {g} gallery, {args.dim}-d"
-                  + (f" (the three distance matrices took {built:.1f} s)" if built else ""), flush=True)
-            print(f"  {'method':<12} {'time s':>8} {'cpu s':>8} {'speed-up':>9} {'peak MB':>8} {'inputs MB':>9}"
-                  "  top-100 vs numpy-stable")
-            base, ref = rows.get("numpy"), rows.get("numpy-stable")
-            for method, r in rows.items():
-                speed = f"{base['seconds'] / r['seconds']:.1f}×" if base else "-"
-                same = "-"
-                if ref and method != "numpy-stable":
-                    differ = int((r["ranking"]["idx"] != ref["ranking"]["idx"]).any(axis=1).sum())
-                    diff = float(np.abs(r["ranking"]["dist"] - ref["ranking"]["dist"]).max())
-                    same = "identical" if not differ else f"{differ}/{q} queries differ"
-                    same += f" (max |Δd| {diff:.1e})"
-                    r.update(queries_differing=differ, max_abs_diff=diff)
-                print(f"  {method:<12} {r['seconds']:>8.2f} {r['cpu_s']:>8.2f} {speed:>9} {r['peak_mb']:>8.0f}"
-                      f" {r['inputs_mb']:>9.0f}  {same}")
-            for r in rows.values():
-                del r["ranking"]
+            report_scale(scale, args.dim, rows, built)
             results[scale] = rows
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
