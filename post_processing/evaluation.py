@@ -17,15 +17,30 @@ clipped to the gallery size, as torchreid does.
 
 The dense kernel never sorts a full row: it sorts only the query's matches and counts, for each
 match, the non-matches ranked ahead of it — O(gallery) per query instead of O(gallery·log).
+
+Protocols by name: :data:`PROTOCOLS` maps a name (``market``, ``cuhk03``, ``vehicleid``, ``aic``) to
+a function ``protocol(dist, q_pids, g_pids, q_camids, g_camids, **options) -> dict`` whose result
+has at least ``"mAP"``; :func:`evaluate_protocol` runs one. A new protocol is one function
+registered with ``@PROTOCOLS.register("name")`` in any module (or a ``reid_ensemble.plugins`` entry
+point).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+import inspect
+from typing import Callable, NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
 from post_processing.distance import pairwise_distance, topk_smallest
+from post_processing.errors import ReidError, ReidUsageError
+from post_processing.registry import Registry
+
+PROTOCOLS: Registry[Callable[..., dict]] = Registry("evaluation protocol")
+
+
+class EvaluationError(ReidError, ValueError):
+    """Labels, distances or rankings that cannot be evaluated; the message names which and why."""
 
 
 @njit(cache=True, parallel=True)
@@ -209,7 +224,7 @@ def _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids) -> _Labels:
     for name, arr, n in (("q_pids", q_pids, nq), ("g_pids", g_pids, ng), ("q_camids", q_camids, nq),
                          ("g_camids", g_camids, ng)):
         if np.asarray(arr).reshape(-1).shape[0] != n:
-            raise ValueError(f"{name} has {np.asarray(arr).size} entries, expected {n}")
+            raise EvaluationError(f"{name} has {np.asarray(arr).size} entries, expected {n}")
     qp, gp = _encode(q_pids, g_pids)
     qc, gc = _encode(q_camids, g_camids)
     nids = int(max(qp.max(initial=-1), gp.max(initial=-1))) + 1
@@ -220,24 +235,26 @@ def _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids) -> _Labels:
 def _check_distmat(distmat) -> np.ndarray:
     distmat = np.asarray(distmat)
     if distmat.ndim != 2 or not np.issubdtype(distmat.dtype, np.floating):
-        raise ValueError(f"distmat must be a 2-D float array (queries × gallery), got {distmat.dtype} {distmat.shape}")
+        raise EvaluationError(f"distmat must be a 2-D float array (queries × gallery), "
+                              f"got {distmat.dtype} {distmat.shape}")
     for start in range(0, len(distmat), 256):  # in blocks: no Q×G temporary
         nan_rows = np.isnan(distmat[start:start + 256]).any(axis=1)
         if nan_rows.any():
-            raise ValueError(f"distmat row {start + int(np.flatnonzero(nan_rows)[0])} contains NaN")
+            raise EvaluationError(f"distmat row {start + int(np.flatnonzero(nan_rows)[0])} contains NaN")
     return np.ascontiguousarray(distmat)
 
 
 def _result(ap, inp, first, valid, max_rank: int) -> dict:
     num_valid = int(valid.sum())
     if num_valid == 0:
-        raise ValueError("no query has a valid match in the gallery (after removing same-id same-camera images)")
+        raise EvaluationError("no query has a valid match in the gallery (after removing same-id same-camera images)")
     hit = first[valid & (first >= 0)]
     hist = np.bincount(np.minimum(hit, max_rank), minlength=max_rank + 1)[:max_rank]
     return {"mAP": float(np.mean(ap[valid])), "mINP": float(np.mean(inp[valid])),
             "cmc": np.cumsum(hist) / num_valid, "num_valid": num_valid}
 
 
+@PROTOCOLS.register("market")
 def evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) -> dict:
     """Market-1501 / VeRi-776 protocol on a query×gallery distance matrix.
 
@@ -254,15 +271,16 @@ def evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) ->
 def _ranking(indices, lab: _Labels, num_rel):
     indices = np.asarray(indices)
     if indices.ndim != 2 or not np.issubdtype(indices.dtype, np.integer):
-        raise ValueError(f"indices must be a 2-D integer array (queries × K), got {indices.dtype} {indices.shape}")
+        raise EvaluationError(f"indices must be a 2-D integer array (queries × K), "
+                              f"got {indices.dtype} {indices.shape}")
     if len(indices) != len(lab.qp):
-        raise ValueError(f"indices has {len(indices)} rows, expected one per query ({len(lab.qp)})")
+        raise EvaluationError(f"indices has {len(indices)} rows, expected one per query ({len(lab.qp)})")
     ap, inp, first, bad = _market_ranking(np.ascontiguousarray(indices, dtype=np.int64), lab.qp, lab.gp, lab.qc,
                                           lab.gc, num_rel)
     if bad.any():
         q = int(np.flatnonzero(bad)[0])
         why = f"an index outside [0, {len(lab.gp)})" if bad[q] == 1 else "a gallery index twice"
-        raise ValueError(f"indices row {q} contains {why}")
+        raise EvaluationError(f"indices row {q} contains {why}")
     return ap, inp, first
 
 
@@ -282,7 +300,7 @@ def evaluate_ranking(indices, q_pids, g_pids, q_camids, g_camids, max_rank: int 
     else:
         num_rel = np.asarray(num_relevant, dtype=np.int64).reshape(-1)
         if num_rel.shape[0] != nq:
-            raise ValueError(f"num_relevant has {num_rel.shape[0]} entries, expected {nq}")
+            raise EvaluationError(f"num_relevant has {num_rel.shape[0]} entries, expected {nq}")
     ap, inp, first = _ranking(indices, lab, num_rel)
     return _result(ap, inp, first, num_rel > 0, min(max_rank, ng))
 
@@ -299,7 +317,8 @@ def aic_map(indices_or_distmat, q_pids, g_pids, topk: int = 100) -> float:
     """
     arr = np.asarray(indices_or_distmat)
     if arr.ndim != 2:
-        raise ValueError(f"expected a 2-D distance matrix or ranking (queries × gallery/K), got shape {arr.shape}")
+        raise EvaluationError(f"expected a 2-D distance matrix or ranking (queries × gallery/K), "
+                              f"got shape {arr.shape}")
     arr = topk_smallest(_check_distmat(arr), topk) if np.issubdtype(arr.dtype, np.floating) else arr[:, :topk]
     nq = arr.shape[0]
     ng = np.asarray(g_pids).size
@@ -308,7 +327,7 @@ def aic_map(indices_or_distmat, q_pids, g_pids, topk: int = 100) -> float:
     num_rel = np.minimum(_count_relevant(lab.qp, lab.qc, lab.gc, lab.start, lab.members, True), topk)
     ap, _, _ = _ranking(arr, lab, num_rel)
     if not (num_rel > 0).any():
-        raise ValueError("no query has a match in the gallery")
+        raise EvaluationError("no query has a match in the gallery")
     return float(np.mean(ap[num_rel > 0]))
 
 
@@ -322,6 +341,7 @@ def _one_per_id(pids: np.ndarray, keys: np.ndarray, nids: int) -> np.ndarray:
     return out
 
 
+@PROTOCOLS.register("cuhk03")
 def evaluate_cuhk03(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, repeats: int = 10,
                     seed: int = 0) -> dict:
     """CUHK03 single-shot protocol (torchreid ``eval_cuhk03``): CMC averaged over ``repeats``
@@ -354,8 +374,8 @@ def evaluate_vehicleid(features, pids, repeats: int = 10, seed: int = 0, max_ran
     x = np.asarray(features)
     pids = np.asarray(pids).reshape(-1)
     if x.ndim != 2 or len(x) != len(pids) or (metric == "precomputed" and x.shape[1] != len(x)):
-        raise ValueError(f"features must be N×D (or N×N with metric='precomputed') for {len(pids)} pids, "
-                         f"got {x.shape}")
+        raise EvaluationError(f"features must be N×D (or N×N with metric='precomputed') for {len(pids)} pids, "
+                              f"got {x.shape}")
     codes = np.unique(pids, return_inverse=True)[1].reshape(-1).astype(np.int64)
     rng = np.random.default_rng(seed)
     runs = []
@@ -371,6 +391,40 @@ def evaluate_vehicleid(features, pids, repeats: int = 10, seed: int = 0, max_ran
     return {"mAP": float(np.mean([r["mAP"] for r in runs])), "mINP": float(np.mean([r["mINP"] for r in runs])),
             "cmc": np.mean([r["cmc"] for r in runs], axis=0), "num_valid": runs[0]["num_valid"],
             "repeats": repeats}
+
+
+@PROTOCOLS.register("vehicleid")
+def _vehicleid_protocol(dist, q_pids, g_pids, q_camids, g_camids, repeats: int = 10, seed: int = 0,
+                        max_rank: int = 50) -> dict:
+    """:func:`evaluate_vehicleid` under the protocol convention: ``dist`` is the N×N distance matrix
+    of the whole test set, which is both "query" and "gallery" (the protocol draws the split
+    itself), so ``q_pids`` and ``g_pids`` are the same N ids; VehicleID has no cameras."""
+    q_pids, g_pids = np.asarray(q_pids).reshape(-1), np.asarray(g_pids).reshape(-1)
+    if q_pids.shape != g_pids.shape or not np.array_equal(q_pids, g_pids):
+        raise EvaluationError("vehicleid protocol: pass the whole test set as both query and gallery (N×N "
+                              f"distances, q_pids == g_pids), got {len(q_pids)} query and {len(g_pids)} gallery "
+                              "ids that differ")
+    return evaluate_vehicleid(dist, q_pids, repeats=repeats, seed=seed, max_rank=max_rank, metric="precomputed")
+
+
+@PROTOCOLS.register("aic")
+def _aic_protocol(dist, q_pids, g_pids, q_camids, g_camids, topk: int = 100) -> dict:
+    """:func:`aic_map` under the protocol convention: ``{"mAP": AP@topk averaged over queries,
+    "topk"}``; ``dist`` may also be integer rankings. No camera filtering (the challenge has none)."""
+    return {"mAP": aic_map(dist, q_pids, g_pids, topk=topk), "topk": topk}
+
+
+def evaluate_protocol(name: str, dist, q_pids, g_pids, q_camids, g_camids, **options) -> dict:
+    """Evaluate ``dist`` (queries × gallery) with the protocol registered as ``name``; ``options``
+    are that protocol's keyword arguments (e.g. ``max_rank``, ``repeats``, ``topk``)."""
+    protocol = PROTOCOLS.get(name)
+    try:
+        inspect.signature(protocol).bind(dist, q_pids, g_pids, q_camids, g_camids, **options)
+    except TypeError as exc:
+        accepted = list(inspect.signature(protocol).parameters)[5:]
+        raise ReidUsageError(f"evaluation protocol {name!r}: {exc}; its options are "
+                             f"{', '.join(accepted) or 'none'}") from exc
+    return protocol(dist, q_pids, g_pids, q_camids, g_camids, **options)
 
 
 def evaluate_numpy(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) -> dict:
@@ -401,6 +455,6 @@ def evaluate_numpy(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 
         # Summed left to right (as the kernel does) so both give bit-identical results.
         all_ap.append(sum(precision[raw == 1].tolist()) / raw.sum())
     if not all_ap:
-        raise ValueError("no query has a valid match in the gallery (after removing same-id same-camera images)")
+        raise EvaluationError("no query has a valid match in the gallery (after removing same-id same-camera images)")
     return {"mAP": float(np.mean(all_ap)), "mINP": float(np.mean(all_inp)),
             "cmc": np.asarray(all_cmc).sum(0) / len(all_ap), "num_valid": len(all_ap)}

@@ -3,8 +3,10 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from post_processing.evaluation import (aic_map, evaluate, evaluate_cuhk03, evaluate_numpy, evaluate_ranking,
-                                        evaluate_vehicleid)
+from post_processing.errors import ReidUsageError
+from post_processing.evaluation import (PROTOCOLS, EvaluationError, aic_map, evaluate, evaluate_cuhk03, evaluate_numpy,
+                                        evaluate_protocol, evaluate_ranking, evaluate_vehicleid)
+from post_processing.registry import UnknownNameError
 
 
 def _case(seed, nq=25, ng=60, nids=7, ncams=3, levels=4):
@@ -167,3 +169,62 @@ def test_vehicleid_protocol():
     dist_all = np.sqrt(((feats[:, None] - feats[None]) ** 2).sum(-1))
     pre = evaluate_vehicleid(dist_all, pids, repeats=3, seed=1, max_rank=5, metric="precomputed")
     assert pre["mAP"] == pytest.approx(r["mAP"], abs=1e-6)
+
+
+def _same_result(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def _vehicleid_case():
+    rng = np.random.default_rng(4)
+    pids = np.repeat(np.arange(8), rng.integers(2, 5, 8))
+    feats = rng.normal(size=(len(pids), 8)) * 0.3 + rng.normal(size=(8, 8))[pids]
+    dist = np.sqrt(((feats[:, None] - feats[None]) ** 2).sum(-1))
+    return dist, pids, pids, np.zeros(len(pids)), np.zeros(len(pids))
+
+
+@pytest.mark.parametrize("name,options,direct", [
+    ("market", {"max_rank": 20}, lambda *a: evaluate(*a, max_rank=20)),
+    ("cuhk03", {"repeats": 3, "seed": 2}, lambda *a: evaluate_cuhk03(*a, repeats=3, seed=2)),
+    ("aic", {"topk": 5}, lambda d, qp, gp, qc, gc: {"mAP": aic_map(d, qp, gp, topk=5), "topk": 5}),
+])
+def test_builtin_protocols_by_name_equal_the_direct_calls(name, options, direct):
+    args = _case(6)
+    _same_result(evaluate_protocol(name, *args, **options), direct(*args))
+
+
+def test_vehicleid_protocol_by_name_takes_the_whole_test_set_as_query_and_gallery():
+    dist, pids, _, cams, _ = _vehicleid_case()
+    _same_result(evaluate_protocol("vehicleid", dist, pids, pids, cams, cams, repeats=3, seed=1),
+                 evaluate_vehicleid(dist, pids, repeats=3, seed=1, metric="precomputed"))
+
+
+@pytest.fixture
+def nearest_protocol():
+    """A protocol registered from this test file alone, removed again afterwards."""
+    def nearest_is_match(dist, q_pids, g_pids, q_camids, g_camids, scale=1.0):
+        nearest = np.asarray(g_pids)[np.argmin(dist, axis=1)]
+        return {"mAP": scale * float(np.mean(nearest == np.asarray(q_pids)))}
+
+    PROTOCOLS.register("test_nearest_is_match", nearest_is_match)
+    yield "test_nearest_is_match"
+    PROTOCOLS.unregister("test_nearest_is_match")
+
+
+def test_a_protocol_registered_in_a_test_file_is_evaluated_by_name(nearest_protocol):
+    assert nearest_protocol in PROTOCOLS.names()
+    dist = np.array([[0.1, 0.5, 0.3], [0.9, 0.2, 0.4]])
+    assert evaluate_protocol(nearest_protocol, dist, [1, 3], [1, 2, 3], [0, 0], [1, 1, 1], scale=2.0) == {"mAP": 1.0}
+
+
+@pytest.mark.parametrize("name,options,error,message", [
+    ("markte", {}, UnknownNameError, "unknown evaluation protocol 'markte'; did you mean 'market'"),
+    ("market", {"topk": 5}, ReidUsageError, "protocol 'market'.*'topk'.*options are max_rank"),
+    ("aic", {"repeats": 2}, ReidUsageError, "protocol 'aic'.*'repeats'.*options are topk"),
+    ("vehicleid", {}, EvaluationError, "whole test set as both query and gallery"),
+])
+def test_protocol_misuse_is_refused_with_the_name_and_the_options(name, options, error, message):
+    with pytest.raises(error, match=message):
+        evaluate_protocol(name, *_case(6), **options)

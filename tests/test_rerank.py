@@ -1,56 +1,14 @@
-"""k-reciprocal re-ranking: the numba entry points against a plain numpy transcription.
-
-``reference_re_ranking`` below is a line-by-line numpy transcription of the widely used
-implementation (fast-reid / torchreid), with the argsort made stable so ties are defined; the
-benchmark ``scripts/bench/rerank.py`` loads it from here so both check against the same thing.
-"""
+"""k-reciprocal re-ranking: the numba entry points against the plain numpy transcription
+``post_processing.rerank.reference`` (argsort made stable so ties are defined), which the
+benchmark ``scripts/bench/rerank.py`` checks against too."""
 import numpy as np
 import pytest
 
-from post_processing import rerank
 from post_processing.distance import pairwise_distance
-from post_processing.rerank import re_ranking, re_ranking_features
+from post_processing.errors import ReidError
+from post_processing.rerank import RerankError, re_ranking, re_ranking_features, reference_re_ranking, streaming
 
 PARAMS = [(20, 6, 0.3), (5, 1, 0.5), (7, 9, 0.0)]  # default, no query expansion, k2 > k1 + 1
-
-
-def reference_re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3, argsort_kind="stable"):
-    q = q_g_dist.shape[0]
-    dist = np.block([[q_q_dist, q_g_dist], [q_g_dist.T, g_g_dist]])
-    dist = np.power(dist, 2).astype(np.float32)
-    dist = np.transpose(1.0 * dist / np.max(dist, axis=0))
-    n = dist.shape[0]
-    rank = np.argsort(dist, kind=argsort_kind).astype(np.int32)
-    half = int(np.around(k1 / 2.0))
-
-    def reciprocal(i, k):
-        forward = rank[i, :k + 1]
-        return forward[np.where(rank[forward, :k + 1] == i)[0]]
-
-    V = np.zeros_like(dist)
-    for i in range(n):
-        k_rec = reciprocal(i, k1)
-        expansion = k_rec
-        for c in k_rec:
-            c_rec = reciprocal(c, half)
-            if len(np.intersect1d(c_rec, k_rec)) > 2.0 / 3 * len(c_rec):
-                expansion = np.append(expansion, c_rec)
-        expansion = np.unique(expansion)
-        weight = np.exp(-dist[i, expansion])
-        V[i, expansion] = 1.0 * weight / np.sum(weight)
-    dist = dist[:q]
-    if k2 != 1:
-        V = np.stack([np.mean(V[rank[i, :k2], :], axis=0) for i in range(n)])
-    inverted = [np.where(V[:, c] != 0)[0] for c in range(n)]
-    jaccard = np.zeros_like(dist)
-    for i in range(q):
-        shared = np.zeros((1, n), np.float32)
-        for c in np.where(V[i] != 0)[0]:
-            rows = inverted[c]
-            shared[0, rows] = shared[0, rows] + np.minimum(V[i, c], V[rows, c])
-        jaccard[i] = 1 - shared / (2.0 - shared)
-    final = jaccard * (1 - lambda_value) + dist * lambda_value
-    return final[:, q:]
 
 
 def stable_topk(final, k):
@@ -130,16 +88,16 @@ def test_feature_level_recomputes_what_its_lists_miss(monkeypatch):
     calls = set()
 
     def spy(name):
-        real = getattr(rerank, name)
+        real = getattr(streaming, name)
 
         def wrapper(*args):
             calls.add(name)
             return real(*args)
-        monkeypatch.setattr(rerank, name, wrapper)
+        monkeypatch.setattr(streaming, name, wrapper)
 
     spy("_exact_rows")
     spy("_fill_missing")
-    monkeypatch.setattr(rerank, "_MARGIN", 1)
+    monkeypatch.setattr(streaming, "_MARGIN", 1)
     Q, G = features("lattice", seed=6)
     idx, dist = re_ranking_features(Q, G, block_size=64)
     ref_idx, ref_dist = stable_topk(re_ranking(*matrices(Q, G)), 100)
@@ -174,30 +132,42 @@ def test_progress_bar_is_shown_on_request(capsys):
     assert capsys.readouterr().err.count("re-ranking") >= 2
 
 
-def test_bad_inputs_are_refused_with_the_offending_argument():
-    Q, G = features("gauss", q=5, g=20, seed=10)
-    q_g, q_q, g_g = matrices(Q, G)
-    with pytest.raises(ValueError, match=r"g_g_dist must be 20×20"):
-        re_ranking(q_g, q_q, g_g[:, :19])
-    with pytest.raises(ValueError, match=r"q_q_dist must be 5×5"):
-        re_ranking(q_g, g_g, g_g)
-    bad = g_g.copy()
-    bad[3, 4] = np.nan
-    with pytest.raises(ValueError, match="g_g_dist contains NaN or infinite"):
-        re_ranking(q_g, q_q, bad)
-    with pytest.raises(ValueError, match="k1 must be an integer >= 1"):
-        re_ranking(q_g, q_q, g_g, k1=0)
-    with pytest.raises(ValueError, match="lambda_value must be in"):
-        re_ranking(q_g, q_q, g_g, lambda_value=1.5)
-    with pytest.raises(ValueError, match="weight_dtype must be float32 or float16"):
-        re_ranking(q_g, q_q, g_g, weight_dtype=np.float64)
-    with pytest.raises(ValueError, match="every distance from query 0 is zero"):
-        re_ranking(np.zeros((1, 2)), np.zeros((1, 1)), np.zeros((2, 2)))
-    with pytest.raises(ValueError, match="16-d but gallery_feats are 15-d"):
-        re_ranking_features(Q, G[:, :15])
-    G_bad = G.copy()
-    G_bad[7, 0] = np.inf
-    with pytest.raises(ValueError, match="gallery_feats row 7 is not finite"):
-        re_ranking_features(Q, G_bad)
-    with pytest.raises(ValueError, match="unknown metric"):
-        re_ranking_features(Q, G, metric="manhattan")
+def _nan_at(d, i, j):
+    d = d.copy()
+    d[i, j] = np.nan
+    return d
+
+
+def _inf_at(x, i, j):
+    x = x.copy()
+    x[i, j] = np.inf
+    return x
+
+
+_Q, _G = features("gauss", q=5, g=20, seed=10)
+_QG, _QQ, _GG = matrices(_Q, _G)
+_INPUTS = {re_ranking: dict(q_g_dist=_QG, q_q_dist=_QQ, g_g_dist=_GG),
+           re_ranking_features: dict(query_feats=_Q, gallery_feats=_G)}
+
+
+@pytest.mark.parametrize("call,changes,error,message", [
+    (re_ranking, dict(g_g_dist=_GG[:, :19]), RerankError, r"g_g_dist must be 20×20"),
+    (re_ranking, dict(q_q_dist=_GG), RerankError, r"q_q_dist must be 5×5"),
+    (re_ranking, dict(g_g_dist=_nan_at(_GG, 3, 4)), RerankError, "g_g_dist contains NaN or infinite"),
+    (re_ranking, dict(k1=0), RerankError, "k1 must be an integer >= 1"),
+    (re_ranking, dict(lambda_value=1.5), RerankError, "lambda_value must be in"),
+    (re_ranking, dict(weight_dtype=np.float64), RerankError, "weight_dtype must be float32 or float16"),
+    (re_ranking, dict(q_g_dist=np.zeros((1, 2)), q_q_dist=np.zeros((1, 1)), g_g_dist=np.zeros((2, 2))),
+     RerankError, "every distance from query 0 is zero"),
+    (re_ranking_features, dict(gallery_feats=_G[:, :15]), RerankError, "16-d but gallery_feats are 15-d"),
+    (re_ranking_features, dict(gallery_feats=_inf_at(_G, 7, 0)), RerankError, "gallery_feats row 7 is not finite"),
+    (re_ranking_features, dict(metric="manhattan"), ValueError, "unknown metric"),  # pairwise_distance's check
+], ids=["gg-shape", "qq-shape", "nan", "k1", "lambda", "weight-dtype", "all-zero", "dims", "inf-feature",
+        "metric"])
+def test_bad_inputs_are_refused_with_the_offending_argument(call, changes, error, message):
+    with pytest.raises(error, match=message):
+        call(**{**_INPUTS[call], **changes})
+
+
+def test_bad_input_errors_are_project_errors_and_value_errors():
+    assert issubclass(RerankError, ReidError) and issubclass(RerankError, ValueError)

@@ -22,6 +22,9 @@ import time
 
 import numpy as np
 
+# Idle numba (OpenMP) threads sleep instead of spinning, which slows every launch; numba loads later.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
 SCALES = {  # name: (queries, gallery, ids, cameras)
     "500x5000": (500, 5000, 100, 10),
     "VeRi-776": (1678, 11579, 200, 20),

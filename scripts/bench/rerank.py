@@ -3,8 +3,9 @@
 For each scale, seeded clustered 2048-d features are generated and every method runs once in its
 own fresh subprocess (so peak RSS is its own):
 
-* ``numpy``: the numpy transcription the tests check against, with numpy's default (quicksort)
-  argsort as in the widely used code: the speed baseline;
+* ``numpy``: ``post_processing.rerank.reference_re_ranking``, the numpy transcription the tests
+  check against, with numpy's default (quicksort) argsort as in the widely used code: the speed
+  baseline;
 * ``numpy-stable``: the same with a stable argsort, the tie order ``post_processing.rerank``
   implements: the ranking baseline (a row of ~20,000 normalised float32 distances does hold
   exact ties, which quicksort orders arbitrarily);
@@ -26,7 +27,6 @@ RSS just before the method starts. The distance matrices are
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -37,6 +37,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+# Idle numba (OpenMP) threads sleep instead of spinning, which slows every launch; numba loads later.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALES = {  # name: (queries, gallery)
@@ -83,13 +86,6 @@ def distance_matrices(Q, G):
     return pairwise_distance(Q, G), q_q, g_g
 
 
-def load_reference():
-    spec = importlib.util.spec_from_file_location("test_rerank", ROOT / "tests" / "test_rerank.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.reference_re_ranking
-
-
 def rss_now_mb():
     with open("/proc/self/status") as f:
         for line in f:
@@ -105,7 +101,7 @@ def topk_rows(final, k):
 
 def worker(method, scale, dim, seed, out, cache):
     """Run one method once in this (fresh) process and write its ranking + figures to ``out``."""
-    from post_processing.rerank import re_ranking, re_ranking_features
+    from post_processing.rerank import re_ranking, re_ranking_features, reference_re_ranking
     q, g = SCALES[scale]
     Q, G = make_features(q, g, dim, seed)
     info = {}
@@ -126,10 +122,9 @@ def worker(method, scale, dim, seed, out, cache):
         re_ranking_features(Qs, Gs)
         info["warmup_s"] = time.perf_counter() - t
     info["inputs_mb"] = rss_now_mb()
-    reference = load_reference()
     t, cpu = time.perf_counter(), time.process_time()
     if method.startswith("numpy"):
-        final = reference(*mats, argsort_kind="stable" if method == "numpy-stable" else "quicksort")
+        final = reference_re_ranking(*mats, argsort_kind="stable" if method == "numpy-stable" else "quicksort")
     elif method == "matrix":
         final = re_ranking(*mats)
     else:
@@ -159,6 +154,46 @@ def spawn(args, env=None):
     if proc.returncode:
         raise SystemExit(f"worker {' '.join(args)} failed with exit status {proc.returncode}")
     return proc
+
+
+def run_scale(scale, dim, seed, tmp):
+    """Every method on one scale, each in a fresh worker: (figures by method, seconds the three
+    distance matrices took or None)."""
+    methods = ["features"] if scale == "veriwild" else ["numpy", "numpy-stable", "matrix", "features"]
+    rows, built = {}, None
+    if scale != "veriwild":
+        out = os.path.join(tmp, f"{scale}-prepare.npz")
+        spawn(["--worker", "prepare", scale, "--dim", str(dim), "--seed", str(seed), "--out", out, "--cache", tmp])
+        built = json.loads(Path(out).with_suffix(".json").read_text())["seconds"]
+    for method in methods:
+        out = os.path.join(tmp, f"{scale}-{method}.npz")
+        spawn(["--worker", method, scale, "--dim", str(dim), "--seed", str(seed), "--out", out, "--cache", tmp])
+        rows[method] = json.loads(Path(out).with_suffix(".json").read_text())
+        rows[method]["ranking"] = dict(np.load(out))
+    return rows, built
+
+
+def report_scale(scale, dim, rows, built):
+    """Print one scale's table; each row gains its agreement with numpy-stable and loses its ranking."""
+    q, g = SCALES[scale]
+    print(f"\n{scale}: {q} queries × {g} gallery, {dim}-d"
+          + (f" (the three distance matrices took {built:.1f} s)" if built else ""), flush=True)
+    print(f"  {'method':<12} {'time s':>8} {'cpu s':>8} {'speed-up':>9} {'peak MB':>8} {'inputs MB':>9}"
+          "  top-100 vs numpy-stable")
+    base, ref = rows.get("numpy"), rows.get("numpy-stable")
+    for method, r in rows.items():
+        speed = f"{base['seconds'] / r['seconds']:.1f}×" if base else "-"
+        same = "-"
+        if ref and method != "numpy-stable":
+            differ = int((r["ranking"]["idx"] != ref["ranking"]["idx"]).any(axis=1).sum())
+            diff = float(np.abs(r["ranking"]["dist"] - ref["ranking"]["dist"]).max())
+            same = "identical" if not differ else f"{differ}/{q} queries differ"
+            same += f" (max |Δd| {diff:.1e})"
+            r.update(queries_differing=differ, max_abs_diff=diff)
+        print(f"  {method:<12} {r['seconds']:>8.2f} {r['cpu_s']:>8.2f} {speed:>9} {r['peak_mb']:>8.0f}"
+              f" {r['inputs_mb']:>9.0f}  {same}")
+    for r in rows.values():
+        del r["ranking"]
 
 
 def main(argv=None):
@@ -191,40 +226,10 @@ def main(argv=None):
         print(f"numba cold compile (empty cache, both entry points): {compile_s:.1f} s", flush=True)
         results["compile_s"] = compile_s
         for scale in scales:
-            q, g = SCALES[scale]
-            methods = ["features"] if scale == "veriwild" else ["numpy", "numpy-stable", "matrix", "features"]
-            rows = {}
-            built = None
-            if scale != "veriwild":
-                out = os.path.join(tmp, f"{scale}-prepare.npz")
-                spawn(["--worker", "prepare", scale, "--dim", str(args.dim), "--seed", str(args.seed),
-                       "--out", out, "--cache", tmp])
-                built = json.loads(Path(out).with_suffix(".json").read_text())["seconds"]
+            rows, built = run_scale(scale, args.dim, args.seed, tmp)
+            if built is not None:
                 results.setdefault("distance_matrices_s", {})[scale] = built
-            for method in methods:
-                out = os.path.join(tmp, f"{scale}-{method}.npz")
-                spawn(["--worker", method, scale, "--dim", str(args.dim), "--seed", str(args.seed),
-                       "--out", out, "--cache", tmp])
-                rows[method] = json.loads(Path(out).with_suffix(".json").read_text())
-                rows[method]["ranking"] = dict(np.load(out))
-            print(f"\n{scale}: {q} queries × {g} gallery, {args.dim}-d"
-                  + (f" (the three distance matrices took {built:.1f} s)" if built else ""), flush=True)
-            print(f"  {'method':<12} {'time s':>8} {'cpu s':>8} {'speed-up':>9} {'peak MB':>8} {'inputs MB':>9}"
-                  "  top-100 vs numpy-stable")
-            base, ref = rows.get("numpy"), rows.get("numpy-stable")
-            for method, r in rows.items():
-                speed = f"{base['seconds'] / r['seconds']:.1f}×" if base else "-"
-                same = "-"
-                if ref and method != "numpy-stable":
-                    differ = int((r["ranking"]["idx"] != ref["ranking"]["idx"]).any(axis=1).sum())
-                    diff = float(np.abs(r["ranking"]["dist"] - ref["ranking"]["dist"]).max())
-                    same = "identical" if not differ else f"{differ}/{q} queries differ"
-                    same += f" (max |Δd| {diff:.1e})"
-                    r.update(queries_differing=differ, max_abs_diff=diff)
-                print(f"  {method:<12} {r['seconds']:>8.2f} {r['cpu_s']:>8.2f} {speed:>9} {r['peak_mb']:>8.0f}"
-                      f" {r['inputs_mb']:>9.0f}  {same}")
-            for r in rows.values():
-                del r["ranking"]
+            report_scale(scale, args.dim, rows, built)
             results[scale] = rows
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
