@@ -20,7 +20,6 @@ def test_junk_dropped_distractors_gallery_only(market):
     assert names(ds.gallery) == ["0000_c6s1_000000_02.jpg", "0002_c2s1_000801_01.jpg", "0007_c1s1_000002_01.jpg"]
     assert [(r.pid, r.camid) for r in ds.gallery] == [(0, 5), (2, 1), (7, 0)]
     assert ds.gallery[0].path == os.path.join(market, "bounding_box_test", "0000_c6s1_000000_02.jpg")
-    assert ds.extra["junk_rule"] == "same_pid_same_cam"
 
 
 def test_missing_folder_and_bad_name(market):

@@ -83,25 +83,11 @@ def read_name_list(path: str) -> List[str]:
 
 
 def parse_track_file(path: str) -> List[List[str]]:
-    """Tokens of each non-blank line of a track file (``test_track.txt``: names; ``*_id.txt``: ids).
+    """Tokens of each non-blank line of a track file (``test_track.txt``: image names).
 
     Real track lines end with a space; the result has one list per track, in file order.
     """
     return [line.split() for _, line in iter_text_lines(path)]
-
-
-def parse_track_id_file(path: str) -> List[List[int]]:
-    """1-based gallery ids per track from ``test_track_id.txt``."""
-    tracks = []
-    for number, line in iter_text_lines(path):
-        try:
-            ids = [int(tok) for tok in line.split()]
-        except ValueError:
-            raise DatasetError(f"{path}:{number}: expected space-separated integer ids, got {line!r}") from None
-        if min(ids) < 1:
-            raise DatasetError(f"{path}:{number}: ids are 1-based, got {min(ids)}")
-        tracks.append(ids)
-    return tracks
 
 
 # ----------------------------------------------------------------------------- label XML

@@ -76,5 +76,4 @@ def load_veriwild(root: str, test_size: int = 3000) -> DatasetSplits:
             records.append(ImageRecord(os.path.join(image_dir, files[key]), int(key.split("/")[0]), camid,
                                        attrs=dict(attrs)))
         splits[split] = records
-    return DatasetSplits(loader, root, **splits,
-                         extra={"test_size": size, "junk_rule": "same_pid_same_cam"})
+    return DatasetSplits(loader, root, **splits)
