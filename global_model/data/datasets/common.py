@@ -12,9 +12,10 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Pattern, Sequence, Tuple
 
+from post_processing.fileio import IMAGE_EXTENSIONS
+
 from . import DatasetError
 
-from post_processing.fileio import IMAGE_EXTENSIONS  # noqa: E402  (re-exported)
 # Item attributes that become pid/camid; every other attribute goes to ImageRecord.attrs.
 LABEL_KEYS = ("imageName", "vehicleID", "cameraID")
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Set, Tuple
 
+from post_processing.fileio import IMAGE_EXTENSIONS
+
 from . import DatasetError, DatasetSplits, register
 from ..records import ImageRecord
-from .common import (IMAGE_EXTENSIONS, check_listed, iter_text_lines, require_choice, require_dir, require_file,
-                     require_records, require_root)
+from .common import (check_listed, iter_text_lines, require_choice, require_dir, require_file, require_records,
+                     require_root)
 
 TEST_SIZES = (3000, 5000, 10000)
 _SPLIT_DIR = "train_test_split"
