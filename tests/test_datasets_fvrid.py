@@ -47,9 +47,12 @@ def test_foggy_without_clear_twin(fvrid):
         load_dataset("fvrid", fvrid)
 
 
-def test_bad_split_and_missing_domain(fvrid, tmp_path):
+def test_bad_split(fvrid):
     with pytest.raises(DatasetError, match="split must be one of syn, real, both, got 'fog'"):
         load_dataset("fvrid", fvrid, split="fog")
+
+
+def test_missing_domain_matters_only_when_asked_for(fvrid):
     os.rename(os.path.join(fvrid, "FVRID_real"), os.path.join(fvrid, "real"))
     assert len(load_dataset("fvrid", fvrid, split="syn").train) == 3
     with pytest.raises(DatasetError, match=r"fvrid loader: missing .*FVRID_real.train_foggy"):

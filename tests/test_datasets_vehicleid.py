@@ -61,10 +61,11 @@ def test_missing_test_list(vid):
                               f"(expected train_test_split/test_list_1600.txt: the 1600-id test list)")
 
 
-def test_bad_line_and_missing_image(vid):
-    path = write_text(os.path.join(vid, "train_test_split", "train_list.txt"), "0000001 1\n0000002\n")
-    with pytest.raises(DatasetError, match="train_list.txt:2: expected '<image> <vehicle_id>', got '0000002'"):
-        load_dataset("vehicleid", vid)
-    write_text(path, "0000001 1\n0000099 1\n")
-    with pytest.raises(DatasetError, match="vehicleid loader: images listed in .* missing from .*image: 0000099.jpg"):
+@pytest.mark.parametrize("train_list, message", [
+    ("0000001 1\n0000002\n", "train_list.txt:2: expected '<image> <vehicle_id>', got '0000002'"),
+    ("0000001 1\n0000099 1\n", "vehicleid loader: images listed in .* missing from .*image: 0000099.jpg"),
+])
+def test_bad_line_and_missing_image(vid, train_list, message):
+    write_text(os.path.join(vid, "train_test_split", "train_list.txt"), train_list)
+    with pytest.raises(DatasetError, match=message):
         load_dataset("vehicleid", vid)
