@@ -35,7 +35,8 @@ def test_competition_backbones_are_known(name):
 @pytest.mark.parametrize("name, message", [
     ("resnet18x", r"unknown backbone 'resnet18x'.*not found in any of timm, pretrainedmodels, torchvision, ibn"
                   r".*close matches:.*:resnet18\b"),
-    ("keras:resnet18", r"unknown library prefix 'keras:' \(expected one of timm:, pretrainedmodels:, torchvision:, ibn:\)"),
+    ("keras:resnet18", r"unknown library prefix 'keras:' "
+                       r"\(expected one of timm:, pretrainedmodels:, torchvision:, ibn:\)"),
     ("torchvision:resnet18_ibn_a", r"not found in library 'torchvision'.*torchvision:resnet18"),
     ("ibn:resnet18x", r"not found in library 'ibn'; close matches: ibn:resnet18_ibn_a"),  # no other source's names
 ])

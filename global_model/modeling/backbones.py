@@ -17,7 +17,6 @@ paths looked at — a backbone is never silently left random when weights were a
 from __future__ import annotations
 
 import difflib
-import importlib
 import importlib.util
 import logging
 import os
@@ -101,6 +100,7 @@ class BackboneSource:
         raise NotImplementedError
 
     def has(self, arch: str) -> bool:
+        """Whether ``arch`` is one of :meth:`names` (override when the library answers faster)."""
         return arch in self.names()
 
     def build(self, arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
