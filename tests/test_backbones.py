@@ -1,13 +1,17 @@
-"""Backbone factory: name resolution, feature maps, last stride, and every way of getting weights."""
+"""Backbone factory: name resolution, source registry, feature maps, last stride, and every way of getting weights."""
+import sys
 import time
 
 import pytest
 import torch
 from torch import nn
 
-from global_model.modeling import backbones
-from global_model.modeling.backbones import (IBN, BackboneError, build_backbone, remove_last_downsample,
-                                             resnet_stages, resolve_name)
+import global_model.modeling
+from global_model.config import get_cfg
+from global_model.modeling import backbones, build_model
+from global_model.modeling.backbones import (BACKBONE_SOURCES, IBN, BackboneError, BackboneSource, build_backbone,
+                                             remove_last_downsample, resnet_stages, resolve_name)
+from post_processing.errors import ReidError
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -28,13 +32,88 @@ def test_competition_backbones_are_known(name):
     resolve_name(name)  # registry lookup only: these nets are too big to build in a test
 
 
-def test_unknown_name_lists_close_matches():
-    with pytest.raises(BackboneError, match=r"unknown backbone 'resnet18x'.*close matches:.*:resnet18\b"):
-        resolve_name("resnet18x")
-    with pytest.raises(BackboneError, match=r"unknown library prefix 'keras:'"):
-        resolve_name("keras:resnet18")
-    with pytest.raises(BackboneError, match=r"not found in library 'torchvision'.*torchvision:resnet18"):
-        resolve_name("torchvision:resnet18_ibn_a")
+@pytest.mark.parametrize("name, message", [
+    ("resnet18x", r"unknown backbone 'resnet18x'.*not found in any of timm, pretrainedmodels, torchvision, ibn"
+                  r".*close matches:.*:resnet18\b"),
+    ("keras:resnet18", r"unknown library prefix 'keras:' "
+                       r"\(expected one of timm:, pretrainedmodels:, torchvision:, ibn:\)"),
+    ("torchvision:resnet18_ibn_a", r"not found in library 'torchvision'.*torchvision:resnet18"),
+    ("ibn:resnet18x", r"not found in library 'ibn'; close matches: ibn:resnet18_ibn_a"),  # no other source's names
+])
+def test_unknown_name_lists_close_matches(name, message):
+    with pytest.raises(BackboneError, match=message):
+        resolve_name(name)
+
+
+# ----------------------------------------------------------------------------- a source from outside
+class TinyNet(nn.Module):
+    """Two strided convolutions: a stand-in for a local network such as OSNet."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.last = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+
+    def forward_features(self, x):
+        return self.last(torch.relu(self.stem(x)))
+
+
+class DummySource(BackboneSource):
+    order = 50
+
+    def names(self):
+        return ["tiny", "tinier"]
+
+    def build(self, arch, pretrained):
+        if pretrained:
+            raise BackboneError(f"dummy:{arch} has no ImageNet weights")
+        return TinyNet(), "forward_features"
+
+
+@pytest.fixture
+def dummy_source():
+    BACKBONE_SOURCES.register("dummy", DummySource())
+    yield
+    BACKBONE_SOURCES.unregister("dummy")
+
+
+def test_a_registered_source_builds_a_model(dummy_source):
+    cfg = get_cfg()
+    cfg.MODEL.BACKBONE, cfg.MODEL.PRETRAINED = "dummy:tiny", False
+    model = build_model(cfg, num_classes=5)
+    assert isinstance(model.backbone.body, TinyNet) and model.backbone.name == "dummy:tiny"
+    assert model.backbone(torch.zeros(2, 3, 32, 16)).shape == (2, 16, 16, 8)  # last stride 1: 32x16 / 2
+    assert model.train()(torch.zeros(2, 3, 32, 16))["logits"][0].shape == (2, 5)
+
+
+def test_a_registered_source_is_searched_after_the_libraries(dummy_source):
+    assert resolve_name("tinier") == ("dummy", "tinier")
+    assert resolve_name("resnet18") == ("timm", "resnet18")
+    with pytest.raises(BackboneError, match=r"not found in library 'dummy'; close matches: dummy:tiny"):
+        resolve_name("dummy:tinyy")
+
+
+def test_a_taken_source_name_is_refused(dummy_source):
+    with pytest.raises(ReidError, match="backbone source 'dummy' is registered twice"):
+        BACKBONE_SOURCES.register("dummy", DummySource())
+    with pytest.raises(ReidError, match="backbone source 'timm' is registered twice"):
+        BACKBONE_SOURCES.register("timm", DummySource())
+
+
+def test_a_new_source_module_is_found_by_its_prefix(tmp_path, monkeypatch):
+    """``global_model/modeling/<source>.py`` is imported when MODEL.BACKBONE first names ``<source>:``."""
+    (tmp_path / "localnet.py").write_text(
+        "from global_model.modeling.backbones import BACKBONE_SOURCES, BackboneSource\n"
+        "class LocalNet(BackboneSource):\n"
+        "    def names(self):\n"
+        "        return ['osnet_tiny']\n"
+        "BACKBONE_SOURCES.register('localnet', LocalNet())\n")
+    monkeypatch.setattr(global_model.modeling, "__path__", [*global_model.modeling.__path__, str(tmp_path)])
+    try:
+        assert resolve_name("localnet:osnet_tiny") == ("localnet", "osnet_tiny")
+    finally:
+        BACKBONE_SOURCES.unregister("localnet")
+        sys.modules.pop("global_model.modeling.localnet", None)
 
 
 @pytest.mark.parametrize("name, channels", [("timm:test_resnet", 96), ("torchvision:resnet18", 512),
@@ -55,11 +134,16 @@ def test_last_stride_one_doubles_the_map(name):
     assert large.shape[-2:] == (2 * small.shape[-2], 2 * small.shape[-1])
 
 
-def test_last_stride_refuses_what_it_cannot_double():
-    with pytest.raises(BackboneError, match="instead of doubling"):
-        remove_last_downsample(nn.Sequential(nn.Conv2d(3, 4, 2, stride=2)), torch.zeros(1, 3, 32, 32))
-    with pytest.raises(BackboneError, match="no strided"):
-        remove_last_downsample(nn.Conv2d(3, 4, 3, padding=1), torch.zeros(1, 3, 32, 32))
+@pytest.mark.parametrize("module, message", [
+    (nn.Sequential(nn.Conv2d(3, 4, 2, stride=2)), "instead of doubling"),
+    (nn.Conv2d(3, 4, 3, padding=1), "no strided"),
+])
+def test_last_stride_refuses_what_it_cannot_double(module, message):
+    with pytest.raises(BackboneError, match=message):
+        remove_last_downsample(module, torch.zeros(1, 3, 32, 32))
+
+
+def test_last_stride_must_be_one_or_two():
     with pytest.raises(BackboneError, match="MODEL.LAST_STRIDE must be 1 or 2"):
         build_backbone("timm:test_resnet", last_stride=3)
 
@@ -175,13 +259,17 @@ def test_pretrain_path_loads_a_saved_state_dict(tmp_path, empty_caches):
     assert not _params_equal(fresh, source.state_dict())
 
 
-def test_pretrain_path_mismatches_are_reported(tmp_path):
-    path = tmp_path / "other.pth"
+def _other_net(path):
     torch.save(build_backbone("timm:resnet10t", last_stride=2)[0].body.state_dict(), path)
-    with pytest.raises(BackboneError, match=r"do not fit backbone 'timm:test_resnet'.*(missing|another shape)"):
+
+
+@pytest.mark.parametrize("make, message", [
+    (_other_net, r"do not fit backbone 'timm:test_resnet'.*(missing|another shape)"),
+    (lambda path: None, r"'.*weights.pth' does not exist"),
+    (lambda path: path.write_text("not a checkpoint"), "not a readable weight file"),
+])
+def test_pretrain_path_mismatches_are_reported(tmp_path, make, message):
+    path = tmp_path / "weights.pth"
+    make(path)
+    with pytest.raises(BackboneError, match=message):
         build_backbone("timm:test_resnet", pretrain_path=str(path))
-    with pytest.raises(BackboneError, match=r"'.*nope.pth' does not exist"):
-        build_backbone("timm:test_resnet", pretrain_path=str(tmp_path / "nope.pth"))
-    (tmp_path / "junk.pth").write_text("not a checkpoint")
-    with pytest.raises(BackboneError, match="not a readable weight file"):
-        build_backbone("timm:test_resnet", pretrain_path=str(tmp_path / "junk.pth"))

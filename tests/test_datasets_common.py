@@ -5,9 +5,9 @@ import os
 import pytest
 
 from fake_trees import label_xml, write_text
-from global_model.data.datasets import DatasetError, available, load_dataset
-from global_model.data.datasets.common import (parse_label_xml, parse_track_file, parse_track_id_file,
-                                               read_labels, read_name_list)
+from global_model.data.datasets import DATASETS, DatasetError, load_dataset
+from global_model.data.datasets.common import parse_label_xml, parse_track_file, read_labels, read_name_list
+from post_processing.errors import ReidError, ReidUsageError
 
 ITEMS = [{"imageName": "021284.jpg", "vehicleID": "0347", "cameraID": "c026", "colorID": "3"},
          {"imageName": "000002.jpg", "vehicleID": "0001", "cameraID": "c001", "orientation": "12.5"}]
@@ -71,19 +71,12 @@ def test_name_list_and_track_quirks(tmp_path):
     assert read_name_list(names) == ["000002.jpg", "000001.jpg"]
     tracks = write_text(str(tmp_path / "t.txt"), "000002.jpg 000004.jpg \n\n  \n000001.jpg \n")
     assert parse_track_file(tracks) == [["000002.jpg", "000004.jpg"], ["000001.jpg"]]
-    ids = write_text(str(tmp_path / "i.txt"), "2 4 \r\n1 \r\n")
-    assert parse_track_id_file(ids) == [[2, 4], [1]]
 
 
-@pytest.mark.parametrize("reader, text, message", [
-    (read_name_list, "a.jpg\nb.jpg c.jpg\n", "n.txt:2: expected one image name per line"),
-    (parse_track_id_file, "1 2 \nx 3 \n", "n.txt:2: expected space-separated integer ids"),
-    (parse_track_id_file, "0 2 \n", "n.txt:1: ids are 1-based"),
-])
-def test_bad_lines_name_file_and_line(tmp_path, reader, text, message):
-    path = write_text(str(tmp_path / "n.txt"), text)
-    with pytest.raises(DatasetError, match=message):
-        reader(path)
+def test_bad_name_list_line_names_file_and_line(tmp_path):
+    path = write_text(str(tmp_path / "n.txt"), "a.jpg\nb.jpg c.jpg\n")
+    with pytest.raises(DatasetError, match="n.txt:2: expected one image name per line"):
+        read_name_list(path)
 
 
 def test_missing_file_is_named(tmp_path):
@@ -91,11 +84,20 @@ def test_missing_file_is_named(tmp_path):
         read_name_list(os.path.join(tmp_path, "nope.txt"))
 
 
-def test_unknown_dataset_lists_known_ones(tmp_path):
-    known = available()
-    assert {"aic20", "aic20_sim", "veri776", "vehicleid", "veriwild", "fvrid", "market1501"} <= set(known)
-    with pytest.raises(DatasetError, match="unknown dataset 'veri777'; known datasets: aic20, aic20_sim, "):
+def test_every_loader_module_registers_without_a_module_list():
+    assert {"aic20", "aic20_sim", "veri776", "vehicleid", "veriwild", "fvrid", "market1501"} <= set(DATASETS.names())
+    assert issubclass(DatasetError, ReidError)
+
+
+def test_unknown_dataset_names_the_close_matches(tmp_path):
+    with pytest.raises(ReidUsageError, match=r"unknown dataset 'veri777'; did you mean 'veri776'.*known: aic20, "):
         load_dataset("veri777", str(tmp_path))
+
+
+def test_a_second_loader_under_a_taken_name_is_refused():
+    with pytest.raises(ReidError, match="dataset 'aic20' is registered twice"):
+        DATASETS.register("aic20", lambda root: None)
+    assert DATASETS.get("aic20").__name__ == "load_aic20"
 
 
 def test_missing_root_is_named(tmp_path):
@@ -106,6 +108,6 @@ def test_missing_root_is_named(tmp_path):
 def test_loaders_do_not_import_torch(tmp_path):
     import subprocess
     import sys
-    code = ("import sys; from global_model.data.datasets import available; available(); "
+    code = ("import sys; from global_model.data.datasets import DATASETS; DATASETS.names(); "
             "import global_model.data.image_io; sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -21,7 +21,7 @@ def test_syn_pairs(fvrid):
         assert r.path.endswith("_foggy" + os.sep + r.name)
         assert r.clear_path == r.path.replace("_foggy" + os.sep, "_clear" + os.sep)
         assert r.attrs == {"domain": "syn"}
-    assert names(ds.gallery) == FVRID_SYN["gallery"] and ds.extra["num_syn_ids"] == 2
+    assert names(ds.gallery) == FVRID_SYN["gallery"]
 
 
 def test_real_fog_has_no_clear_twins(fvrid):
@@ -29,15 +29,13 @@ def test_real_fog_has_no_clear_twins(fvrid):
     assert [(r.pid, r.camid) for r in ds.train] == [(1, 1), (2, 2)]  # pid -1 dropped from train
     assert [(r.pid, r.camid) for r in ds.gallery] == [(-1, 3), (200, 2)]
     assert all(r.clear_path is None and r.attrs == {"domain": "real"} for r in ds.train + ds.query + ds.gallery)
-    assert "num_syn_ids" not in ds.extra
 
 
-def test_both_offsets_real_train_ids(fvrid):
+def test_both_relabels_train_ids_synthetic_first(fvrid):
     ds = load_dataset("fvrid", fvrid, split="both")
-    assert [(r.pid, r.attrs["domain"]) for r in ds.train] == [
-        (0, "syn"), (0, "syn"), (3, "syn"), (4, "real"), (5, "real")]
+    assert [(r.pid, r.camid, r.attrs["domain"]) for r in ds.train] == [
+        (0, 13, "syn"), (0, 14, "syn"), (1, 1, "syn"), (2, 1, "real"), (3, 2, "real")]
     assert ds.train[3].clear_path is None and ds.train[0].clear_path is not None
-    assert ds.extra["num_syn_ids"] == 2 and ds.extra["test_domain"] == "real"
     assert [r.pid for r in ds.query] == [200]  # test ids are kept as in the dataset
 
 
@@ -49,9 +47,12 @@ def test_foggy_without_clear_twin(fvrid):
         load_dataset("fvrid", fvrid)
 
 
-def test_bad_split_and_missing_domain(fvrid, tmp_path):
+def test_bad_split(fvrid):
     with pytest.raises(DatasetError, match="split must be one of syn, real, both, got 'fog'"):
         load_dataset("fvrid", fvrid, split="fog")
+
+
+def test_missing_domain_matters_only_when_asked_for(fvrid):
     os.rename(os.path.join(fvrid, "FVRID_real"), os.path.join(fvrid, "real"))
     assert len(load_dataset("fvrid", fvrid, split="syn").train) == 3
     with pytest.raises(DatasetError, match=r"fvrid loader: missing .*FVRID_real.train_foggy"):

@@ -20,15 +20,15 @@ def test_junk_dropped_distractors_gallery_only(market):
     assert names(ds.gallery) == ["0000_c6s1_000000_02.jpg", "0002_c2s1_000801_01.jpg", "0007_c1s1_000002_01.jpg"]
     assert [(r.pid, r.camid) for r in ds.gallery] == [(0, 5), (2, 1), (7, 0)]
     assert ds.gallery[0].path == os.path.join(market, "bounding_box_test", "0000_c6s1_000000_02.jpg")
-    assert ds.extra["junk_rule"] == "same_pid_same_cam"
 
 
-def test_missing_folder_and_bad_name(market):
-    write_jpeg(os.path.join(market, "query", "person.jpg"))
-    with pytest.raises(DatasetError, match=r"market1501 loader: cannot parse .*query.person.jpg"):
-        load_dataset("market1501", market)
-    os.remove(os.path.join(market, "query", "person.jpg"))
-    os.rename(os.path.join(market, "bounding_box_test"), os.path.join(market, "test"))
-    with pytest.raises(DatasetError, match="market1501 loader: missing .*bounding_box_test \\(expected "
-                                           "bounding_box_test/ with the gallery images\\)"):
+@pytest.mark.parametrize("spoil, message", [
+    (lambda root: write_jpeg(os.path.join(root, "query", "person.jpg")),
+     r"market1501 loader: cannot parse .*query.person.jpg"),
+    (lambda root: os.rename(os.path.join(root, "bounding_box_test"), os.path.join(root, "test")),
+     r"market1501 loader: missing .*bounding_box_test \(expected bounding_box_test/ with the gallery images\)"),
+])
+def test_bad_name_and_missing_folder(market, spoil, message):
+    spoil(market)
+    with pytest.raises(DatasetError, match=message):
         load_dataset("market1501", market)

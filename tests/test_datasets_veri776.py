@@ -21,7 +21,6 @@ def test_ids_and_cameras_from_names_in_list_order(veri):
     # no name_test.txt: sorted listing, Thumbs.db ignored
     assert names(ds.gallery) == sorted(VERI_TEST)
     assert [(r.pid, r.camid) for r in ds.gallery] == [(2, 2), (2, 3), (5, 1)]
-    assert ds.extra["junk_rule"] == "same_pid_same_cam"
 
 
 def test_attributes_from_label_xml(veri):

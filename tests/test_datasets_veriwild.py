@@ -51,12 +51,13 @@ def test_test_size(wild, test_size, message):
         load_dataset("veriwild", wild, test_size=test_size)
 
 
-def test_missing_vehicle_info_and_bad_line(wild):
-    info = os.path.join(wild, "train_test_split", "vehicle_info.txt")
-    os.rename(info, info + ".bak")
-    with pytest.raises(DatasetError, match="veriwild loader: missing .*vehicle_info.txt"):
-        load_dataset("veriwild", wild)
-    os.rename(info + ".bak", info)
-    write_text(os.path.join(wild, "train_test_split", "test_3000_query.txt"), "00003/000004\n000006\n")
-    with pytest.raises(DatasetError, match="test_3000_query.txt:2: expected 'vid/img', got '000006'"):
+@pytest.mark.parametrize("spoil, message", [
+    (lambda split_dir: os.remove(os.path.join(split_dir, "vehicle_info.txt")),
+     "veriwild loader: missing .*vehicle_info.txt"),
+    (lambda split_dir: write_text(os.path.join(split_dir, "test_3000_query.txt"), "00003/000004\n000006\n"),
+     "test_3000_query.txt:2: expected 'vid/img', got '000006'"),
+])
+def test_missing_vehicle_info_and_bad_line(wild, spoil, message):
+    spoil(os.path.join(wild, "train_test_split"))
+    with pytest.raises(DatasetError, match=message):
         load_dataset("veriwild", wild)

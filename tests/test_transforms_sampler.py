@@ -9,9 +9,10 @@ import torch
 from global_model.config import load_config
 from global_model.data.dataset import ReIDDataset, build_train_records, collate
 from global_model.data.records import ImageRecord
-from global_model.data.sampler import PKSampler
+from global_model.data.sampler import PKSampler, SamplerError
 from global_model.data.transforms import TestTransform as EvalTransform
-from global_model.data.transforms import TrainTransform, build_transforms, color_jitter, random_erasing
+from global_model.data.transforms import (TrainTransform, TransformError, build_transforms, color_jitter,
+                                          random_erasing)
 
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
@@ -59,7 +60,7 @@ def test_flip_mirrors_and_crop_comes_from_the_resized_image():
     out = t(img, np.random.default_rng(3))
     windows = [big[:, y:y + 40, x:x + 60] for y in range(5) for x in range(5)]
     assert any(np.allclose(out, w, atol=1e-6) for w in windows)
-    with pytest.raises(ValueError, match="RESIZE_TRAIN"):
+    with pytest.raises(TransformError, match="RESIZE_TRAIN"):
         TrainTransform((40, 60), resize=(30, 60))
 
 
@@ -143,14 +144,18 @@ def test_pk_ddp_ranks_split_each_global_batch_by_identity():
         assert len(ids0) == len(ids1) == 2 and not ids0 & ids1
 
 
-def test_pk_iters_per_epoch_and_errors():
-    pids = pids_for([4] * 6)
-    s = PKSampler(pids, 8, 4, iters_per_epoch=7)
+def test_pk_iters_per_epoch():
+    s = PKSampler(pids_for([4] * 6), 8, 4, iters_per_epoch=7)
     assert len(batches_of(s, 8)) == 7  # more than one pass (3 batches) worth
-    with pytest.raises(ValueError, match="multiple of DATALOADER.NUM_INSTANCE"):
-        PKSampler(pids, 10, 4)
-    with pytest.raises(ValueError, match="at least 8 identities.*has 6"):
-        PKSampler(pids, 16, 4, world_size=2)
+
+
+@pytest.mark.parametrize("batch, world_size, message", [
+    (10, 1, r"SOLVER.IMS_PER_BATCH \(10\) must be a multiple of DATALOADER.NUM_INSTANCE \(4\)"),
+    (16, 2, r"at least 8 identities.*has 6"),
+])
+def test_pk_batch_shape_errors(batch, world_size, message):
+    with pytest.raises(SamplerError, match=message):
+        PKSampler(pids_for([4] * 6), batch, 4, world_size=world_size)
 
 
 # ----------------------------------------------------------------------------- dataset

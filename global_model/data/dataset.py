@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import os
 import re
-from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .datasets import DatasetError, DatasetSplits, load_dataset
+from .datasets import DatasetError, DatasetSplits, load_dataset, merge_train_sets
 from .image_io import check_images, read_image
 from .records import ImageRecord
 from .sampler import PKSampler
@@ -120,10 +119,10 @@ def _skip_bad(records: List[ImageRecord], what: str) -> List[ImageRecord]:
 
 
 def build_train_records(cfg) -> Tuple[List[ImageRecord], int]:
-    """Merge the ``DATASETS.TRAIN`` sets: pids relabelled 0..C-1 (disjoint across sets), camids kept
-    distinct per set; records with unknown pid (< 0) are dropped. Returns (records, num_classes)."""
-    merged: List[ImageRecord] = []
-    pid_offset = cam_offset = 0
+    """Merge the ``DATASETS.TRAIN`` sets (:func:`merge_train_sets`: pids relabelled 0..C-1, disjoint
+    across sets, camids kept distinct per set); records with unknown pid (< 0) are dropped.
+    Returns (records, num_classes)."""
+    sets = []
     for spec in cfg.DATASETS.TRAIN:
         splits = load_dataset_spec(spec, cfg)
         recs = [r for r in splits.train if r.pid >= 0]
@@ -131,15 +130,10 @@ def build_train_records(cfg) -> Tuple[List[ImageRecord], int]:
             raise DatasetError(f"dataset {spec!r} at {splits.root}: no labelled training images")
         if cfg.DATASETS.SKIP_BAD:
             recs = _skip_bad(recs, spec)
-        pid_map = {pid: pid_offset + i for i, pid in enumerate(sorted({r.pid for r in recs}))}
-        cams = sorted({r.camid for r in recs if r.camid >= 0})
-        cam_map = {c: cam_offset + i for i, c in enumerate(cams)}
-        merged += [replace(r, pid=pid_map[r.pid], camid=cam_map.get(r.camid, -1)) for r in recs]
-        pid_offset += len(pid_map)
-        cam_offset += len(cams)
-    if not merged:
+        sets.append(recs)
+    if not any(sets):
         raise DatasetError("DATASETS.TRAIN is empty: name at least one training set")
-    return merged, pid_offset
+    return merge_train_sets(sets, relabel_cameras=True)
 
 
 def build_test_records(cfg, root: Optional[str] = None, train: bool = False) -> Dict[str, List[ImageRecord]]:

@@ -13,7 +13,13 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["PKSampler"]
+from post_processing.errors import ReidUsageError
+
+__all__ = ["PKSampler", "SamplerError"]
+
+
+class SamplerError(ReidUsageError, ValueError):
+    """A P×K batch that the config's batch shape and the training set cannot give."""
 
 
 class PKSampler:
@@ -28,8 +34,8 @@ class PKSampler:
     def __init__(self, pids: Sequence[int], batch_size: int, num_instances: int, seed: int = 0,
                  rank: int = 0, world_size: int = 1, iters_per_epoch: int = 0):
         if num_instances < 1 or batch_size % num_instances:
-            raise ValueError(f"SOLVER.IMS_PER_BATCH ({batch_size}) must be a multiple of "
-                             f"DATALOADER.NUM_INSTANCE ({num_instances})")
+            raise SamplerError(f"SOLVER.IMS_PER_BATCH ({batch_size}) must be a multiple of "
+                               f"DATALOADER.NUM_INSTANCE ({num_instances})")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
         self.batch_size, self.k = int(batch_size), int(num_instances)
@@ -43,9 +49,9 @@ class PKSampler:
             by_pid[int(pid)].append(i)
         self.by_pid = dict(sorted(by_pid.items()))
         if len(self.by_pid) < self.p * self.world_size:
-            raise ValueError(f"the P×K sampler needs at least {self.p * self.world_size} identities "
-                             f"(IMS_PER_BATCH {batch_size} / NUM_INSTANCE {num_instances} × {world_size} "
-                             f"process(es)); the training set has {len(self.by_pid)}")
+            raise SamplerError(f"the P×K sampler needs at least {self.p * self.world_size} identities "
+                               f"(IMS_PER_BATCH {batch_size} / NUM_INSTANCE {num_instances} × {world_size} "
+                               f"process(es)); the training set has {len(self.by_pid)}")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

@@ -13,7 +13,13 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-__all__ = ["TestTransform", "TrainTransform", "build_transforms", "color_jitter", "random_erasing"]
+from post_processing.errors import ReidUsageError
+
+__all__ = ["TestTransform", "TrainTransform", "TransformError", "build_transforms", "color_jitter", "random_erasing"]
+
+
+class TransformError(ReidUsageError, ValueError):
+    """INPUT sizes that the transform cannot honour."""
 
 
 def _resize(img: np.ndarray, size_hw: Sequence[int]) -> np.ndarray:
@@ -83,8 +89,8 @@ class TrainTransform:
         self.size = (int(size[0]), int(size[1]))
         self.resize = (int(resize[0]), int(resize[1])) if resize and min(resize) > 0 else self.size
         if self.resize[0] < self.size[0] or self.resize[1] < self.size[1]:
-            raise ValueError(f"INPUT.RESIZE_TRAIN {list(self.resize)} must be at least INPUT.SIZE_TRAIN "
-                             f"{list(self.size)} (H, W): the crop is taken from the resized image")
+            raise TransformError(f"INPUT.RESIZE_TRAIN {list(self.resize)} must be at least INPUT.SIZE_TRAIN "
+                                 f"{list(self.size)} (H, W): the crop is taken from the resized image")
         self.padding = int(padding)
         self.flip_prob, self.re_prob, self.cj_prob = float(flip_prob), float(re_prob), float(cj_prob)
         self.cj = tuple(float(v) for v in cj)

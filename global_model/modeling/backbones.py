@@ -1,8 +1,13 @@
 """Backbone factory: a timm, pretrainedmodels, torchvision or IBN-Net network as a feature-map extractor.
 
 ``build_backbone(name)`` returns ``(Backbone, C)``: a module mapping images B×3×H×W to the last
-feature map B×C×h×w. Names may force their library with a prefix (``timm:``,
+feature map B×C×h×w. Names may force their source with a prefix (``timm:``,
 ``pretrainedmodels:``, ``torchvision:``, ``ibn:``); unprefixed names are looked up in that order.
+
+Each source is a :class:`BackboneSource` registered in ``BACKBONE_SOURCES``. Another library or a
+local network (e.g. OSNet) is one new module registering one more source: a plugin module (entry-point
+group ``reid_ensemble.plugins``), or ``global_model/modeling/<source>.py``, imported the first time
+``MODEL.BACKBONE`` names ``<source>:<arch>``.
 
 ImageNet weights come from each library's own cache (timm: the Hugging Face hub cache;
 pretrainedmodels, torchvision and IBN-Net: the torch hub cache) or from a local file
@@ -12,6 +17,7 @@ paths looked at — a backbone is never silently left random when weights were a
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import logging
 import os
 import socket
@@ -22,10 +28,10 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 from post_processing.errors import ReidError
+from post_processing.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("timm", "pretrainedmodels", "torchvision", "ibn")
 PROBE_SIZE = 128  # side of the dry-run image used to measure channels and verify stride changes
 
 # IBN-Net (Pan et al., ECCV 2018) ResNet-IBN-a release files; 152 has no published weights.
@@ -77,29 +83,43 @@ def _is_densenet(body: nn.Module) -> bool:
     return isinstance(body, torchvision.models.DenseNet)
 
 
-# ----------------------------------------------------------------------------- names
-def _names(source: str) -> List[str]:
-    if source == "timm":
-        import timm
+# ----------------------------------------------------------------------------- sources
+class BackboneSource:
+    """A library of networks that ``MODEL.BACKBONE`` names as ``<source>:<arch>``.
 
-        return timm.list_models()
-    if source == "pretrainedmodels":
-        import pretrainedmodels
+    ``build(arch, pretrained)`` returns ``(body, mode)``: the network without its classifier and how
+    :class:`Backbone` runs it (``forward_features``, ``features`` or ``stages``, see there), with
+    ImageNet weights when ``pretrained``. Unprefixed names are looked up in the sources in
+    ascending ``order`` (then by name).
+    """
 
-        return list(pretrainedmodels.model_names)
-    if source == "torchvision":
-        import torchvision
+    order = 100
 
-        return torchvision.models.list_models(module=torchvision.models)
-    return list(IBN_URLS)
+    def names(self) -> List[str]:
+        """Every architecture name the source knows (close-match suggestions come from it)."""
+        raise NotImplementedError
+
+    def has(self, arch: str) -> bool:
+        """Whether ``arch`` is one of :meth:`names` (override when the library answers faster)."""
+        return arch in self.names()
+
+    def build(self, arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
+        raise NotImplementedError
 
 
-def _has(source: str, arch: str) -> bool:
-    if source == "timm":
-        import timm
+def _discover_source(name: Optional[str]) -> None:
+    """Source ``name`` not registered yet: import ``global_model.modeling.<name>`` when that module exists."""
+    module = f"{__package__}.{name}"
+    if name and name.isidentifier() and importlib.util.find_spec(module) is not None:
+        importlib.import_module(module)
 
-        return timm.is_model(arch)  # accepts "arch.tag" pretrained-tag names too
-    return arch in _names(source)
+
+# source name -> BackboneSource
+BACKBONE_SOURCES: Registry = Registry("backbone source", discover=_discover_source)
+
+
+def _search_order() -> List[str]:
+    return [n for _, n in sorted((source.order, n) for n, source in BACKBONE_SOURCES.items())]
 
 
 def resolve_name(name: str) -> Tuple[str, str]:
@@ -107,19 +127,20 @@ def resolve_name(name: str) -> Tuple[str, str]:
     source, sep, arch = name.partition(":")
     if not sep:
         source, arch = "", name
-    elif source not in SOURCES:
+    elif BACKBONE_SOURCES.find(source) is None:
         raise BackboneError(f"backbone '{name}': unknown library prefix '{source}:' (expected one of "
-                            f"{', '.join(s + ':' for s in SOURCES)})")
-    for candidate in ([source] if source else SOURCES):
-        if _has(candidate, arch):
+                            f"{', '.join(s + ':' for s in _search_order())})")
+    candidates = [source] if source else _search_order()
+    for candidate in candidates:
+        if BACKBONE_SOURCES.get(candidate).has(arch):
             return candidate, arch
     scored = []
-    for candidate in ([source] if source else SOURCES):
-        for known in difflib.get_close_matches(arch, _names(candidate), n=8, cutoff=0.6):
+    for candidate in candidates:
+        for known in difflib.get_close_matches(arch, BACKBONE_SOURCES.get(candidate).names(), n=8, cutoff=0.6):
             scored.append((-difflib.SequenceMatcher(None, arch, known).ratio(), f"{candidate}:{known}"))
     close = [label for _, label in sorted(scored)[:8]]
     hint = f"; close matches: {', '.join(close)}" if close else ""
-    where = f"library '{source}'" if source else f"any of {', '.join(SOURCES)}"
+    where = f"library '{source}'" if source else f"any of {', '.join(candidates)}"
     raise BackboneError(f"unknown backbone '{name}' (MODEL.BACKBONE): not found in {where}{hint}")
 
 
@@ -203,30 +224,51 @@ def _library_call(label: str, origin: str, fn: Callable[[], nn.Module]) -> nn.Mo
                             f"Fix: {_PRETRAIN_HINT}.") from exc
 
 
-# ----------------------------------------------------------------------------- builders
-def _build_timm(arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
-    import timm
+# ----------------------------------------------------------------------------- the built-in sources
+class _Timm(BackboneSource):
+    order = 0
 
-    label = f"timm:{arch}"
-    if not pretrained:
-        return timm.create_model(arch, pretrained=False, num_classes=0), "forward_features"
-    cached, looked, remote = _timm_cached_file(arch)
-    if cached:  # timm's own loader (with its checkpoint filters) reading the cached file, no network
-        body = _library_call(label, cached, lambda: timm.create_model(arch, pretrained=True, num_classes=0,
-                                                                      pretrained_cfg_overlay={"file": cached}))
+    def names(self) -> List[str]:
+        import timm
+
+        return timm.list_models()
+
+    def has(self, arch: str) -> bool:
+        import timm
+
+        return timm.is_model(arch)  # accepts "arch.tag" pretrained-tag names too
+
+    def build(self, arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
+        import timm
+
+        label = f"timm:{arch}"
+        if not pretrained:
+            return timm.create_model(arch, pretrained=False, num_classes=0), "forward_features"
+        cached, looked, remote = _timm_cached_file(arch)
+        if cached:  # timm's own loader (with its checkpoint filters) reading the cached file, no network
+            body = _library_call(label, cached, lambda: timm.create_model(arch, pretrained=True, num_classes=0,
+                                                                          pretrained_cfg_overlay={"file": cached}))
+            return body, "forward_features"
+        _download_guard(label, looked, remote)
+        body = _library_call(label, remote, lambda: timm.create_model(arch, pretrained=True, num_classes=0))
         return body, "forward_features"
-    _download_guard(label, looked, remote)
-    body = _library_call(label, remote, lambda: timm.create_model(arch, pretrained=True, num_classes=0))
-    return body, "forward_features"
 
 
-def _build_pretrainedmodels(arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
-    import pretrainedmodels
+class _PretrainedModels(BackboneSource):
+    order = 1
 
-    factory = getattr(pretrainedmodels, arch)
-    with warnings.catch_warnings():  # pretrainedmodels calls torchvision with its deprecated 'pretrained' argument
-        warnings.simplefilter("ignore", UserWarning)
-        return _pretrainedmodels_body(factory, arch, pretrained), "features"
+    def names(self) -> List[str]:
+        import pretrainedmodels
+
+        return list(pretrainedmodels.model_names)
+
+    def build(self, arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
+        import pretrainedmodels
+
+        factory = getattr(pretrainedmodels, arch)
+        with warnings.catch_warnings():  # pretrainedmodels calls torchvision with its deprecated 'pretrained' argument
+            warnings.simplefilter("ignore", UserWarning)
+            return _pretrainedmodels_body(factory, arch, pretrained), "features"
 
 
 def _pretrainedmodels_body(factory: Callable[..., nn.Module], arch: str, pretrained: bool) -> nn.Module:
@@ -246,26 +288,34 @@ def _pretrainedmodels_body(factory: Callable[..., nn.Module], arch: str, pretrai
     return body
 
 
-def _build_torchvision(arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
-    import torchvision
+class _Torchvision(BackboneSource):
+    order = 2
 
-    if pretrained:
-        weights = torchvision.models.get_model_weights(arch).DEFAULT
-        _torch_hub_guard(f"torchvision:{arch}", weights.url)
-        body = _library_call(f"torchvision:{arch}", weights.url,
-                             lambda: torchvision.models.get_model(arch, weights=weights))
-    else:
-        body = torchvision.models.get_model(arch, weights=None)
-    if hasattr(body, "layer4") and hasattr(body, "fc"):
-        body.fc = nn.Identity()
-        return body, "stages"
-    if hasattr(body, "features"):
-        for head in ("classifier", "fc", "head"):
-            if hasattr(body, head):
-                setattr(body, head, nn.Identity())
-        return body, "features"
-    raise BackboneError(f"torchvision model '{arch}' has neither ResNet stages nor a 'features' block; "
-                        f"use a timm or pretrainedmodels name instead")
+    def names(self) -> List[str]:
+        import torchvision
+
+        return torchvision.models.list_models(module=torchvision.models)
+
+    def build(self, arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
+        import torchvision
+
+        if pretrained:
+            weights = torchvision.models.get_model_weights(arch).DEFAULT
+            _torch_hub_guard(f"torchvision:{arch}", weights.url)
+            body = _library_call(f"torchvision:{arch}", weights.url,
+                                 lambda: torchvision.models.get_model(arch, weights=weights))
+        else:
+            body = torchvision.models.get_model(arch, weights=None)
+        if hasattr(body, "layer4") and hasattr(body, "fc"):
+            body.fc = nn.Identity()
+            return body, "stages"
+        if hasattr(body, "features"):
+            for head in ("classifier", "fc", "head"):
+                if hasattr(body, head):
+                    setattr(body, head, nn.Identity())
+            return body, "features"
+        raise BackboneError(f"torchvision model '{arch}' has neither ResNet stages nor a 'features' block; "
+                            f"use a timm or pretrainedmodels name instead")
 
 
 class IBN(nn.Module):
@@ -285,31 +335,38 @@ class IBN(nn.Module):
         return torch.cat([self.IN(first.contiguous()), self.BN(rest.contiguous())], dim=1)
 
 
-def _build_ibn(arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
+class _IbnA(BackboneSource):
     """ResNet-IBN-a: a torchvision ResNet whose blocks in layer1..layer3 use IBN for their first norm."""
-    import torchvision
 
-    body = torchvision.models.get_model(arch[: -len("_ibn_a")], weights=None)
-    for stage in (body.layer1, body.layer2, body.layer3):
-        for block in stage:
-            block.bn1 = IBN(block.bn1.num_features)
-    body.fc = nn.Identity()
-    if pretrained:
-        url = IBN_URLS[arch]
-        if url is None:
-            raise BackboneError(f"IBN-Net published no ImageNet weights for '{arch}'; pass MODEL.PRETRAIN_PATH "
-                                f"or set MODEL.PRETRAINED False")
-        _torch_hub_guard(f"ibn:{arch}", url)
-        state = _library_call(f"ibn:{arch}", url,
-                              lambda: torch.hub.load_state_dict_from_url(url, map_location="cpu"))
-        _load_into(body, state, f"ibn:{arch}", url)
-    return body, "stages"
+    order = 3
+
+    def names(self) -> List[str]:
+        return list(IBN_URLS)
+
+    def build(self, arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
+        import torchvision
+
+        body = torchvision.models.get_model(arch[: -len("_ibn_a")], weights=None)
+        for stage in (body.layer1, body.layer2, body.layer3):
+            for block in stage:
+                block.bn1 = IBN(block.bn1.num_features)
+        body.fc = nn.Identity()
+        if pretrained:
+            url = IBN_URLS[arch]
+            if url is None:
+                raise BackboneError(f"IBN-Net published no ImageNet weights for '{arch}'; pass MODEL.PRETRAIN_PATH "
+                                    f"or set MODEL.PRETRAINED False")
+            _torch_hub_guard(f"ibn:{arch}", url)
+            state = _library_call(f"ibn:{arch}", url,
+                                  lambda: torch.hub.load_state_dict_from_url(url, map_location="cpu"))
+            _load_into(body, state, f"ibn:{arch}", url)
+        return body, "stages"
 
 
-_BUILDERS: Dict[str, Callable[[str, bool], Tuple[nn.Module, str]]] = {
-    "timm": _build_timm, "pretrainedmodels": _build_pretrainedmodels,
-    "torchvision": _build_torchvision, "ibn": _build_ibn,
-}
+BACKBONE_SOURCES.register("timm", _Timm())
+BACKBONE_SOURCES.register("pretrainedmodels", _PretrainedModels())
+BACKBONE_SOURCES.register("torchvision", _Torchvision())
+BACKBONE_SOURCES.register("ibn", _IbnA())
 
 
 # ----------------------------------------------------------------------------- local weight files
@@ -446,7 +503,7 @@ def build_backbone(name: str, pretrained: bool = False, pretrain_path: str = "",
         raise BackboneError(f"MODEL.LAST_STRIDE must be 1 or 2, got {last_stride!r}")
     source, arch = resolve_name(name)
     label = f"{source}:{arch}"
-    body, mode = _BUILDERS[source](arch, bool(pretrained) and not pretrain_path)
+    body, mode = BACKBONE_SOURCES.get(source).build(arch, bool(pretrained) and not pretrain_path)
     if pretrain_path:
         _load_into(body, read_state_dict(pretrain_path), label, f"MODEL.PRETRAIN_PATH '{pretrain_path}'")
     backbone = Backbone(body, mode, label)

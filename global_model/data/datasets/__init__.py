@@ -1,20 +1,23 @@
-"""Registry of dataset loaders: ``load_dataset(name, root, **kwargs) -> DatasetSplits``.
+"""Registry of dataset loaders, ``load_dataset(name, root, **kwargs) -> DatasetSplits``, and the one
+way of merging training sets (:func:`merge_train_sets`).
 
-Loaders read the real formats exactly as shipped and never import torch, so the ensemble CLI can
-use them to read name lists, tracks and ground truth.
+A loader is a function ``fn(root, **kwargs) -> DatasetSplits`` registered with ``@register("name")``
+in any module of this package (every module is imported when a name is looked up, so a new
+loader is one new file) or in a third-party module named in the ``reid_ensemble.plugins``
+entry-point group. Loaders read the real formats exactly as shipped and never import torch, so
+the ensemble CLI can use them to read name lists, tracks and ground truth.
 """
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List
+from dataclasses import dataclass, field, replace
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from post_processing.errors import ReidError
+from post_processing.registry import Registry, import_submodules
 
 from ..records import ImageRecord
-from post_processing.errors import ReidError
 
-_LOADERS: Dict[str, Callable[..., "DatasetSplits"]] = {}
-# Modules that register loaders when imported.
-_MODULES = ("aic20", "veri776", "vehicleid", "veriwild", "fvrid", "market1501")
+__all__ = ["DATASETS", "DatasetError", "DatasetSplits", "load_dataset", "merge_train_sets", "register"]
 
 
 class DatasetError(ReidError, ValueError):
@@ -23,7 +26,11 @@ class DatasetError(ReidError, ValueError):
 
 @dataclass
 class DatasetSplits:
-    """Train / query / gallery records of one dataset, in the order the format lists them."""
+    """Train / query / gallery records of one dataset, in the order the format lists them.
+
+    ``extra`` holds what a format has beyond records and the ensemble reads (AIC20: ``tracks``,
+    ``has_ground_truth``).
+    """
 
     name: str
     root: str
@@ -32,43 +39,47 @@ class DatasetSplits:
     gallery: List[ImageRecord] = field(default_factory=list)
     extra: Dict[str, object] = field(default_factory=dict)
 
-    def summary(self) -> str:
-        def ids(recs):
-            return len({r.pid for r in recs if r.pid >= 0})
 
-        def cams(recs):
-            return len({r.camid for r in recs if r.camid >= 0})
-
-        lines = [f"dataset {self.name} at {self.root}"]
-        for split in ("train", "query", "gallery"):
-            recs = getattr(self, split)
-            lines.append(f"  {split:8s} {len(recs):7d} images {ids(recs):6d} ids {cams(recs):4d} cameras")
-        return "\n".join(lines)
+def _discover(_name: Optional[str]) -> None:
+    import_submodules(__name__)
 
 
-def register(name: str):
-    """Decorator registering a loader function ``fn(root, **kwargs) -> DatasetSplits``."""
-
-    def deco(fn):
-        _LOADERS[name] = fn
-        return fn
-
-    return deco
+# name -> fn(root, **kwargs) -> DatasetSplits
+DATASETS: Registry = Registry("dataset", discover=_discover)
 
 
-def _import_all():
-    for mod in _MODULES:
-        importlib.import_module(f"{__name__}.{mod}")
-
-
-def available() -> List[str]:
-    _import_all()
-    return sorted(_LOADERS)
+def register(name: str) -> Callable:
+    """Decorator registering a loader function ``fn(root, **kwargs) -> DatasetSplits`` as ``name``."""
+    return DATASETS.register(name)
 
 
 def load_dataset(name: str, root: str, **kwargs) -> DatasetSplits:
-    """Load dataset ``name`` from ``root``; unknown names raise listing the known ones."""
-    _import_all()
-    if name not in _LOADERS:
-        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(_LOADERS))}")
-    return _LOADERS[name](root, **kwargs)
+    """Load dataset ``name`` from ``root``; an unknown name raises with the closest known names."""
+    return DATASETS.get(name)(root, **kwargs)
+
+
+def merge_train_sets(sets: Sequence[Sequence[ImageRecord]], *,
+                     relabel_cameras: bool = False) -> Tuple[List[ImageRecord], int]:
+    """Concatenate training sets with disjoint ids: returns ``(records, number of classes)``.
+
+    Set 0's pids become 0..n0-1 in sorted pid order, set 1's n0..n0+n1-1, and so on; records keep
+    their order. ``relabel_cameras`` relabels camera ids the same way (per set, sorted; -1 stays -1),
+    so two sets never share a camera id. Every record needs a pid (>= 0).
+    """
+    merged: List[ImageRecord] = []
+    pid_offset = cam_offset = 0
+    for index, records in enumerate(sets):
+        unlabelled = next((r for r in records if r.pid < 0), None)
+        if unlabelled is not None:
+            raise DatasetError(f"training set {index}: {unlabelled.path} has no identity (pid {unlabelled.pid}); "
+                               f"drop unlabelled records before merging")
+        pid_map = {pid: pid_offset + i for i, pid in enumerate(sorted({r.pid for r in records}))}
+        cam_map: Dict[int, int] = {}
+        if relabel_cameras:
+            cameras = sorted({r.camid for r in records if r.camid >= 0})
+            cam_map = {c: cam_offset + i for i, c in enumerate(cameras)}
+            cam_offset += len(cameras)
+        merged += [replace(r, pid=pid_map[r.pid], camid=cam_map.get(r.camid, -1) if relabel_cameras else r.camid)
+                   for r in records]
+        pid_offset += len(pid_map)
+    return merged, pid_offset

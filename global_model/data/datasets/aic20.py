@@ -11,8 +11,8 @@ from typing import Dict, List, Optional, Tuple
 
 from ..records import ImageRecord
 from . import DatasetError, DatasetSplits, register
-from .common import (Label, check_listed, parse_track_file, parse_track_id_file, read_labels,
-                     read_name_list, require_dir, require_file, require_records, require_root)
+from .common import (Label, check_listed, parse_track_file, read_labels, read_name_list, require_dir,
+                     require_file, require_records, require_root)
 
 
 def _track_index(loader: str, path: str, names: List[str]) -> Tuple[List[List[str]], Dict[str, int]]:
@@ -77,20 +77,15 @@ def _split(root: str, folder: str, names: List[str], labels: Optional[Dict[str, 
     return records
 
 
-def _offset(values: List[int], after: int) -> int:
-    """Shift that moves the smallest of ``values`` to ``after + 1``."""
-    return after + 1 - min(values) if values else 0
-
-
 @register("aic20")
-def load_aic20(root: str, sim_root: Optional[str] = None, require_images: bool = True) -> DatasetSplits:
-    """CityFlow-ReID at ``root``; ``sim_root`` appends the VehicleX simulation ids to train.
+def load_aic20(root: str, require_images: bool = True) -> DatasetSplits:
+    """CityFlow-ReID at ``root`` (train on the VehicleX simulation ids too by naming ``aic20_sim`` as a
+    second ``DATASETS.TRAIN`` entry).
 
     ``require_images=False`` reads only the lists (what the ensemble needs): image folders are not
     checked and a missing ``train_label.xml`` gives an empty train split.
     ``extra``: ``tracks`` (gallery names per ``test_track.txt`` line; empty without that file),
-    ``has_ground_truth`` (both ``query_label.xml`` and ``test_label.xml`` exist),
-    ``test_track_id`` (when ``test_track_id.txt`` exists).
+    ``has_ground_truth`` (both ``query_label.xml`` and ``test_label.xml`` exist).
     """
     loader = "aic20"
     root = require_root(loader, root)
@@ -114,22 +109,13 @@ def load_aic20(root: str, sim_root: Optional[str] = None, require_images: bool =
     query = _split(root, "image_query", query_names, query_labels, "query_label.xml", {})
     gallery = _split(root, "image_test", test_names, test_labels, "test_label.xml", track_of)
     extra: Dict[str, object] = {"tracks": tracks, "has_ground_truth": query_labels is not None}
-    track_id_path = os.path.join(root, "test_track_id.txt")
-    if os.path.isfile(track_id_path):
-        extra["test_track_id"] = parse_track_id_file(track_id_path)
-
-    if sim_root is not None:
-        sim = load_aic20_sim(sim_root).train
-        pid_shift = _offset([r.pid for r in sim], max((r.pid for r in train), default=-1))
-        cam_shift = _offset([r.camid for r in sim], max((r.camid for r in train), default=-1))
-        train = train + [ImageRecord(r.path, r.pid + pid_shift, r.camid + cam_shift, r.trackid,
-                                     attrs=r.attrs) for r in sim]
     return DatasetSplits(loader, root, train, query, gallery, extra)
 
 
 @register("aic20_sim")
 def load_aic20_sim(root: str) -> DatasetSplits:
-    """The AIC20 VehicleX simulation set alone (``image_train/`` + ``train_label.xml``): train only."""
+    """The AIC20 VehicleX simulation set (``image_train/`` + ``train_label.xml``): train only; listed after
+    ``aic20`` in ``DATASETS.TRAIN`` it adds its ids (disjoint from the real ones) to training."""
     loader = "aic20_sim"
     root = require_root(loader, root)
     return DatasetSplits(loader, root, train=_train(loader, root, check_images=True))

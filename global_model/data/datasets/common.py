@@ -12,9 +12,10 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Pattern, Sequence, Tuple
 
+from post_processing.fileio import IMAGE_EXTENSIONS
+
 from . import DatasetError
 
-from post_processing.fileio import IMAGE_EXTENSIONS  # noqa: E402  (re-exported)
 # Item attributes that become pid/camid; every other attribute goes to ImageRecord.attrs.
 LABEL_KEYS = ("imageName", "vehicleID", "cameraID")
 
@@ -83,25 +84,11 @@ def read_name_list(path: str) -> List[str]:
 
 
 def parse_track_file(path: str) -> List[List[str]]:
-    """Tokens of each non-blank line of a track file (``test_track.txt``: names; ``*_id.txt``: ids).
+    """Tokens of each non-blank line of a track file (``test_track.txt``: image names).
 
     Real track lines end with a space; the result has one list per track, in file order.
     """
     return [line.split() for _, line in iter_text_lines(path)]
-
-
-def parse_track_id_file(path: str) -> List[List[int]]:
-    """1-based gallery ids per track from ``test_track_id.txt``."""
-    tracks = []
-    for number, line in iter_text_lines(path):
-        try:
-            ids = [int(tok) for tok in line.split()]
-        except ValueError:
-            raise DatasetError(f"{path}:{number}: expected space-separated integer ids, got {line!r}") from None
-        if min(ids) < 1:
-            raise DatasetError(f"{path}:{number}: ids are 1-based, got {min(ids)}")
-        tracks.append(ids)
-    return tracks
 
 
 # ----------------------------------------------------------------------------- label XML

@@ -10,7 +10,7 @@ import os
 import re
 from typing import Dict, List
 
-from . import DatasetError, DatasetSplits, register
+from . import DatasetError, DatasetSplits, merge_train_sets, register
 from ..records import ImageRecord
 from .common import list_images, match_name, require_choice, require_dir, require_records, require_root
 
@@ -52,9 +52,9 @@ def _records(root: str, domain: str, part: str) -> List[ImageRecord]:
 def load_fvrid(root: str, split: str = "syn") -> DatasetSplits:
     """FVRID at ``root`` (holding ``FVRID_syn``/``FVRID_real``); ``split`` is syn, real or both.
 
-    ``both``: train is synthetic plus real ids shifted past the largest synthetic id (every record
-    has ``attrs["domain"]`` for SJDL's separate classifiers); query/gallery are the real-fog test set.
-    ``extra["num_syn_ids"]`` counts the synthetic train ids whenever they are loaded.
+    ``both``: train is synthetic then real, ids relabelled by :func:`merge_train_sets` (disjoint, synthetic
+    first; every record has ``attrs["domain"]`` for SJDL's separate classifiers); query/gallery are the
+    real-fog test set.
     """
     loader = "fvrid"
     split = require_choice(loader, "split", split, SPLITS)
@@ -62,14 +62,8 @@ def load_fvrid(root: str, split: str = "syn") -> DatasetSplits:
     domains = ["syn", "real"] if split == "both" else [split]
     loaded: Dict[str, Dict[str, List[ImageRecord]]] = {
         domain: {part: _records(root, domain, part) for part in _PARTS} for domain in domains}
-    extra: Dict[str, object] = {"split": split, "test_domain": domains[-1]}
-    if "syn" in loaded:
-        extra["num_syn_ids"] = len({r.pid for r in loaded["syn"]["train"]})
     test = loaded[domains[-1]]
     train = loaded[domains[0]]["train"]
     if split == "both":
-        syn_max = max(r.pid for r in train)
-        real = loaded["real"]["train"]
-        shift = syn_max + 1 - min(r.pid for r in real)
-        train = train + [ImageRecord(r.path, r.pid + shift, r.camid, attrs=r.attrs) for r in real]
-    return DatasetSplits(loader, root, train, test["query"], test["gallery"], extra)
+        train, _ = merge_train_sets([train, loaded["real"]["train"]])
+    return DatasetSplits(loader, root, train, test["query"], test["gallery"])

@@ -34,4 +34,4 @@ def load_market1501(root: str) -> DatasetSplits:
                 continue
             records.append(ImageRecord(os.path.join(folder, name), pid, int(match.group(2)) - 1))
         splits[split] = require_records(loader, records, folder)
-    return DatasetSplits(loader, root, **splits, extra={"junk_rule": "same_pid_same_cam"})
+    return DatasetSplits(loader, root, **splits)

@@ -31,8 +31,8 @@ def _read_list(path: str) -> List[Tuple[str, int]]:
     return pairs
 
 
-def _read(root: str, test_size) -> Tuple[List[ImageRecord], List[Tuple[str, int]], int]:
-    """Train records, raw test pairs and the validated test size; checks that every image exists."""
+def _read(root: str, test_size) -> Tuple[List[ImageRecord], List[Tuple[str, int]]]:
+    """Train records and raw test pairs; checks that every image exists."""
     loader = "vehicleid"
     size = require_choice(loader, "test_size", test_size, TEST_SIZES)
     root = require_root(loader, root)
@@ -45,7 +45,7 @@ def _read(root: str, test_size) -> Tuple[List[ImageRecord], List[Tuple[str, int]
     check_listed(loader, image_dir, [name for name, _ in train_pairs + test_pairs],
                  f"train_list.txt / test_list_{size}.txt")
     train = [ImageRecord(os.path.join(image_dir, name), pid, 0) for name, pid in train_pairs]
-    return train, [(os.path.join(image_dir, name), pid) for name, pid in test_pairs], size
+    return train, [(os.path.join(image_dir, name), pid) for name, pid in test_pairs]
 
 
 def _draw(test: List[Tuple[str, int]], seed: int) -> Tuple[List[ImageRecord], List[ImageRecord]]:
@@ -64,15 +64,14 @@ def _draw(test: List[Tuple[str, int]], seed: int) -> Tuple[List[ImageRecord], Li
 def load_vehicleid(root: str, test_size: int = 800, repeat: int = 0, seed: int = 0) -> DatasetSplits:
     """VehicleID with test list ``test_size`` and query/gallery draw number ``repeat`` (0..9)."""
     repeat = require_choice("vehicleid", "repeat", repeat, range(REPEATS))
-    train, test, size = _read(root, test_size)
+    train, test = _read(root, test_size)
     query, gallery = _draw(test, seed + repeat)
-    return DatasetSplits("vehicleid", os.fspath(root), train, query, gallery,
-                         extra={"repeats": REPEATS, "repeat": repeat, "test_size": size, "seed": seed})
+    return DatasetSplits("vehicleid", os.fspath(root), train, query, gallery)
 
 
 def vehicleid_splits(root: str, test_size: int = 800, repeats: int = REPEATS,
                      seed: int = 0) -> Iterator[Tuple[List[ImageRecord], List[ImageRecord]]]:
     """The ``repeats`` (query, gallery) draws of the protocol; draw r equals ``load_vehicleid(repeat=r)``."""
-    _, test, _ = _read(root, test_size)
+    _, test = _read(root, test_size)
     for r in range(repeats):
         yield _draw(test, seed + r)

@@ -2,7 +2,7 @@
 
 Ids and cameras come from the file names; ``train_label.xml`` / ``test_label.xml`` (gb2312-declared)
 only add attributes such as colorID and typeID. Protocol: gallery images with the query's id and
-camera are junk (``extra["junk_rule"]``).
+camera are junk.
 """
 from __future__ import annotations
 
@@ -46,4 +46,4 @@ def load_veri776(root: str) -> DatasetSplits:
             records.append(ImageRecord(os.path.join(folder, name), int(match.group(1)), int(match.group(2)),
                                        attrs=dict(attrs.get(name, {}))))
         splits[split] = require_records(loader, records, folder)
-    return DatasetSplits(loader, root, **splits, extra={"junk_rule": "same_pid_same_cam"})
+    return DatasetSplits(loader, root, **splits)

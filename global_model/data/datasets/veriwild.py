@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Set, Tuple
 
+from post_processing.fileio import IMAGE_EXTENSIONS
+
 from . import DatasetError, DatasetSplits, register
 from ..records import ImageRecord
-from .common import (IMAGE_EXTENSIONS, check_listed, iter_text_lines, require_choice, require_dir, require_file,
-                     require_records, require_root)
+from .common import (check_listed, iter_text_lines, require_choice, require_dir, require_file, require_records,
+                     require_root)
 
 TEST_SIZES = (3000, 5000, 10000)
 _SPLIT_DIR = "train_test_split"
@@ -76,5 +78,4 @@ def load_veriwild(root: str, test_size: int = 3000) -> DatasetSplits:
             records.append(ImageRecord(os.path.join(image_dir, files[key]), int(key.split("/")[0]), camid,
                                        attrs=dict(attrs)))
         splits[split] = records
-    return DatasetSplits(loader, root, **splits,
-                         extra={"test_size": size, "junk_rule": "same_pid_same_cam"})
+    return DatasetSplits(loader, root, **splits)
