@@ -244,12 +244,23 @@ class Trainer:
     def run_step(self, batch: Dict[str, Any]) -> Dict[str, float]:
         """One optimisation step on a batch dict; returns the loss parts as floats."""
         batch = self.to_device(batch)
-        with autocast(self.device, self.amp_dtype):
-            outputs = self.train_model(batch["images"])
-        loss, parts = self.loss_fn(_to_float(outputs), batch)
-        self.backward_and_step(loss, [name for name, spec in self.optimizers.items() if spec.joint])
+        _, loss, parts = self.forward_and_loss(batch)
+        self.backward_and_step(loss, self.joint_optimizers())
         self.scaler.update()
         return {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
+
+    def forward_and_loss(self, batch: Dict[str, Any]) -> Tuple[Any, torch.Tensor, Dict[str, float]]:
+        """``(outputs, loss, parts)`` of the training network on a batch already on the device; the
+        loss runs in float32 outside autocast."""
+        with autocast(self.device, self.amp_dtype):
+            outputs = self.train_model(batch["images"])
+        outputs = _to_float(outputs)
+        loss, parts = self.loss_fn(outputs, batch)
+        return outputs, loss, parts
+
+    def joint_optimizers(self) -> List[str]:
+        """The optimizers stepped after every backward of the main loss (the main one first)."""
+        return [name for name, spec in self.optimizers.items() if spec.joint]
 
     def backward_and_step(self, loss: torch.Tensor, names: List[str]) -> None:
         """Zero the gradients of the optimizers ``names``, back-propagate ``loss`` (AMP-scaled), scale
