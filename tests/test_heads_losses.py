@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from global_model.config import get_cfg
 from global_model.modeling import ARCHS, build_model, register_arch
+from global_model.modeling.backbones import BackboneError
 from global_model.modeling.heads import GeM, build_pooling
 from global_model.modeling.losses import (CenterLoss, CircleLoss, ReIDLoss, TripletLoss, build_loss,
                                           LossConfigError, hard_example_mining, loss_optimizers,
@@ -98,6 +99,25 @@ def test_register_arch_dispatches_and_refuses_duplicates():
             register_arch("unit_test_arch")(lambda cfg, n: None)
     finally:
         ARCHS.unregister("unit_test_arch")
+
+
+def test_forward_intermediates_names_the_stages_of_the_forward():
+    model = build_model(tiny_cfg(), 3).eval()
+    images = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        final, maps = model.backbone.forward_intermediates(images, ("stem", "layer2"))
+        assert torch.equal(final, model.backbone(images)) and list(maps) == ["stem", "layer2"]
+        only = model.backbone.forward_intermediates(images, ("layer1",), intermediates_only=True)
+    assert maps["stem"].shape[-2:] == only["layer1"].shape[-2:] == (16, 12)
+    assert model.backbone.stage_names() == ["stem", "layer1", "layer2", "layer3", "layer4"]
+    with pytest.raises(BackboneError, match="unknown stage name.*'layer5'.*known: stem, layer1"):
+        model.backbone.forward_intermediates(images, ("layer5",))
+
+
+def test_forward_intermediates_refuses_a_network_without_stages():
+    cfg = tiny_cfg(BACKBONE="torchvision:squeezenet1_1", LAST_STRIDE=2)
+    with pytest.raises(BackboneError, match="squeezenet1_1' has no named stages.*ResNet-like"):
+        build_model(cfg, 3).backbone.forward_intermediates(torch.zeros(1, 3, 32, 32), ("stem",))
 
 
 # ----------------------------------------------------------------------------- triplet
