@@ -39,6 +39,10 @@ class Stream:
     num_ids: int = 0
     join: Callable[[Batch, str, Batch], Batch] = nest_batch
 
+    def __post_init__(self):
+        if self.period < 1:
+            raise ValueError(f"a training stream joins every period-th batch, so period must be >= 1, got {self.period}")
+
 
 @dataclass(frozen=True)
 class TrainData:
