@@ -165,20 +165,21 @@ class Trainer:
         """``(loader, main sampler)``: the main P×K loader, joined with a loader per extra stream."""
         from ..data.datasets import DatasetError
 
-        loader, sampler = self.build_stream_loader(data.records)
+        loader, sampler = self.build_stream_loader("main", data.records)
         if not data.streams:
             return loader, sampler
         loaders = {}
         for name, stream in data.streams.items():
             try:
-                loaders[name] = self.build_stream_loader(stream.records)
+                loaders[name] = self.build_stream_loader(name, stream.records)
             except ValueError as exc:
                 raise DatasetError(f"training stream {name!r}: {exc}") from None
         return StreamLoader(loader, sampler, data.streams, loaders, self.cfg.SOLVER.SEED), sampler
 
-    def build_stream_loader(self, records: list):
-        """``(loader, sampler)`` of one stream: P×K batches (override for e.g. an unlabelled stream).
-        The sampler needs ``set_epoch``; the loader's generator is reseeded every epoch."""
+    def build_stream_loader(self, name: str, records: list):
+        """``(loader, sampler)`` of stream ``name`` ("main" or an extra stream's): P×K batches (override
+        for e.g. an unlabelled stream). The sampler needs ``set_epoch``; the loader's generator is
+        reseeded every epoch."""
         from ..data.dataset import build_train_loader
 
         loader, sampler = build_train_loader(self.cfg, records, self.rank, self.world_size)
