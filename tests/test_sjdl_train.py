@@ -100,7 +100,7 @@ def test_tiny_run_lowers_restoration_loss_and_raises_psnr(run):
 
 
 def test_resume_continues_exactly(run, tmp_path):
-    """Decoder (aux/decoder), optimizer and the real-fog stream all resume: 1 epoch + resume = 2 epochs straight."""
+    """Decoder (aux/decoder), optimizer and real-fog stream resume: 1 epoch + resume = 2 epochs straight."""
     straight = build_trainer(tiny_cfg(run["root"], str(tmp_path / "a"), epochs=2, iters=2, eval_period=0), progress=False)
     straight.train()
     cfg = tiny_cfg(run["root"], str(tmp_path / "b"), epochs=2, iters=2, eval_period=0)

@@ -41,7 +41,8 @@ class Stream:
 
     def __post_init__(self):
         if self.period < 1:
-            raise ValueError(f"a training stream joins every period-th batch, so period must be >= 1, got {self.period}")
+            raise ValueError(f"a training stream joins every period-th main batch: period must be >= 1, "
+                             f"got {self.period}")
 
 
 @dataclass(frozen=True)

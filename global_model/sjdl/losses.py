@@ -22,7 +22,7 @@ blocks (synthetic ids ``0..S-1``, real ids ``S..C-1``). Option errors name their
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -93,7 +93,8 @@ def fft_consistency_loss(restored: torch.Tensor, foggy: torch.Tensor, cutoff: fl
     if restored.shape != foggy.shape:
         raise ValueError(f"restored {tuple(restored.shape)} and foggy {tuple(foggy.shape)} images differ in shape")
     if not 0.0 <= cutoff < 1.0:
-        raise SJDLConfigError(f"MODEL.SJDL.FFT_CUTOFF must lie in [0, 1) (a fraction of the Nyquist frequency), got {cutoff}")
+        raise SJDLConfigError(f"MODEL.SJDL.FFT_CUTOFF must lie in [0, 1) (a fraction of the Nyquist frequency), "
+                              f"got {cutoff}")
     fo = torch.fft.rfft2(restored, norm="ortho")
     fi = torch.fft.rfft2(foggy, norm="ortho")
     amp_o = torch.sqrt(fo.real ** 2 + fo.imag ** 2 + eps)

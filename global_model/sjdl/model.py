@@ -71,9 +71,9 @@ class SJDL(Baseline):
     def _measure(self) -> Tuple[int, int]:
         stem, low = dry_run(self, torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE), self.defog_maps)
         if stem.shape[-2:] != low.shape[-2:] or PROBE_SIZE % stem.shape[-1] or PROBE_SIZE // stem.shape[-1] != 4:
-            raise BackboneError(f"MODEL.BACKBONE {self.backbone.name}: the defogging decoder needs stem and layer1 maps "
-                                f"at 1/4 of the input size; a {PROBE_SIZE}px probe gave {tuple(stem.shape[-2:])} and "
-                                f"{tuple(low.shape[-2:])}")
+            raise BackboneError(f"MODEL.BACKBONE {self.backbone.name}: the defogging decoder needs stem and layer1 "
+                                f"maps at 1/4 of the input size; a {PROBE_SIZE}px probe gave "
+                                f"{tuple(stem.shape[-2:])} and {tuple(low.shape[-2:])}")
         return int(stem.shape[1]), int(low.shape[1])
 
     def defog_maps(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

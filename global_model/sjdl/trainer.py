@@ -61,8 +61,9 @@ class SJDLTrainer(Trainer):
         main = [r for r in records if r.attrs.get("domain") != "real"]
         real = [r for r in records if r.attrs.get("domain") == "real"]
         if not any(r.clear_path for r in main):
-            raise DatasetError(f"MODEL.META_ARCH sjdl needs clear/foggy training pairs, but no record of DATASETS.TRAIN "
-                               f"{list(self.cfg.DATASETS.TRAIN)} has a clear twin; use e.g. 'fvrid(split=both)=DIR'")
+            raise DatasetError(f"MODEL.META_ARCH sjdl needs clear/foggy training pairs, but no record of "
+                               f"DATASETS.TRAIN {list(self.cfg.DATASETS.TRAIN)} has a clear twin; "
+                               f"use e.g. 'fvrid(split=both)=DIR'")
         if real and s.REAL_PERIOD <= 0:
             logger.info("MODEL.SJDL.REAL_PERIOD %d: the %d real-fog training images are not used",
                         s.REAL_PERIOD, len(real))
