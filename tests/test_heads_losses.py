@@ -7,9 +7,12 @@ import torch.nn.functional as F
 
 from global_model.config import get_cfg
 from global_model.modeling import ARCHS, build_model, register_arch
+from global_model.modeling.backbones import BackboneError
 from global_model.modeling.heads import GeM, build_pooling
 from global_model.modeling.losses import (CenterLoss, CircleLoss, ReIDLoss, TripletLoss, build_loss,
-                                          hard_example_mining, pairwise_euclidean)
+                                          LossConfigError, hard_example_mining, loss_optimizers,
+                                          pairwise_euclidean)
+from post_processing.registry import RegistryError, UnknownNameError
 
 
 def tiny_cfg(**model):
@@ -17,6 +20,14 @@ def tiny_cfg(**model):
     cfg.MODEL.BACKBONE = "timm:test_resnet"
     for key, value in model.items():
         setattr(cfg.MODEL, key, value)
+    return cfg
+
+
+def loss_cfg(**loss):
+    """The default config with ``LOSS.<KEY>`` overrides given as lower-case keywords (ce_weight=0.0)."""
+    cfg = get_cfg()
+    for key, value in loss.items():
+        cfg.LOSS[key.upper()] = value
     return cfg
 
 
@@ -69,10 +80,11 @@ def test_last_stride_reaches_the_model():
     assert maps == [4, 2]
 
 
-@pytest.mark.parametrize("key, value, message", [("NECK", "bn", "MODEL.NECK"), ("TEST_FEAT", "after", "MODEL.TEST_FEAT"),
-                                                 ("META_ARCH", "nonexistent", "known: .*baseline")])
-def test_model_config_errors(key, value, message):
-    with pytest.raises(ValueError, match=message):
+@pytest.mark.parametrize("key, value, error, message", [
+    ("NECK", "bn", ValueError, "MODEL.NECK"), ("TEST_FEAT", "after", ValueError, "MODEL.TEST_FEAT"),
+    ("META_ARCH", "nonexistent", UnknownNameError, "unknown architecture 'nonexistent'.*known: .*baseline")])
+def test_model_config_errors(key, value, error, message):
+    with pytest.raises(error, match=message):
         build_model(tiny_cfg(**{key: value}), 3)
 
 
@@ -83,10 +95,29 @@ def test_register_arch_dispatches_and_refuses_duplicates():
 
     try:
         assert build_model(tiny_cfg(META_ARCH="unit_test_arch"), 7).out_features == 7
-        with pytest.raises(ValueError, match="registered twice"):
+        with pytest.raises(RegistryError, match="registered twice"):
             register_arch("unit_test_arch")(lambda cfg, n: None)
     finally:
-        ARCHS.pop("unit_test_arch")
+        ARCHS.unregister("unit_test_arch")
+
+
+def test_forward_intermediates_names_the_stages_of_the_forward():
+    model = build_model(tiny_cfg(), 3).eval()
+    images = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        final, maps = model.backbone.forward_intermediates(images, ("stem", "layer2"))
+        assert torch.equal(final, model.backbone(images)) and list(maps) == ["stem", "layer2"]
+        only = model.backbone.forward_intermediates(images, ("layer1",), intermediates_only=True)
+    assert maps["stem"].shape[-2:] == only["layer1"].shape[-2:] == (16, 12)
+    assert model.backbone.stage_names() == ["stem", "layer1", "layer2", "layer3", "layer4"]
+    with pytest.raises(BackboneError, match="unknown stage name.*'layer5'.*known: stem, layer1"):
+        model.backbone.forward_intermediates(images, ("layer5",))
+
+
+def test_forward_intermediates_refuses_a_network_without_stages():
+    cfg = tiny_cfg(BACKBONE="torchvision:squeezenet1_1", LAST_STRIDE=2)
+    with pytest.raises(BackboneError, match="squeezenet1_1' has no named stages.*ResNet-like"):
+        build_model(cfg, 3).backbone.forward_intermediates(torch.zeros(1, 3, 32, 32), ("stem",))
 
 
 # ----------------------------------------------------------------------------- triplet
@@ -123,7 +154,7 @@ def test_label_smoothing_value_on_a_known_case():
     eps, logits, target = 0.1, torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([0])
     logp = torch.log_softmax(logits, 1)[0]
     expected = -((1 - eps + eps / 3) * logp[0] + eps / 3 * logp[1] + eps / 3 * logp[2])
-    loss = ReIDLoss(3, 4, label_smooth=eps, triplet_weight=0.0)
+    loss = ReIDLoss(loss_cfg(label_smooth=eps, triplet_weight=0.0), 3, 4)
     total, parts = loss({"logits": [logits]}, {"pids": target})
     assert math.isclose(parts["ce"], expected.item(), rel_tol=1e-6) and math.isclose(total.item(), parts["ce"])
     total2, parts2 = loss({"logits": [logits, logits]}, {"pids": target})  # one term per classifier, summed
@@ -149,11 +180,15 @@ def test_center_loss_value_and_pull_towards_centres():
         center(torch.zeros(2, 3), pids)
 
 
-def test_center_parameters_are_exposed_only_with_center_loss():
-    assert ReIDLoss(4, 8).center_parameters() == []
-    loss = ReIDLoss(4, 8, center_weight=5e-4)
-    (centers,) = loss.center_parameters()
-    assert centers.shape == (4, 8)
+def test_centres_declare_their_own_optimizer_only_with_center_loss():
+    assert loss_optimizers(ReIDLoss(loss_cfg(), 4, 8), get_cfg()) == {}
+    cfg = loss_cfg(center_weight=5e-4, center_lr=0.25)
+    loss = ReIDLoss(cfg, 4, 8)
+    (name, spec), = loss_optimizers(loss, cfg).items()
+    (centers,) = spec.params()
+    assert name == "terms.center.centers" and centers is loss.terms["center"].centers and centers.shape == (4, 8)
+    assert isinstance(spec.optimizer, torch.optim.SGD) and spec.optimizer.defaults["lr"] == 0.25
+    assert spec.grad_scale == 1.0 / 5e-4 and spec.joint
 
 
 # ----------------------------------------------------------------------------- circle
@@ -191,7 +226,7 @@ def test_build_loss_weights_parts_and_bf16():
 
 
 def test_weight_zero_terms_are_skipped():
-    loss = ReIDLoss(3, 4, triplet_weight=0.0)
+    loss = ReIDLoss(loss_cfg(triplet_weight=0.0), 3, 4)
     total, parts = loss({"logits": [torch.zeros(2, 3)]}, {"pids": torch.tensor([0, 1])})  # no triplet_feats needed
     assert set(parts) == {"ce"}
 
@@ -207,13 +242,15 @@ def test_weight_zero_terms_are_skipped():
 ])
 def test_loss_input_errors(outputs, pids, message):
     with pytest.raises(ValueError, match=message):
-        ReIDLoss(3, 4)(outputs, {"pids": pids})
+        ReIDLoss(loss_cfg(), 3, 4)(outputs, {"pids": pids})
 
 
-def test_loss_config_errors():
-    with pytest.raises(ValueError, match="every LOSS.\\*_WEIGHT is 0"):
-        ReIDLoss(3, 4, ce_weight=0.0, triplet_weight=0.0)
-    with pytest.raises(ValueError, match="LOSS.CE_WEIGHT must be >= 0"):
-        ReIDLoss(3, 4, ce_weight=-1.0)
-    with pytest.raises(ValueError, match="LOSS.LABEL_SMOOTH"):
-        ReIDLoss(3, 4, label_smooth=1.0)
+@pytest.mark.parametrize("loss, message", [
+    ({"ce_weight": 0.0, "triplet_weight": 0.0}, r"every loss weight \(LOSS.CE_WEIGHT, LOSS.TRIPLET_WEIGHT.*\) is 0"),
+    ({"ce_weight": -1.0}, "LOSS.CE_WEIGHT must be >= 0"),
+    ({"label_smooth": 1.0}, "LOSS.LABEL_SMOOTH"),
+    ({"triplet_margin": -0.1}, "LOSS.TRIPLET_MARGIN"),
+])
+def test_loss_config_errors(loss, message):
+    with pytest.raises(LossConfigError, match=message):
+        ReIDLoss(loss_cfg(**loss), 3, 4)

@@ -146,8 +146,7 @@ def test_train_and_extract_through_global_model_engine(tmp_path):
             "INPUT.SIZE_TRAIN", "[64, 64]", "INPUT.SIZE_TEST", "[64, 64]", "DATALOADER.NUM_WORKERS", "0",
             "DATALOADER.NUM_INSTANCE", "2", "SOLVER.IMS_PER_BATCH", "6", "SOLVER.MAX_EPOCHS", "2",
             "SOLVER.EVAL_PERIOD", "2", "TEST.IMS_PER_BATCH", "4", "OUTPUT_DIR", str(run)]
-    assert main(["train", "--config", config, "--no-progress", *opts], prog="mgn_model",
-                commands=("train", "extract")) == 0
+    assert main(["train", "--config", config, "--no-progress", *opts], prog="mgn_model") == 0
     weights = run / "model_final.pth"
     assert weights.is_file()
 

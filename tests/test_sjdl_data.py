@@ -9,8 +9,9 @@ from global_model.config import get_cfg
 from global_model.data.dataset import ReIDDataset, build_train_loader, collate
 from global_model.data.records import ImageRecord
 from global_model.data.transforms import build_transforms
-from global_model.engine.sjdl_trainer import MixedLoader
-from global_model.modeling.sjdl import to_unit_range
+from global_model.engine.streams import Stream, StreamLoader
+from global_model.sjdl.model import to_unit_range
+from global_model.sjdl.trainer import join_real_batch
 
 
 def write_png(path, rgb):
@@ -59,7 +60,7 @@ def test_random_erasing_hits_the_same_rectangle_in_both(tmp_path):
     assert batch["clear"].shape == batch["images"].shape and batch["has_clear"].tolist() == [True, True]
 
 
-def test_mixed_loader_adds_a_real_batch_every_period_and_replays_an_epoch(tmp_path):
+def test_stream_loader_adds_a_real_batch_every_period_and_replays_an_epoch(tmp_path):
     cfg = get_cfg()
     cfg.INPUT.SIZE_TRAIN, cfg.INPUT.PADDING = [8, 8], 0
     cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_INSTANCE, cfg.DATALOADER.NUM_WORKERS = 4, 2, 0
@@ -69,7 +70,8 @@ def test_mixed_loader_adds_a_real_batch_every_period_and_replays_an_epoch(tmp_pa
     main_loader, main_sampler = build_train_loader(cfg, main)
     real_loader, real_sampler = build_train_loader(cfg, real)
     main_loader.generator, real_loader.generator = torch.Generator(), torch.Generator()
-    mixed = MixedLoader(main_loader, main_sampler, real_loader, real_sampler, period=2, seed=0)
+    streams = {"real": Stream(real, period=2, num_ids=2, join=join_real_batch)}
+    mixed = StreamLoader(main_loader, main_sampler, streams, {"real": (real_loader, real_sampler)}, seed=0)
     main_sampler.set_epoch(3)
     batches = list(mixed)
     assert len(batches) == len(main_loader) == 3

@@ -7,17 +7,17 @@ import torch.nn.functional as F
 
 from global_model.config import get_cfg
 from global_model.modeling import build_model
-from global_model.modeling.sjdl import build_defog_decoder
-from global_model.modeling.sjdl_losses import (UNSUPERVISED, SJDLLoss, colour_entropy_loss, dark_channel,
+from global_model.sjdl.model import build_defog_decoder
+from global_model.sjdl.losses import (UNSUPERVISED, SJDLLoss, colour_entropy_loss, dark_channel,
                                                fft_consistency_loss, restoration_loss, unsupervised_losses)
 
 
 def sjdl_cfg(**sjdl):
-    cfg = get_cfg()
-    cfg.MODEL.META_ARCH, cfg.MODEL.BACKBONE, cfg.MODEL.SJDL.WIDTH = "sjdl", "resnet10t", 8
-    cfg.SJDL.DC_PATCH = 5
+    cfg = get_cfg("sjdl")
+    cfg.MODEL.BACKBONE, cfg.MODEL.SJDL.WIDTH = "resnet10t", 8
+    cfg.MODEL.SJDL.DC_PATCH = 5
     for k, v in sjdl.items():
-        cfg.SJDL[k] = v
+        cfg.MODEL.SJDL[k] = v
     return cfg
 
 
@@ -46,7 +46,7 @@ def test_every_unsupervised_term_trains_the_decoder(net, term):
     foggy = smooth_images()
     for restored in (decoded, enhanced):
         decoder.zero_grad(set_to_none=True)
-        loss = unsupervised_losses(restored, foggy, cfg.SJDL.DC_PATCH, terms=[term])[term]
+        loss = unsupervised_losses(restored, foggy, cfg.MODEL.SJDL.DC_PATCH, terms=[term])[term]
         loss.backward(retain_graph=True)
         # the first decoder layer (fed by layer1) and the RGB head both receive gradient
         first = decoder.reduce[0].body[1].weight.grad
@@ -71,7 +71,7 @@ def test_dark_channel_is_the_patch_minimum_of_the_channel_minimum():
     for b, i, j in [(0, 0, 0), (1, 4, 5), (0, 8, 10), (1, 3, 0)]:
         window = m[b, max(0, i - 1):i + 2, max(0, j - 1):j + 2]
         assert dc[b, 0, i, j] == window.min()
-    with pytest.raises(ValueError, match="SJDL.DC_PATCH must be an odd"):
+    with pytest.raises(ValueError, match="MODEL.SJDL.DC_PATCH must be an odd"):
         dark_channel(x, patch=4)
 
 
@@ -97,7 +97,7 @@ def test_restoration_loss_kinds():
     clear, out = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
     assert restoration_loss(out, clear, clear, "mse") == pytest.approx(0.5 * 0.25)
     assert restoration_loss(out, out, clear, "l1") == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="SJDL.REST_LOSS must be one of mse, l1"):
+    with pytest.raises(ValueError, match="MODEL.SJDL.REST_LOSS must be one of mse, l1"):
         restoration_loss(out, out, clear, "ssim")
 
 
@@ -121,3 +121,17 @@ def test_sjdl_loss_splits_rows_and_classifier_blocks():
     assert float(both_total) == pytest.approx(float(expected), rel=1e-5)
     with pytest.raises(ValueError, match=r"batch\['pids'\] must lie in 0..2"):
         loss(outputs, {**batch, "images": images, "real_pids": torch.tensor([2, 2, 5, 5])})
+
+
+def test_sjdl_loss_keeps_every_model_output_for_the_reid_terms():
+    """A per-row output the SJDL loss does not know is split into the two row blocks, never dropped."""
+    loss = SJDLLoss(sjdl_cfg(), num_syn_ids=2, num_real_ids=0, feat_dim=4)
+    seen = {}
+    loss.syn.forward = lambda outputs, batch: (seen.update(outputs) or torch.zeros(()), {})
+    feats = torch.randn(4, 4)
+    outputs = {"logits": [torch.randn(4, 2)], "triplet_feats": [feats], "part_feats": [feats, feats],
+               "decoded": smooth_images(4), "enhanced": smooth_images(4)}
+    loss(outputs, {"images": torch.zeros(4, 3, 32, 40), "pids": torch.tensor([0, 0, 1, 1])})
+    assert set(seen) == {"logits", "triplet_feats", "part_feats"} and len(seen["part_feats"]) == 2
+    with pytest.raises(ValueError, match="model output 'extra' is not a tensor or a list of tensors"):
+        loss({**outputs, "extra": {"a": 1}}, {"images": torch.zeros(4, 3, 32, 40), "pids": torch.tensor([0, 0, 1, 1])})

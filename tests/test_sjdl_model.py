@@ -1,4 +1,8 @@
 """SJDL model: the encoder keeps the global-model contract; the decoder rebuilds [0, 1] images at input size."""
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -6,12 +10,15 @@ from global_model.config import get_cfg
 from global_model.engine.extractor import prepare_for_inference
 from global_model.modeling import build_model
 from global_model.modeling.backbones import BackboneError
-from global_model.modeling.sjdl import DefogDecoder, build_defog_decoder, to_unit_range
+from global_model.sjdl.model import DefogDecoder, build_defog_decoder, defog, to_unit_range
+
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
 def sjdl_cfg(backbone="resnet10t"):
-    cfg = get_cfg()
-    cfg.MODEL.META_ARCH, cfg.MODEL.BACKBONE, cfg.MODEL.SJDL.WIDTH = "sjdl", backbone, 8
+    cfg = get_cfg("sjdl")
+    cfg.MODEL.BACKBONE, cfg.MODEL.SJDL.WIDTH = backbone, 8
     return cfg
 
 
@@ -35,7 +42,6 @@ def test_encoder_contract_and_no_decoder_in_the_model(model):
     with torch.no_grad():
         feat = model(images)
     assert isinstance(feat, torch.Tensor) and feat.shape == (4, model.feat_dim)
-    assert not model._taps, "eval forward must not keep feature maps alive"
     folded = prepare_for_inference(model, channels_last=False)  # what `extract` runs: BN folded by torch.fx
     assert isinstance(folded, torch.fx.GraphModule)
     with torch.no_grad():
@@ -51,7 +57,7 @@ def test_decoder_output_matches_input_size_and_range(model, size):
     decoder = build_defog_decoder(cfg, model).eval()
     images = torch.randn(2, 3, *size) * 3
     with torch.no_grad():
-        decoded, enhanced = decoder(*model.eval().defog_maps(images), images)
+        decoded, enhanced = defog(model.eval(), decoder, images)
     for img in (decoded, enhanced):
         assert img.shape == (2, 3, *size)
         assert img.min() >= 0 and img.max() <= 1
@@ -69,3 +75,16 @@ def test_non_resnet_backbone_is_refused_with_the_reason():
     cfg.MODEL.LAST_STRIDE = 2
     with pytest.raises(BackboneError, match="META_ARCH sjdl needs a ResNet-like backbone .*squeezenet1_1"):
         build_model(cfg, 3)
+
+
+def test_the_family_registers_itself_when_discovered():
+    """A fresh process finds the sjdl architecture, trainer and config node through MODEL.META_ARCH alone."""
+    code = ("from global_model.config import get_cfg\n"
+            "from global_model.engine.trainer import TRAINERS\n"
+            "from global_model.modeling import ARCHS\n"
+            "cfg = get_cfg('sjdl')\n"
+            "assert 'sjdl' in ARCHS and TRAINERS.find('sjdl').__name__ == 'SJDLTrainer', (ARCHS, TRAINERS)\n"
+            "assert cfg.MODEL.SJDL.WIDTH == 64 and cfg.MODEL.SJDL.REAL_PERIOD == 5\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

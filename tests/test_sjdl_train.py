@@ -48,13 +48,13 @@ def build_tiny_fvrid(root):
 
 def tiny_cfg(root, out, epochs=3, iters=8, eval_period=None):
     text = f"""
-MODEL: {{META_ARCH: sjdl, BACKBONE: resnet10t, LAST_STRIDE: 2, SJDL: {{WIDTH: 8}}}}
+MODEL: {{META_ARCH: sjdl, BACKBONE: resnet10t, LAST_STRIDE: 2,
+        SJDL: {{WIDTH: 8, REAL_PERIOD: 2, DC_PATCH: 5, VAL_PAIRS: 'fvrid(split=syn)=fvrid', VAL_MAX: 6, VIS_NUM: 2}}}}
 INPUT: {{SIZE_TRAIN: [{SIZE}, {SIZE}], SIZE_TEST: [{SIZE}, {SIZE}], PADDING: 2, RE_PROB: 0.0}}
 DATASETS: {{ROOT: '{root}', TRAIN: ['fvrid(split=both)=fvrid'], TEST: 'fvrid(split=syn)=fvrid'}}
 DATALOADER: {{NUM_WORKERS: 0, NUM_INSTANCE: 4}}
 SOLVER: {{OPTIMIZER: Adam, BASE_LR: 0.01, IMS_PER_BATCH: 8, MAX_EPOCHS: {epochs}, ITERS_PER_EPOCH: {iters},
           SCHED: cosine, EVAL_PERIOD: {epochs if eval_period is None else eval_period}, CHECKPOINT_PERIOD: 1, LOG_PERIOD: 100, AMP: 'off'}}
-SJDL: {{REAL_PERIOD: 2, DC_PATCH: 5, VAL_PAIRS: 'fvrid(split=syn)=fvrid', VAL_MAX: 6, VIS_NUM: 2}}
 TEST: {{IMS_PER_BATCH: 16, AMP: 'off'}}
 OUTPUT_DIR: '{out}'
 """
@@ -63,7 +63,7 @@ OUTPUT_DIR: '{out}'
 
 def model_weights(trainer):
     return {**{f"m.{k}": v for k, v in trainer.model.state_dict().items()},
-            **{f"d.{k}": v for k, v in trainer.decoder.state_dict().items()}}
+            **{f"d.{k}": v for k, v in trainer.aux["decoder"].state_dict().items()}}
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,8 @@ def run(tmp_path_factory):
 
 
 def test_tiny_run_lowers_restoration_loss_and_raises_psnr(run):
-    assert run["trainer"].real_records and run["trainer"].num_syn_ids == 6 and run["trainer"].num_classes == 10
+    data = run["trainer"].data
+    assert len(data.streams["real"].records) == 16 and data.main_ids == 6 and data.num_classes == 10
     rest, before, final = run["rest"], run["before"], run["final"]
     assert rest[-1] < 0.8 * rest[0], rest
     assert final["psnr_decoded"] > before["psnr_decoded"] + 1.5, (before, final)
@@ -99,7 +100,7 @@ def test_tiny_run_lowers_restoration_loss_and_raises_psnr(run):
 
 
 def test_resume_continues_exactly(run, tmp_path):
-    """Decoder, optimizer and the real-fog stream all resume: 1 epoch + resume = 2 epochs straight."""
+    """Decoder (aux/decoder), optimizer and real-fog stream resume: 1 epoch + resume = 2 epochs straight."""
     straight = build_trainer(tiny_cfg(run["root"], str(tmp_path / "a"), epochs=2, iters=2, eval_period=0), progress=False)
     straight.train()
     cfg = tiny_cfg(run["root"], str(tmp_path / "b"), epochs=2, iters=2, eval_period=0)
@@ -107,6 +108,7 @@ def test_resume_continues_exactly(run, tmp_path):
     first.train_epoch(1)
     first.epoch = 1
     first.after_epoch(1)
+    assert set(load_checkpoint(os.path.join(cfg.OUTPUT_DIR, "last.pth"))["aux"]) == {"decoder"}
     resumed = build_trainer(cfg, resume="auto", progress=False)
     assert resumed.epoch == 1
     resumed.train()
@@ -133,8 +135,8 @@ def test_defog_writes_same_size_images_and_refuses_other_checkpoints(run, tmp_pa
         written = sorted(os.listdir(out / kind))
         assert written == sorted(os.listdir(src))
         assert cv2.imread(str(out / kind / written[0])).shape == (SIZE, SIZE, 3)
-    no_decoder = {k: v for k, v in load_checkpoint(final).items() if k != "decoder"}
+    no_decoder = {k: v for k, v in load_checkpoint(final).items() if k != "aux"}
     bad = str(tmp_path / "plain.pth")
     save_checkpoint(bad, no_decoder)
-    assert cli(["defog", "--weights", bad, "--src", src, "--out", str(tmp_path / "x"), "--no-progress"]) == 2
-    assert "no 'decoder' entry" in capsys.readouterr().err
+    assert cli(["defog", "--weights", bad, "--src", src, "--out", str(tmp_path / "x"), "--no-progress"]) == 1
+    assert "no 'aux/decoder' entry" in capsys.readouterr().err

@@ -2,23 +2,44 @@
 
 Groups carry an ``lr_factor`` (bias, backbone) and their own weight decay (bias, norm layers); the
 scheduler sets ``lr = schedule(iteration) * lr_factor`` on every group each iteration, so warm-up
-is iteration-based and resuming only needs the iteration counter.
+is iteration-based and resuming only needs the iteration counter. Parameters that need another
+optimizer (class centres, a GAN discriminator) are declared with :class:`OptimizerSpec`.
 """
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterable, List, Tuple
+from dataclasses import dataclass
+from typing import AbstractSet, Dict, Iterable, List, Tuple
 
 import torch
 from torch import nn
 
-__all__ = ["WarmupScheduler", "build_optimizer", "param_groups"]
+__all__ = ["OptimizerSpec", "WarmupScheduler", "build_optimizer", "param_groups"]
 
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 
 
-def param_groups(model: nn.Module, cfg, backbone_prefixes: Iterable[str] = ("backbone.",)) -> List[Dict]:
-    """Trainable parameters grouped by (lr factor, weight decay).
+@dataclass
+class OptimizerSpec:
+    """An optimizer beside the trainer's main (scheduled) one, over parameters the main one leaves out.
+
+    ``grad_scale`` multiplies the gradients (after AMP unscaling) before each step, e.g. the class
+    centres' ``1 / LOSS.CENTER_WEIGHT``. ``joint``: stepped by the base trainer after every backward
+    of the main loss; ``False``: the family's ``run_step`` steps it itself (a GAN discriminator
+    with its own loss, through ``Trainer.backward_and_step``).
+    """
+
+    optimizer: torch.optim.Optimizer
+    grad_scale: float = 1.0
+    joint: bool = True
+
+    def params(self) -> List[torch.nn.Parameter]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+
+def param_groups(model: nn.Module, cfg, backbone_prefixes: Iterable[str] = ("backbone.",),
+                 skip: AbstractSet[int] = frozenset()) -> List[Dict]:
+    """Trainable parameters (except those whose ``id`` is in ``skip``) grouped by (lr factor, weight decay).
 
     Biases get ``SOLVER.BIAS_LR_FACTOR`` and ``SOLVER.WEIGHT_DECAY_BIAS``; weights of norm layers
     get ``SOLVER.WEIGHT_DECAY_NORM``; parameters whose name starts with a backbone prefix get
@@ -29,7 +50,7 @@ def param_groups(model: nn.Module, cfg, backbone_prefixes: Iterable[str] = ("bac
     prefixes = tuple(backbone_prefixes)
     groups: Dict[Tuple[float, float], List[torch.nn.Parameter]] = {}
     for name, p in model.named_parameters():
-        if not p.requires_grad:
+        if not p.requires_grad or id(p) in skip:
             continue
         factor, wd = 1.0, s.WEIGHT_DECAY
         if name.endswith("bias"):

@@ -1,68 +1,68 @@
-"""The training loop: one ``Trainer`` class with overridable steps, and a registry by ``MODEL.META_ARCH``.
+"""The training loop: one ``Trainer`` class with declared seams, and a registry by ``MODEL.META_ARCH``.
 
-A subclass (e.g. SJDL with paired clear images and an auxiliary real-fog stream) overrides
-``build_*``, ``run_step(batch)`` or ``validate()`` and registers itself with
-``@register_trainer("sjdl")`` in ``global_model.engine.<meta_arch>_trainer``,
-``global_model.modeling.<meta_arch>`` or ``<meta_arch>_model`` (imported on demand, in that order);
-architectures without their own trainer use ``Trainer``.
+A model family subclasses ``Trainer`` and registers it with ``@register_trainer(name)`` in its
+package (found by :func:`global_model.families.discover_family`); architectures without their own
+trainer use ``Trainer``. The seams, each handled once here:
+
+- ``build_train_records() -> TrainData``: main records, classifier size and extra data streams
+  (:mod:`global_model.engine.streams`), each stream with its own loader, joined into the main batches;
+- ``build_aux_modules(model) -> {name: module}``: decoders, generators, discriminators. They go to
+  the device, into the main optimizer (unless an extra optimizer claims them), into one
+  :class:`TrainNet` with the model (one DDP wrapper; ``train_forward`` says how they run) and into
+  checkpoints under ``aux/<name>``;
+- ``build_extra_optimizers(aux, loss_fn) -> {name: OptimizerSpec}``: optimizers beside the main,
+  scheduled one (by default those the loss terms declare, e.g. the class centres' SGD). Joint ones
+  step after every backward of the main loss; others are the family's to step in ``run_step``
+  with :meth:`Trainer.backward_and_step`. Each one's state is checkpointed and resumed.
+
+Builders receive what they depend on as arguments and return values; none reads an attribute
+another builder set.
 
 Reproducibility: the model is built right after seeding, the epoch order and every sample's
-augmentation derive from ``(SOLVER.SEED, epoch)``, and checkpoints hold the optimizer,
-scheduler, scaler, sampler and RNG states, so ``--resume`` from ``last.pth`` ends with the same
+augmentation derive from ``(SOLVER.SEED, epoch)``, and checkpoints hold every optimizer,
+scheduler, scaler, sampler and RNG state, so ``--resume`` from ``last.pth`` ends with the same
 weights as an uninterrupted run (bitwise on CPU, where deterministic algorithms are enforced).
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import random
 import time
 from collections import defaultdict
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..data.image_io import ImageReadError
+from post_processing.registry import Registry
+
+from ..data.image_io import ImageReadError, clean_read_error
+from ..families import discover_family
 from .amp import autocast, needs_grad_scaler, resolve_amp, resolve_device
 from .checkpoint import (CheckpointError, capture_rng_state, load_checkpoint, load_model_weights, restore_rng_state,
                          save_checkpoint)
-from ..data.image_io import clean_read_error
 from .extractor import extract_features
-from .solver import WarmupScheduler, build_optimizer, param_groups
+from .solver import OptimizerSpec, WarmupScheduler, build_optimizer, param_groups
+from .streams import StreamLoader, TrainData
 
-__all__ = ["TRAINERS", "Trainer", "build_trainer", "register_trainer", "seed_everything"]
+__all__ = ["TRAINERS", "TrainNet", "Trainer", "build_trainer", "register_trainer", "seed_everything"]
 
 logger = logging.getLogger("global_model.train")
 
-TRAINERS: Dict[str, type] = {}
+TRAINERS: Registry = Registry("trainer", discover=discover_family)
 
 
 def register_trainer(name: str):
     """Class decorator: use this Trainer subclass for ``MODEL.META_ARCH == name``."""
-
-    def deco(cls):
-        TRAINERS[name] = cls
-        return cls
-
-    return deco
+    return TRAINERS.register(name)
 
 
 def build_trainer(cfg, **kwargs) -> "Trainer":
-    """The trainer registered for ``cfg.MODEL.META_ARCH`` (imported on demand), else ``Trainer``."""
-    arch = cfg.MODEL.META_ARCH
-    for module in (f"{__package__}.{arch}_trainer", f"global_model.modeling.{arch}", f"{arch}_model"):
-        if arch in TRAINERS:
-            break
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # the module exists but one of its own imports is missing
-                raise
-    return TRAINERS.get(arch, Trainer)(cfg, **kwargs)
+    """The trainer registered for ``cfg.MODEL.META_ARCH`` (its family imported on demand), else ``Trainer``."""
+    return (TRAINERS.find(cfg.MODEL.META_ARCH) or Trainer)(cfg, **kwargs)
 
 
 def seed_everything(seed: int) -> None:
@@ -82,12 +82,34 @@ def _to_float(x: Any) -> Any:
     return x
 
 
+def model_forward(model: nn.Module, aux: nn.ModuleDict, images: torch.Tensor) -> Any:
+    """The default training forward: the model alone (auxiliary modules run where the family calls them)."""
+    return model(images)
+
+
+class TrainNet(nn.Module):
+    """The model and the auxiliary modules as the one module a training step runs (and DDP wraps);
+    ``forward(images)`` is the trainer's ``train_forward(model, aux, images)``."""
+
+    def __init__(self, model: nn.Module, aux: Dict[str, nn.Module],
+                 forward: Callable[[nn.Module, nn.ModuleDict, torch.Tensor], Any]):
+        super().__init__()
+        self.model, self.aux = model, nn.ModuleDict(aux)
+        self._forward = forward
+
+    def forward(self, images: torch.Tensor) -> Any:
+        return self._forward(self.model, self.aux, images)
+
+
 class Trainer:
-    """Builds data, model, loss, optimizer and schedule from ``cfg`` and trains for ``SOLVER.MAX_EPOCHS``.
+    """Builds data, model, auxiliary modules, loss, optimizers and schedule from ``cfg`` and trains
+    for ``SOLVER.MAX_EPOCHS``.
 
     ``OUTPUT_DIR`` receives ``last.pth`` (every ``CHECKPOINT_PERIOD`` epochs and at the end),
     ``best.pth`` (best validation mAP), ``model_final.pth`` (weights + config) and ``tb/``.
     """
+
+    train_forward = staticmethod(model_forward)
 
     def __init__(self, cfg, resume: Optional[str] = None, progress: bool = True):
         self.cfg = cfg
@@ -100,15 +122,19 @@ class Trainer:
         if self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.channels_last = bool(cfg.MODEL.CHANNELS_LAST)
-        self.train_records, self.num_classes = self.build_train_records()
-        self.train_loader, self.sampler = self.build_train_loader()
-        self.model = self.build_model()
-        self.loss_fn = self.build_loss()
-        self.optimizer, self.center_optimizer = self.build_optimizer()
+        self.data = self.build_train_records()
+        self.train_records, self.num_classes = self.data.records, self.data.num_classes
+        self.train_loader, self.sampler = self.build_train_loader(self.data)
+        self.model = self.build_model(self.data)
+        self.aux = {name: self._place(module) for name, module in self.build_aux_modules(self.model).items()}
+        self.loss_fn = self.build_loss(self.data, self.model)
+        self.optimizers = self.build_optimizers(self.model, self.aux, self.loss_fn)
+        self.optimizer = self.optimizers["main"].optimizer
         self.scheduler = WarmupScheduler(self.optimizer, cfg, len(self.train_loader))
         self.amp_dtype = resolve_amp(cfg.SOLVER.AMP, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=needs_grad_scaler(self.amp_dtype, self.device))
-        self.train_model = self.wrap_distributed(self.model)
+        net = TrainNet(self.model, self.aux, self.train_forward) if self.aux else self.model
+        self.train_model = self.wrap_distributed(net)
         self.epoch = 0  # last finished epoch
         self.iteration = 0
         self.best_map = -1.0
@@ -128,41 +154,74 @@ class Trainer:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         return device
 
-    def build_train_records(self):
+    def build_train_records(self) -> TrainData:
+        """``DATASETS.TRAIN`` merged with disjoint ids, as the main stream; no extra stream."""
         from ..data.dataset import build_train_records
 
-        return build_train_records(self.cfg)
+        records, num_classes = build_train_records(self.cfg)
+        return TrainData(records, num_classes)
 
-    def build_train_loader(self):
+    def build_train_loader(self, data: TrainData):
+        """``(loader, main sampler)``: the main P×K loader, joined with a loader per extra stream."""
+        from ..data.datasets import DatasetError
+
+        loader, sampler = self.build_stream_loader("main", data.records)
+        if not data.streams:
+            return loader, sampler
+        loaders = {}
+        for name, stream in data.streams.items():
+            try:
+                loaders[name] = self.build_stream_loader(name, stream.records)
+            except ValueError as exc:
+                raise DatasetError(f"training stream {name!r}: {exc}") from None
+        return StreamLoader(loader, sampler, data.streams, loaders, self.cfg.SOLVER.SEED), sampler
+
+    def build_stream_loader(self, name: str, records: list):
+        """``(loader, sampler)`` of stream ``name`` ("main" or an extra stream's): P×K batches (override
+        for e.g. an unlabelled stream). The sampler needs ``set_epoch``; the loader's generator is
+        reseeded every epoch."""
         from ..data.dataset import build_train_loader
 
-        loader, sampler = build_train_loader(self.cfg, self.train_records, self.rank, self.world_size)
+        loader, sampler = build_train_loader(self.cfg, records, self.rank, self.world_size)
         loader.generator = torch.Generator()  # reseeded per epoch: worker seeds follow (seed, epoch)
         return loader, sampler
 
-    def build_model(self) -> nn.Module:
+    def build_model(self, data: TrainData) -> nn.Module:
         from ..modeling import build_model
 
-        model = build_model(self.cfg, self.num_classes).to(self.device)
-        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+        return self._place(build_model(self.cfg, data.num_classes))
 
-    def build_loss(self) -> nn.Module:
-        from ..modeling import build_loss
+    def build_aux_modules(self, model: nn.Module) -> Dict[str, nn.Module]:
+        """Training-time modules beside the model (decoders, generators, discriminators); none here."""
+        return {}
 
-        return build_loss(self.cfg, self.num_classes, self.model.feat_dim).to(self.device)
+    def build_loss(self, data: TrainData, model: nn.Module) -> nn.Module:
+        from ..modeling.losses import build_loss
 
-    def build_optimizer(self) -> Tuple[torch.optim.Optimizer, Optional[torch.optim.Optimizer]]:
-        """Main optimizer over the model and any loss parameters except the class centres
-        (``loss_fn.center_parameters()``), which get their own SGD at ``LOSS.CENTER_LR``."""
-        groups = param_groups(self.model, self.cfg)
-        centers = list(getattr(self.loss_fn, "center_parameters", list)())
-        center_ids = {id(p) for p in centers}
-        others = [p for p in self.loss_fn.parameters() if p.requires_grad and id(p) not in center_ids]
+        return build_loss(self.cfg, data.num_classes, model.feat_dim).to(self.device)
+
+    def build_extra_optimizers(self, aux: Dict[str, nn.Module], loss_fn: nn.Module) -> Dict[str, OptimizerSpec]:
+        """Optimizers beside the main one; by default those the loss terms declare (class centres)."""
+        from ..modeling.losses import loss_optimizers
+
+        return loss_optimizers(loss_fn, self.cfg)
+
+    def build_optimizers(self, model: nn.Module, aux: Dict[str, nn.Module],
+                         loss_fn: nn.Module) -> Dict[str, OptimizerSpec]:
+        """``"main"`` (``SOLVER.OPTIMIZER``, scheduled) over the model, the loss's parameters and the
+        auxiliary modules, in that group order, leaving out what the extra optimizers claim; then those."""
+        extra = self.build_extra_optimizers(aux, loss_fn)
+        if "main" in extra:
+            raise ValueError("an extra optimizer may not be called 'main'")
+        claimed = {id(p) for spec in extra.values() for p in spec.params()}
+        groups = param_groups(model, self.cfg, skip=claimed)
+        others = [p for p in loss_fn.parameters() if p.requires_grad and id(p) not in claimed]
         if others:
             groups.append({"params": others, "lr_factor": 1.0, "weight_decay": self.cfg.SOLVER.WEIGHT_DECAY,
                            "lr": self.cfg.SOLVER.BASE_LR})
-        center = torch.optim.SGD(centers, lr=self.cfg.LOSS.CENTER_LR) if centers else None
-        return build_optimizer(groups, self.cfg), center
+        for module in aux.values():
+            groups += param_groups(module, self.cfg, backbone_prefixes=(), skip=claimed)
+        return {"main": OptimizerSpec(build_optimizer(groups, self.cfg)), **extra}
 
     def wrap_distributed(self, model: nn.Module) -> nn.Module:
         if self.world_size == 1:
@@ -170,34 +229,55 @@ class Trainer:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
+    def _place(self, module: nn.Module) -> nn.Module:
+        module = module.to(self.device)
+        return module.to(memory_format=torch.channels_last) if self.channels_last else module
+
     # ------------------------------------------------------------------ training
     def to_device(self, batch: Dict[str, Any]) -> Dict[str, Any]:
-        out = {k: (v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-        if self.channels_last:
+        out = {k: (self.to_device(v) if isinstance(v, dict) else
+                   v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+               for k, v in batch.items()}
+        if self.channels_last and "images" in out:
             out["images"] = out["images"].contiguous(memory_format=torch.channels_last)
         return out
 
     def run_step(self, batch: Dict[str, Any]) -> Dict[str, float]:
         """One optimisation step on a batch dict; returns the loss parts as floats."""
         batch = self.to_device(batch)
-        with autocast(self.device, self.amp_dtype):
-            outputs = self.train_model(batch["images"])
-        loss, parts = self.loss_fn(_to_float(outputs), batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.center_optimizer is not None:
-            self.center_optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.center_optimizer is not None:
-            # Undo the loss weight on the centres' gradient (reid-strong-baseline's centre update).
-            self.scaler.unscale_(self.center_optimizer)
-            for group in self.center_optimizer.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        p.grad.mul_(1.0 / self.cfg.LOSS.CENTER_WEIGHT)
-            self.scaler.step(self.center_optimizer)
-        self.scaler.step(self.optimizer)
+        _, loss, parts = self.forward_and_loss(batch)
+        self.backward_and_step(loss, self.joint_optimizers())
         self.scaler.update()
         return {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}}
+
+    def forward_and_loss(self, batch: Dict[str, Any]) -> Tuple[Any, torch.Tensor, Dict[str, float]]:
+        """``(outputs, loss, parts)`` of the training network on a batch already on the device; the
+        loss runs in float32 outside autocast."""
+        with autocast(self.device, self.amp_dtype):
+            outputs = self.train_model(batch["images"])
+        outputs = _to_float(outputs)
+        loss, parts = self.loss_fn(outputs, batch)
+        return outputs, loss, parts
+
+    def joint_optimizers(self) -> List[str]:
+        """The optimizers stepped after every backward of the main loss (the main one first)."""
+        return [name for name, spec in self.optimizers.items() if spec.joint]
+
+    def backward_and_step(self, loss: torch.Tensor, names: List[str]) -> None:
+        """Zero the gradients of the optimizers ``names``, back-propagate ``loss`` (AMP-scaled), scale
+        each one's gradients by its ``grad_scale`` and step it. A step with several losses (a GAN's
+        generator and discriminator) calls this once per loss, then ``self.scaler.update()`` once."""
+        specs = [self.optimizers[name] for name in names]
+        for spec in specs:
+            spec.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        for spec in specs:
+            if spec.grad_scale != 1.0:
+                self.scaler.unscale_(spec.optimizer)
+                for p in spec.params():
+                    if p.grad is not None:
+                        p.grad.mul_(spec.grad_scale)
+            self.scaler.step(spec.optimizer)
 
     def train_epoch(self, epoch: int) -> Dict[str, float]:
         """One pass of the P×K sampler; returns the mean of each loss part over the steps that reported it."""
@@ -324,22 +404,33 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def weights_state(self) -> Dict[str, Any]:
-        """What ``extract`` needs: weights, the full config and the number of training classes."""
-        return {"model": self.model.state_dict(), "cfg": self.cfg.dump(), "num_classes": self.num_classes,
-                "meta_arch": self.cfg.MODEL.META_ARCH, "epoch": self.epoch}
+        """What ``extract`` (and a family's own tools) need: weights, the auxiliary modules' weights
+        under ``aux``, the full config and the number of training classes."""
+        state = {"model": self.model.state_dict(), "cfg": self.cfg.dump(), "num_classes": self.num_classes,
+                 "meta_arch": self.cfg.MODEL.META_ARCH, "epoch": self.epoch}
+        if self.aux:
+            state["aux"] = {name: module.state_dict() for name, module in self.aux.items()}
+        return state
 
     def state_dict(self) -> Dict[str, Any]:
         """Everything a resume needs to continue exactly where this run is."""
         return {**self.weights_state(), "loss": self.loss_fn.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
-                "center_optimizer": self.center_optimizer.state_dict() if self.center_optimizer else None,
+                "optimizers": {name: spec.optimizer.state_dict() for name, spec in self.optimizers.items()
+                               if name != "main"},
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "iteration": self.iteration, "best_map": self.best_map, "sampler": self.sampler.state_dict(),
                 "rng": capture_rng_state()}
 
     def load_weights(self, ckpt: Dict[str, Any], source: str) -> None:
-        """Copy the weights of a checkpoint (what ``weights_state`` wrote) into the trainer's modules."""
+        """Copy the weights of a checkpoint (what ``weights_state`` wrote) into the model and aux modules."""
         load_model_weights(self.model, ckpt["model"], source=source)
+        stored = ckpt.get("aux") or {}
+        for name, module in self.aux.items():
+            if name not in stored:
+                raise CheckpointError(f"{source}: no 'aux/{name}' entry; it was not written by the "
+                                      f"{self.cfg.MODEL.META_ARCH!r} trainer")
+            load_model_weights(module, stored[name], source=f"{source} (aux/{name})")
 
     def resume(self, path: str) -> None:
         """Restore a ``state_dict`` checkpoint; ``"auto"`` = ``OUTPUT_DIR/last.pth`` if it exists."""
@@ -349,18 +440,23 @@ class Trainer:
                 logger.info("--resume auto: no %s yet, starting from scratch", path)
                 return
         ckpt = load_checkpoint(path)
-        missing = [k for k in ("optimizer", "scheduler", "iteration", "rng", "loss") if k not in ckpt]
+        missing = [k for k in ("optimizer", "optimizers", "scheduler", "iteration", "rng", "loss") if k not in ckpt]
         if missing:
             raise CheckpointError(f"{path}: cannot resume from it, it lacks {', '.join(missing)} "
                                   "(use last.pth or best.pth, not model_final.pth)")
         if ckpt.get("num_classes") != self.num_classes:
             raise CheckpointError(f"{path}: trained on {ckpt.get('num_classes')} ids but DATASETS.TRAIN now has "
                                   f"{self.num_classes}; resume needs the same training data")
+        extra = [name for name in self.optimizers if name != "main"]
+        absent = [name for name in extra if name not in ckpt["optimizers"]]
+        if absent:
+            raise CheckpointError(f"{path}: cannot resume from it, it has no state for the optimizer(s) "
+                                  f"{', '.join(absent)} (was it trained with other losses or modules?)")
         self.load_weights(ckpt, path)
         self.loss_fn.load_state_dict(ckpt["loss"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.center_optimizer is not None and ckpt.get("center_optimizer"):
-            self.center_optimizer.load_state_dict(ckpt["center_optimizer"])
+        for name in extra:
+            self.optimizers[name].optimizer.load_state_dict(ckpt["optimizers"][name])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.scaler.is_enabled() and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])

@@ -1,4 +1,4 @@
-"""Model construction: an architecture registry keyed by ``MODEL.META_ARCH``.
+"""Model construction: the architecture registry ``ARCHS``, keyed by ``MODEL.META_ARCH``.
 
 Every architecture follows one output contract so that the trainer, losses and extractor are shared:
 
@@ -8,52 +8,32 @@ Every architecture follows one output contract so that the trainer, losses and e
   averages and L2-normalises).
 
 Architectures register with ``@register_arch(name)`` on a callable ``(cfg, num_classes) -> nn.Module``.
-An unknown name is looked for in ``global_model.modeling.<name>`` and then in the package
-``<name>_model`` (``mgn_model`` registers ``"mgn"`` on import).
+A name not registered yet is looked for in its family package (``global_model.<name>``, then
+``<name>_model``; see :mod:`global_model.families`) and in ``reid_ensemble.plugins`` entry points.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Callable, Dict
+from typing import Callable
 
 from torch import nn
 
-ARCHS: Dict[str, Callable[..., nn.Module]] = {}
+from post_processing.registry import Registry
+
+from ..families import discover_family
+
+__all__ = ["ARCHS", "build_model", "register_arch"]
+
+ARCHS: Registry[Callable[..., nn.Module]] = Registry("architecture", discover=discover_family)
 
 
 def register_arch(name: str):
     """Decorator adding an architecture builder ``(cfg, num_classes) -> nn.Module`` under ``name``."""
-
-    def decorator(builder):
-        if name in ARCHS and ARCHS[name] is not builder:
-            raise ValueError(f"architecture {name!r} is registered twice ({ARCHS[name]!r} and {builder!r})")
-        ARCHS[name] = builder
-        return builder
-
-    return decorator
-
-
-def _import_arch(name: str) -> None:
-    for module in (f"{__name__}.{name}", f"{name}_model"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # the module exists but one of its own imports is missing
-                raise
-        if name in ARCHS:
-            return
+    return ARCHS.register(name)
 
 
 def build_model(cfg, num_classes: int) -> nn.Module:
     """The ``cfg.MODEL.META_ARCH`` architecture with ``num_classes`` identity classifiers."""
-    name = cfg.MODEL.META_ARCH
-    if name not in ARCHS:
-        _import_arch(name)
-    if name not in ARCHS:
-        raise ValueError(f"MODEL.META_ARCH {name!r} is not a known architecture; known: {', '.join(sorted(ARCHS))} "
-                         f"(a package '{name}_model' registering it with register_arch would also do)")
-    return ARCHS[name](cfg, num_classes)
+    return ARCHS.get(cfg.MODEL.META_ARCH)(cfg, num_classes)
 
 
 from . import baseline  # noqa: E402,F401  (registers "baseline")
-from .losses import build_loss  # noqa: E402,F401  (re-exported: the trainer builds model and loss from here)

@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlparse
 
 import torch
@@ -50,6 +50,9 @@ class BackboneError(ReidError, ValueError):
     """A backbone name, weight file or stride request that cannot be honoured."""
 
 
+STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")  # the names forward_intermediates knows
+
+
 class Backbone(nn.Module):
     """Runs ``body`` (the library network, classifier removed) up to its last feature map.
 
@@ -75,6 +78,46 @@ class Backbone(nn.Module):
             for name in self._stages:
                 x = getattr(self.body, name)(x)
         return torch.relu(x) if self.post_relu else x
+
+    def stage_names(self) -> List[str]:
+        """The maps :meth:`forward_intermediates` can return: ``stem`` (everything before layer1),
+        ``layer1`` .. ``layer4``. Only ResNet-like bodies have them; others raise a BackboneError."""
+        self._stage_children()
+        return list(STAGES)
+
+    def _stage_children(self) -> Dict[str, List[str]]:
+        try:
+            children = resnet_stage_names(self.body)
+        except BackboneError as exc:
+            raise BackboneError(f"backbone '{self.name}' has no named stages for forward_intermediates "
+                                f"(it needs a ResNet-like network: stem, layer1..layer4): {exc}") from None
+        cut = children.index("layer1")
+        if cut == 0:
+            raise BackboneError(f"backbone '{self.name}' has no stem before layer1")
+        return {"stem": children[:cut], **{name: [name] for name in children[cut:]}}
+
+    def forward_intermediates(self, x: torch.Tensor, names: Sequence[str], intermediates_only: bool = False):
+        """The named stage maps of ``x`` (timm's ``forward_intermediates``, by stage name).
+
+        Returns ``(final map, {name: map})`` where the final map is what :meth:`forward` returns, or
+        only the dict with ``intermediates_only`` (then only the stages up to the last named one
+        run). The stages run child by child, exactly as ResNet's own ``forward_features`` does.
+        """
+        groups = self._stage_children()
+        unknown = [n for n in names if n not in groups]
+        if unknown or not names:
+            raise BackboneError(f"forward_intermediates: unknown stage name(s) {unknown or list(names)} for backbone "
+                                f"'{self.name}'; known: {', '.join(groups)}")
+        last = max(STAGES.index(n) for n in names)
+        maps: Dict[str, torch.Tensor] = {}
+        for stage in STAGES[: last + 1] if intermediates_only else STAGES:
+            for child in groups[stage]:
+                x = getattr(self.body, child)(x)
+            if stage in names:
+                maps[stage] = x
+        if intermediates_only:
+            return maps
+        return (torch.relu(x) if self.post_relu else x), maps
 
 
 def _is_densenet(body: nn.Module) -> bool:
@@ -429,13 +472,14 @@ def resnet_stages(body: nn.Module) -> Tuple[nn.Sequential, List[nn.Module]]:
     return stem, [getattr(body, f"layer{i}") for i in range(1, 5)]
 
 
-def dry_run(module: nn.Module, probe: torch.Tensor) -> torch.Tensor:
-    """``module(probe)`` in eval mode without gradients (no BN statistics change), training flag restored."""
+def dry_run(module: nn.Module, probe: torch.Tensor, call: Optional[Callable[[torch.Tensor], Any]] = None):
+    """``module(probe)`` (or ``call(probe)``, a method of ``module``) in eval mode without gradients
+    (no BN statistics change), training flag restored."""
     was_training = module.training
     module.eval()
     try:
         with torch.no_grad():
-            return module(probe)
+            return (call or module)(probe)
     finally:
         module.train(was_training)
 

@@ -43,7 +43,11 @@ class Baseline(nn.Module):
         self.test_after_bn = m.TEST_FEAT == "after_bn" and self.neck is not None
 
     def forward(self, images: torch.Tensor):
-        x = self.pool(self.backbone(images))
+        return self.head(self.backbone(images))
+
+    def head(self, feature_map: torch.Tensor):
+        """Pooling, reduction, BNNeck and classifier on the backbone's final map (the forward contract)."""
+        x = self.pool(feature_map)
         if self.reduction is not None:
             x = self.reduction(x)
         feat = x.flatten(1)

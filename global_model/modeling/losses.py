@@ -1,27 +1,90 @@
 """Re-identification losses over the model output contract (see ``global_model.modeling``).
 
 ``build_loss(cfg, num_classes, feat_dim)`` returns a module whose ``forward(outputs, batch)`` gives
-``(total, parts)``: ``total`` = Σ weight·term over the terms with a non-zero ``LOSS.*_WEIGHT``;
+``(total, parts)``: ``total`` = Σ weight·term over the registered terms whose weight is > 0;
 ``parts`` maps each term name to its *unweighted* value (a float, for logs). Each term is **summed**
 over the tensors of its list (one per classifier / global vector), as MGN does; a single-vector
 model has one tensor per list, so sum and mean agree there.
 
-- ``ce``: label-smoothed cross-entropy on every tensor in ``outputs["logits"]``;
-- ``triplet``: batch-hard triplet on every tensor in ``outputs["triplet_feats"]`` (euclidean;
-  ``LOSS.TRIPLET_MARGIN`` 0 selects the soft margin ``softplus(d_ap - d_an)``);
-- ``center``: squared distance to learnable class centres for ``outputs["center_feats"]``
-  (width ``feat_dim``); the centres are this module's parameters, see ``center_parameters()``;
-- ``circle``: pairwise circle loss (Sun et al., CVPR 2020) on every tensor in ``triplet_feats``.
+A term is one class registered in ``LOSS_TERMS`` (``@register_loss_term(name)``, a
+:class:`LossTerm`) that names its weight key, the model output it reads and its place in the sum:
+
+- ``ce`` (``LOSS.CE_WEIGHT``): label-smoothed cross-entropy on every tensor in ``outputs["logits"]``;
+- ``triplet`` (``LOSS.TRIPLET_WEIGHT``): batch-hard triplet on every tensor in
+  ``outputs["triplet_feats"]`` (euclidean; ``LOSS.TRIPLET_MARGIN`` 0 selects the soft margin);
+- ``center`` (``LOSS.CENTER_WEIGHT``): squared distance to learnable class centres for
+  ``outputs["center_feats"]`` (width ``feat_dim``); the centres step with their own SGD;
+- ``circle`` (``LOSS.CIRCLE_WEIGHT``): pairwise circle loss (Sun et al., CVPR 2020) on ``triplet_feats``.
 
 All terms run in float32 with autocast disabled, so they are exact under bf16/fp16 training.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import ClassVar, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from post_processing.errors import ReidUsageError
+from post_processing.registry import Registry
+
+from ..engine.solver import OptimizerSpec
+
+__all__ = ["CLASS_SCORE_KEYS", "CenterLoss", "CircleLoss", "CrossEntropyLoss", "LOSS_TERMS", "LossConfigError",
+           "LossTerm", "ReIDLoss", "TripletLoss", "build_loss", "loss_optimizers", "register_loss_term"]
+
+# Model outputs scored per class (B×num_classes); every other output list is per row only.
+CLASS_SCORE_KEYS = ("logits",)
+
+
+class LossConfigError(ReidUsageError, ValueError):
+    """A loss weight or option of the config that no loss can be built from."""
+
+
+class LossTerm(nn.Module):
+    """One term of :class:`ReIDLoss`: ``forward(tensor, pids)`` on one tensor of ``outputs[output_key]``.
+
+    ``weight_key`` is the config key of its weight (dotted, e.g. ``"LOSS.CE_WEIGHT"``); the term is
+    built (``from_config``) and summed only when that weight is > 0, and is off when the config
+    lacks the key. Terms are added in ``order`` (then name): float addition order is part of the result.
+    """
+
+    weight_key: ClassVar[str]
+    output_key: ClassVar[str]
+    order: ClassVar[int] = 1000
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int, feat_dim: int) -> "LossTerm":
+        raise NotImplementedError
+
+    def extra_optimizers(self, cfg) -> Dict[str, OptimizerSpec]:
+        """Optimizers this term's own parameters need instead of the main one (none by default)."""
+        return {}
+
+
+# Filled on import by this module, by family packages and by reid_ensemble.plugins entry points.
+LOSS_TERMS: Registry = Registry("loss term")
+
+
+def register_loss_term(name: str):
+    """Class decorator adding a :class:`LossTerm` subclass to ``LOSS_TERMS`` under ``name``."""
+    def deco(cls):
+        if not (isinstance(cls, type) and issubclass(cls, LossTerm)):
+            raise TypeError(f"loss term {name!r}: {cls!r} is not a LossTerm subclass")
+        return LOSS_TERMS.register(name, cls)
+
+    return deco
+
+
+def config_value(cfg, key: str, default=None):
+    """``cfg`` at the dotted ``key`` (e.g. ``"LOSS.CE_WEIGHT"``), or ``default`` when a node lacks it."""
+    node = cfg
+    for part in key.split("."):
+        if part not in node:
+            return default
+        node = node[part]
+    return node
 
 
 def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
@@ -47,14 +110,44 @@ def hard_example_mining(dist: torch.Tensor, pids: torch.Tensor) -> Tuple[torch.T
     return d_ap, d_an, valid
 
 
-class TripletLoss(nn.Module):
+@register_loss_term("ce")
+class CrossEntropyLoss(LossTerm):
+    """Label-smoothed cross-entropy over ``num_classes`` classes."""
+
+    weight_key, output_key, order = "LOSS.CE_WEIGHT", "logits", 100
+
+    def __init__(self, num_classes: int, label_smooth: float = 0.1):
+        super().__init__()
+        if not 0 <= label_smooth < 1:
+            raise LossConfigError(f"LOSS.LABEL_SMOOTH must lie in [0, 1), got {label_smooth}")
+        self.num_classes, self.label_smooth = num_classes, label_smooth
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int, feat_dim: int) -> "CrossEntropyLoss":
+        return cls(num_classes, cfg.LOSS.LABEL_SMOOTH)
+
+    def forward(self, logits: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
+        if logits.shape != (len(pids), self.num_classes):
+            raise ValueError(f"logits of shape {tuple(logits.shape)} do not match {len(pids)} labels × "
+                             f"{self.num_classes} classes")
+        return F.cross_entropy(logits, pids, label_smoothing=self.label_smooth)
+
+
+@register_loss_term("triplet")
+class TripletLoss(LossTerm):
     """Batch-hard triplet loss; anchors without a positive or a negative in the batch are skipped."""
+
+    weight_key, output_key, order = "LOSS.TRIPLET_WEIGHT", "triplet_feats", 200
 
     def __init__(self, margin: float = 0.3):
         super().__init__()
         if margin < 0:
-            raise ValueError(f"LOSS.TRIPLET_MARGIN must be >= 0 (0 = soft margin), got {margin}")
+            raise LossConfigError(f"LOSS.TRIPLET_MARGIN must be >= 0 (0 = soft margin), got {margin}")
         self.margin = margin
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int, feat_dim: int) -> "TripletLoss":
+        return cls(cfg.LOSS.TRIPLET_MARGIN)
 
     def forward(self, feats: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
         d_ap, d_an, valid = hard_example_mining(pairwise_euclidean(feats), pids)
@@ -64,12 +157,28 @@ class TripletLoss(nn.Module):
         return F.softplus(diff).mean() if self.margin == 0 else F.relu(diff + self.margin).mean()
 
 
-class CenterLoss(nn.Module):
-    """Mean squared distance of each feature to its class centre (Wen et al., ECCV 2016)."""
+@register_loss_term("center")
+class CenterLoss(LossTerm):
+    """Mean squared distance of each feature to its class centre (Wen et al., ECCV 2016).
+
+    The centres step with their own SGD at ``LOSS.CENTER_LR`` and, as in reid-strong-baseline,
+    their gradient is scaled by ``1 / LOSS.CENTER_WEIGHT`` first, so the centre update does not
+    depend on the loss weight.
+    """
+
+    weight_key, output_key, order = "LOSS.CENTER_WEIGHT", "center_feats", 300
 
     def __init__(self, num_classes: int, feat_dim: int):
         super().__init__()
         self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int, feat_dim: int) -> "CenterLoss":
+        return cls(num_classes, feat_dim)
+
+    def extra_optimizers(self, cfg) -> Dict[str, OptimizerSpec]:
+        return {"centers": OptimizerSpec(torch.optim.SGD([self.centers], lr=cfg.LOSS.CENTER_LR),
+                                         grad_scale=1.0 / cfg.LOSS.CENTER_WEIGHT)}
 
     def forward(self, feats: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
         if feats.shape[1] != self.centers.shape[1]:
@@ -78,12 +187,19 @@ class CenterLoss(nn.Module):
         return (feats - self.centers[pids]).pow(2).sum(1).clamp(1e-12, 1e12).mean()
 
 
-class CircleLoss(nn.Module):
+@register_loss_term("circle")
+class CircleLoss(LossTerm):
     """Pairwise circle loss on cosine similarities with self-paced weights ``alpha`` (held constant)."""
+
+    weight_key, output_key, order = "LOSS.CIRCLE_WEIGHT", "triplet_feats", 400
 
     def __init__(self, margin: float = 0.25, gamma: float = 128.0):
         super().__init__()
         self.margin, self.gamma = margin, gamma
+
+    @classmethod
+    def from_config(cls, cfg, num_classes: int, feat_dim: int) -> "CircleLoss":
+        return cls(cfg.LOSS.CIRCLE_MARGIN, cfg.LOSS.CIRCLE_GAMMA)
 
     def forward(self, feats: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
         pos, neg = _pair_masks(pids)
@@ -102,40 +218,28 @@ class CircleLoss(nn.Module):
 
 
 class ReIDLoss(nn.Module):
-    """Weighted sum of the configured terms; see the module docstring for the contract."""
+    """Weighted sum of the registered terms whose weight is > 0; see the module docstring."""
 
-    def __init__(self, num_classes: int, feat_dim: int, ce_weight: float = 1.0, label_smooth: float = 0.1,
-                 triplet_weight: float = 1.0, triplet_margin: float = 0.3, center_weight: float = 0.0,
-                 circle_weight: float = 0.0, circle_margin: float = 0.25, circle_gamma: float = 128.0):
+    def __init__(self, cfg, num_classes: int, feat_dim: int):
         super().__init__()
-        weights = {"ce": ce_weight, "triplet": triplet_weight, "center": center_weight, "circle": circle_weight}
-        for term, w in weights.items():
-            if w < 0:
-                raise ValueError(f"LOSS.{term.upper()}_WEIGHT must be >= 0, got {w}")
+        classes = sorted(LOSS_TERMS.items(), key=lambda item: (item[1].order, item[0]))
+        weights = {name: config_value(cfg, cls.weight_key, 0.0) for name, cls in classes}
+        for name, cls in classes:
+            if weights[name] < 0:
+                raise LossConfigError(f"{cls.weight_key} must be >= 0, got {weights[name]}")
         if not any(weights.values()):
-            raise ValueError("every LOSS.*_WEIGHT is 0: at least one loss term is needed")
-        if not 0 <= label_smooth < 1:
-            raise ValueError(f"LOSS.LABEL_SMOOTH must lie in [0, 1), got {label_smooth}")
-        self.weights = {term: float(w) for term, w in weights.items() if w > 0}
+            raise LossConfigError(f"every loss weight ({', '.join(cls.weight_key for _, cls in classes)}) is 0: at "
+                                  f"least one loss term is needed")
+        self.weights = {name: float(w) for name, w in weights.items() if w > 0}
         self.num_classes = num_classes
-        self.label_smooth = label_smooth
-        self.triplet = TripletLoss(triplet_margin)
-        self.circle = CircleLoss(circle_margin, circle_gamma)
-        self.center = CenterLoss(num_classes, feat_dim) if center_weight > 0 else None
+        self.terms = nn.ModuleDict({name: cls.from_config(cfg, num_classes, feat_dim)
+                                    for name, cls in classes if name in self.weights})
 
-    def center_parameters(self) -> List[nn.Parameter]:
-        """The class centres (empty without center loss).
-
-        The trainer optimises them with their own SGD at ``LOSS.CENTER_LR`` (not in the model's
-        optimiser) and, as in reid-strong-baseline, scales their gradient by ``1 / LOSS.CENTER_WEIGHT``
-        before stepping so the centre update does not depend on the loss weight.
-        """
-        return [] if self.center is None else list(self.center.parameters())
-
-    def _tensors(self, outputs: dict, key: str, term: str) -> List[torch.Tensor]:
+    def _tensors(self, outputs: dict, term: LossTerm) -> List[torch.Tensor]:
+        key = term.output_key
         value = outputs.get(key)
         if not value:
-            raise ValueError(f"LOSS.{term.upper()}_WEIGHT > 0 needs the model output '{key}' (a non-empty list of "
+            raise ValueError(f"{term.weight_key} > 0 needs the model output '{key}' (a non-empty list of "
                              f"tensors), got keys {sorted(outputs)}")
         return [value] if isinstance(value, torch.Tensor) else list(value)
 
@@ -152,29 +256,23 @@ class ReIDLoss(nn.Module):
         pids = self._check_pids(batch)
         terms: Dict[str, torch.Tensor] = {}
         with torch.autocast(device_type=pids.device.type, enabled=False):
-            if "ce" in self.weights:
-                logits = self._tensors(outputs, "logits", "ce")
-                for t in logits:
-                    if t.shape != (len(pids), self.num_classes):
-                        raise ValueError(f"logits of shape {tuple(t.shape)} do not match {len(pids)} labels × "
-                                         f"{self.num_classes} classes")
-                terms["ce"] = sum(F.cross_entropy(t.float(), pids, label_smoothing=self.label_smooth) for t in logits)
-            if "triplet" in self.weights:
-                feats = self._tensors(outputs, "triplet_feats", "triplet")
-                terms["triplet"] = sum(self.triplet(f.float(), pids) for f in feats)
-            if "center" in self.weights:
-                feats = self._tensors(outputs, "center_feats", "center")
-                terms["center"] = sum(self.center(f.float(), pids) for f in feats)
-            if "circle" in self.weights:
-                feats = self._tensors(outputs, "triplet_feats", "circle")
-                terms["circle"] = sum(self.circle(f.float(), pids) for f in feats)
+            for name, term in self.terms.items():
+                terms[name] = sum(term(t.float(), pids) for t in self._tensors(outputs, term))
             total = sum(self.weights[name] * value for name, value in terms.items())
         return total, {name: float(value.detach()) for name, value in terms.items()}
 
 
 def build_loss(cfg, num_classes: int, feat_dim: int) -> ReIDLoss:
-    """The loss of ``cfg.LOSS`` for ``num_classes`` identities; ``feat_dim`` is the centre width (model.feat_dim)."""
-    c = cfg.LOSS
-    return ReIDLoss(num_classes, feat_dim, ce_weight=c.CE_WEIGHT, label_smooth=c.LABEL_SMOOTH,
-                    triplet_weight=c.TRIPLET_WEIGHT, triplet_margin=c.TRIPLET_MARGIN, center_weight=c.CENTER_WEIGHT,
-                    circle_weight=c.CIRCLE_WEIGHT, circle_margin=c.CIRCLE_MARGIN, circle_gamma=c.CIRCLE_GAMMA)
+    """The loss of ``cfg`` for ``num_classes`` identities; ``feat_dim`` is the centre width (model.feat_dim)."""
+    return ReIDLoss(cfg, num_classes, feat_dim)
+
+
+def loss_optimizers(loss: nn.Module, cfg) -> Dict[str, OptimizerSpec]:
+    """The extra optimizers every :class:`LossTerm` inside ``loss`` declares, named ``<module path>.<name>``
+    (e.g. ``terms.center.centers``), in module order."""
+    found: Dict[str, OptimizerSpec] = {}
+    for path, module in loss.named_modules():
+        if isinstance(module, LossTerm):
+            for name, spec in module.extra_optimizers(cfg).items():
+                found[f"{path}.{name}" if path else name] = spec
+    return found

@@ -1,11 +1,11 @@
-"""SJDL (Chen et al., AAAI 2022): a global ReID model trained jointly with a defogging decoder.
+"""SJDL's networks: the encoder (the ``baseline`` global model) and the defogging decoder.
 
 The encoder is the ``baseline`` global model (any ResNet-like backbone of the factory, pooling,
 BNNeck, classifier). During training a :class:`DefogDecoder` reads the encoder's stem and layer1
-maps and rebuilds the fog-free image, so the early layers must keep what defogging needs; the
-ReID features downstream become fog-robust. The decoder is a training-time module held by the
-SJDL trainer, not part of this model: ``extract`` builds and runs the encoder alone, and an SJDL
-checkpoint's ``model`` entry loads like any global model.
+maps (``Backbone.forward_intermediates``) and rebuilds the fog-free image, so the early layers must
+keep what defogging needs; the ReID features downstream become fog-robust. The decoder is an
+auxiliary module of the SJDL trainer, not part of this model: ``extract`` builds and runs the
+encoder alone, and an SJDL checkpoint's ``model`` entry loads like any global model.
 
 Images are decoded in **[0, 1] RGB** (sigmoid output); the decoder de-normalises its input with
 ``INPUT.PIXEL_MEAN/STD`` itself, and losses and PSNR/SSIM compare against the clear image mapped
@@ -17,22 +17,24 @@ exactly a separate classifier, and the checkpoint keeps the layout every global 
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import register_arch
-from .backbones import BackboneError, resnet_stage_names
-from .baseline import Baseline
-from .heads import weights_init_kaiming
+from ..modeling import register_arch
+from ..modeling.backbones import BackboneError, dry_run
+from ..modeling.baseline import Baseline
+from ..modeling.heads import weights_init_kaiming
+from .config import SJDLConfigError
 
-__all__ = ["SJDL", "DefogDecoder", "EnhanceHead", "ResidualBlock", "build_defog_decoder", "to_unit_range",
-           "unit_to_uint8"]
+__all__ = ["SJDL", "DefogDecoder", "EnhanceHead", "ResidualBlock", "build_defog_decoder", "defog",
+           "to_unit_range", "unit_to_uint8"]
 
 PROBE_SIZE = 64  # side of the dry-run image used to measure the stem/layer1 maps
+DEFOG_MAPS = ("stem", "layer1")  # the encoder maps the decoder reads
 
 
 def to_unit_range(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -52,62 +54,39 @@ class SJDL(Baseline):
     """The baseline encoder/head that also hands its stem and layer1 maps to the defogging decoder.
 
     ``train()``: ``forward`` returns the baseline output dict plus ``"defog_maps": (stem, layer1)``.
-    ``eval()``: the test feature only (the shared extractor contract); :meth:`defog_maps` runs the
-    stages up to layer1 for the ``defog`` command and restoration validation.
+    ``eval()``: the baseline's test feature only (the extractor contract; the graph torch.fx traces
+    to fold BatchNorm); :meth:`defog_maps` runs the stages up to layer1 for ``defog`` and validation.
     """
 
     def __init__(self, cfg, num_classes: int):
         super().__init__(cfg, num_classes)
-        body = self.backbone.body
         try:
-            stages = resnet_stage_names(body)
+            self.backbone.stage_names()
         except BackboneError as exc:
             raise BackboneError(f"MODEL.META_ARCH sjdl needs a ResNet-like backbone (stem, layer1..layer4) whose "
                                 f"stem and layer1 feed the defogging decoder; MODEL.BACKBONE "
                                 f"{cfg.MODEL.BACKBONE!r}: {exc}") from None
-        cut = stages.index("layer1")
-        if cut == 0:
-            raise BackboneError(f"MODEL.BACKBONE {cfg.MODEL.BACKBONE!r} has no stem before layer1")
-        self._low_stages = stages[:cut + 1]
-        self._taps: Dict[str, torch.Tensor] = {}
-        getattr(body, stages[cut - 1]).register_forward_hook(self._tap("stem"))
-        body.layer1.register_forward_hook(self._tap("layer1"))
         self.stem_channels, self.layer1_channels = self._measure()
 
-    def _tap(self, key: str):
-        def hook(_module, _inputs, output):
-            self._taps[key] = output
-
-        return hook
-
     def _measure(self) -> Tuple[int, int]:
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                stem, low = self.defog_maps(torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE))
-        finally:
-            self.train(was_training)
+        stem, low = dry_run(self, torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE), self.defog_maps)
         if stem.shape[-2:] != low.shape[-2:] or PROBE_SIZE % stem.shape[-1] or PROBE_SIZE // stem.shape[-1] != 4:
-            raise BackboneError(f"MODEL.BACKBONE {self.backbone.name}: the defogging decoder needs stem and layer1 maps "
-                                f"at 1/4 of the input size; a {PROBE_SIZE}px probe gave {tuple(stem.shape[-2:])} and "
-                                f"{tuple(low.shape[-2:])}")
+            raise BackboneError(f"MODEL.BACKBONE {self.backbone.name}: the defogging decoder needs stem and layer1 "
+                                f"maps at 1/4 of the input size; a {PROBE_SIZE}px probe gave "
+                                f"{tuple(stem.shape[-2:])} and {tuple(low.shape[-2:])}")
         return int(stem.shape[1]), int(low.shape[1])
 
     def defog_maps(self, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """(stem, layer1) maps of ``images``, running only the stages up to layer1."""
-        x = images
-        for name in self._low_stages:
-            x = getattr(self.backbone.body, name)(x)
-        stem = self._taps.pop("stem")
-        self._taps.clear()
-        return stem, x
+        maps = self.backbone.forward_intermediates(images, DEFOG_MAPS, intermediates_only=True)
+        return maps["stem"], maps["layer1"]
 
     def forward(self, images: torch.Tensor):
-        out = super().forward(images)
-        if self.training:
-            out["defog_maps"] = (self._taps.pop("stem"), self._taps.pop("layer1"))
-        self._taps.clear()  # eval: the baseline graph alone, so torch.fx can trace it and fold BatchNorm
+        if not self.training:
+            return super().forward(images)
+        final, maps = self.backbone.forward_intermediates(images, DEFOG_MAPS)
+        out = self.head(final)
+        out["defog_maps"] = (maps["stem"], maps["layer1"])
         return out
 
 
@@ -169,7 +148,7 @@ class DefogDecoder(nn.Module):
                  mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225)):
         super().__init__()
         if width < 2:
-            raise ValueError(f"MODEL.SJDL.WIDTH must be at least 2, got {width}")
+            raise SJDLConfigError(f"MODEL.SJDL.WIDTH must be at least 2, got {width}")
         self.reduce = nn.Sequential(ResidualBlock(layer1_channels), nn.Conv2d(layer1_channels, width, 3, padding=1),
                                     nn.InstanceNorm2d(width), nn.ReLU(True))
         self.up1 = _up(width + stem_channels, width)
@@ -189,6 +168,11 @@ class DefogDecoder(nn.Module):
             decoded = F.interpolate(decoded, size=images.shape[-2:], mode="bilinear", align_corners=False)
         foggy = to_unit_range(images, self.mean, self.std).to(decoded.dtype)
         return decoded, self.enhance(foggy, decoded)
+
+
+def defog(model: SJDL, decoder: DefogDecoder, images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(decoded, enhanced) [0, 1] images of a normalised batch: the encoder's stem/layer1, then the decoder."""
+    return decoder(*model.defog_maps(images), images)
 
 
 def build_defog_decoder(cfg, model: SJDL) -> DefogDecoder:

@@ -1,29 +1,29 @@
-"""``python -m global_model defog --weights CKPT --src DIR --out DIR``: defog a folder with an SJDL checkpoint.
+"""Defog a folder with an SJDL checkpoint (the library behind ``python -m global_model defog``).
 
-The encoder's stem/layer1 and the decoder stored beside it (``"decoder"`` entry of any checkpoint
+The encoder's stem/layer1 and the decoder stored beside it (``aux/decoder`` entry of any checkpoint
 the SJDL trainer writes) run at ``INPUT.SIZE_TEST``; each result is resized back to its source
 image's size and written under the same file name (``--output both``: into ``decoded/`` and
 ``enhanced/`` sub-folders). Images directly inside ``--src`` are processed, in name order.
 """
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Dict, List
 
 import cv2
 import torch
 
-from ..commands import add_run_options
-from ..data.datasets.common import list_images
-from ..data.image_io import ImageReadError, read_image
-from ..data.records import ImageRecord
-from .amp import autocast, resolve_amp
-from .checkpoint import CheckpointError, load_checkpoint, load_model_weights
-from ..data.image_io import clean_read_error
-from .extractor import load_model_from_checkpoint
+from post_processing.errors import ReidUsageError
 
-__all__ = ["add_arguments", "defog_folder", "run"]
+from ..data.datasets.common import list_images
+from ..data.image_io import ImageReadError, clean_read_error, read_image
+from ..data.records import ImageRecord
+from ..engine.amp import autocast, resolve_amp
+from ..engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights
+from ..engine.extractor import load_model_from_checkpoint
+from .model import SJDL, build_defog_decoder, defog, unit_to_uint8
+
+__all__ = ["OUTPUTS", "defog_folder"]
 
 OUTPUTS = ("enhanced", "decoded", "both")
 
@@ -35,25 +35,25 @@ def defog_folder(weights: str, src: str, out: str, output: str = "enhanced", opt
     from post_processing.fileio import atomic_write
 
     from ..data.dataset import build_test_loader
-    from ..modeling.sjdl import SJDL, build_defog_decoder, unit_to_uint8
 
     if output not in OUTPUTS:
-        raise ValueError(f"--output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        raise ReidUsageError(f"--output must be one of {', '.join(OUTPUTS)}, got {output!r}")
     if not os.path.isdir(src):
-        raise ValueError(f"--src {src!r} is not a directory")
+        raise ReidUsageError(f"--src {src!r} is not a directory")
     names = list_images(src)
     if not names:
-        raise ValueError(f"--src {src!r} holds no images (.jpg, .jpeg, .png, .bmp)")
+        raise ReidUsageError(f"--src {src!r} holds no images (.jpg, .jpeg, .png, .bmp)")
     ckpt = load_checkpoint(weights)
-    if "decoder" not in ckpt:
-        raise CheckpointError(f"{weights}: no 'decoder' entry; defog needs a checkpoint written by the SJDL trainer "
-                              f"(MODEL.META_ARCH sjdl)")
+    stored = (ckpt.get("aux") or {}).get("decoder")
+    if stored is None:
+        raise CheckpointError(f"{weights}: no 'aux/decoder' entry; defog needs a checkpoint written by the SJDL "
+                              f"trainer (MODEL.META_ARCH sjdl)")
     model, cfg = load_model_from_checkpoint(weights, opts=opts)
     if not isinstance(model, SJDL):
         raise CheckpointError(f"{weights}: MODEL.META_ARCH is {cfg.MODEL.META_ARCH!r}, not 'sjdl'")
     device = next(model.parameters()).device
     decoder = build_defog_decoder(cfg, model)
-    load_model_weights(decoder, ckpt["decoder"], source=f"{weights} (decoder)")
+    load_model_weights(decoder, stored, source=f"{weights} (aux/decoder)")
     decoder.to(device).eval()
     dtype = resolve_amp(cfg.TEST.AMP, device)
     kinds = ["decoded", "enhanced"] if output == "both" else [output]
@@ -65,7 +65,7 @@ def defog_folder(weights: str, src: str, out: str, output: str = "enhanced", opt
             for batch in tqdm(build_test_loader(cfg, records), desc="defog", unit="batch", disable=not progress):
                 images = batch["images"].to(device)
                 with autocast(device, dtype):
-                    decoded, enhanced = decoder(*model.defog_maps(images), images)
+                    decoded, enhanced = defog(model, decoder, images)
                 results = {"decoded": decoded, "enhanced": enhanced}
                 for i, path in enumerate(batch["paths"]):
                     h, w = read_image(path).shape[:2]
@@ -82,25 +82,3 @@ def defog_folder(weights: str, src: str, out: str, output: str = "enhanced", opt
     except ImageReadError as exc:
         raise clean_read_error(exc) from None
     return written
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, help="checkpoint written by the SJDL trainer (model_final.pth, "
-                                                         "best.pth or last.pth)")
-    parser.add_argument("--src", required=True, help="folder of (foggy) images")
-    parser.add_argument("--out", required=True, help="output folder; files keep their names")
-    parser.add_argument("--output", choices=OUTPUTS, default="enhanced",
-                        help="which image to write: the enhancement head's (default), the decoder's, or both")
-    add_run_options(parser, "INPUT.SIZE_TEST [384,384] TEST.IMS_PER_BATCH 16")
-
-
-def _defog(args: argparse.Namespace) -> int:
-    n = defog_folder(args.weights, args.src, args.out, args.output, args.opts, progress=not args.no_progress)
-    print(f"wrote {n} defogged image(s) to {args.out}", flush=True)
-    return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    from .launch import run_guarded
-
-    return run_guarded(_defog, args)

@@ -1,6 +1,6 @@
 """SJDL training terms: restoration on synthetic pairs, unsupervised defogging priors on real fog.
 
-Every image here is B×3×H×W RGB in [0, 1] (see ``sjdl.to_unit_range``). All terms are means over
+Every image here is B×3×H×W RGB in [0, 1] (see ``model.to_unit_range``). All terms are means over
 the **whole batch** and differentiable in the restored image — no hard histogram, no detached or
 constant-wrapped FFT term — so each one trains the decoder (and through it the encoder):
 
@@ -17,19 +17,20 @@ constant-wrapped FFT term — so each one trains the decoder (and through it the
   leaves the global contrast gain of defogging free).
 
 ``SJDLLoss`` combines them with the ReID losses of ``modeling.losses`` for the two classifier
-blocks (synthetic ids ``0..S-1``, real ids ``S..C-1``).
+blocks (synthetic ids ``0..S-1``, real ids ``S..C-1``). Option errors name their ``MODEL.SJDL`` key.
 """
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import build_loss
-from .sjdl import to_unit_range
+from ..modeling.losses import CLASS_SCORE_KEYS, build_loss
+from .config import SJDLConfigError
+from .model import to_unit_range
 
 __all__ = ["SJDLLoss", "colour_entropy_loss", "dark_channel", "dark_channel_loss", "fft_consistency_loss",
            "restoration_loss", "total_variation_loss", "unsupervised_losses"]
@@ -47,7 +48,7 @@ def restoration_loss(decoded: torch.Tensor, enhanced: torch.Tensor, clear: torch
                      kind: str = "mse") -> torch.Tensor:
     """Mean of the decoded and enhanced images' MSE (or L1) to the clear image."""
     if kind not in REST_LOSSES:
-        raise ValueError(f"SJDL.REST_LOSS must be one of {', '.join(REST_LOSSES)}, got {kind!r}")
+        raise SJDLConfigError(f"MODEL.SJDL.REST_LOSS must be one of {', '.join(REST_LOSSES)}, got {kind!r}")
     fn = F.mse_loss if kind == "mse" else F.l1_loss
     return 0.5 * (fn(decoded, clear) + fn(enhanced, clear))
 
@@ -56,7 +57,7 @@ def dark_channel(images: torch.Tensor, patch: int = 35) -> torch.Tensor:
     """B×1×H×W dark channel: channel minimum, then a ``patch``×``patch`` min filter (stride 1)."""
     _check_images(images, "dark_channel input")
     if patch < 1 or patch % 2 == 0:
-        raise ValueError(f"SJDL.DC_PATCH must be an odd positive window size, got {patch}")
+        raise SJDLConfigError(f"MODEL.SJDL.DC_PATCH must be an odd positive window size, got {patch}")
     return -F.max_pool2d(-images.amin(1, keepdim=True), patch, stride=1, padding=patch // 2)
 
 
@@ -74,7 +75,7 @@ def colour_entropy_loss(images: torch.Tensor, bins: int = 64, eps: float = 1e-8)
     """``log(bins)`` minus the mean entropy of the per-image, per-channel soft histograms (≥ 0)."""
     _check_images(images, "colour_entropy input")
     if bins < 2:
-        raise ValueError(f"SJDL.ENTROPY_BINS must be at least 2, got {bins}")
+        raise SJDLConfigError(f"MODEL.SJDL.ENTROPY_BINS must be at least 2, got {bins}")
     x = images.clamp(0.0, 1.0).flatten(2).flatten(0, 1) * (bins - 1)  # (B·3) × HW, in bin units
     lower = x.detach().floor().clamp(max=bins - 2)
     upper_w = x - lower  # gradient flows through the interpolation weight
@@ -92,7 +93,8 @@ def fft_consistency_loss(restored: torch.Tensor, foggy: torch.Tensor, cutoff: fl
     if restored.shape != foggy.shape:
         raise ValueError(f"restored {tuple(restored.shape)} and foggy {tuple(foggy.shape)} images differ in shape")
     if not 0.0 <= cutoff < 1.0:
-        raise ValueError(f"SJDL.FFT_CUTOFF must lie in [0, 1) (a fraction of the Nyquist frequency), got {cutoff}")
+        raise SJDLConfigError(f"MODEL.SJDL.FFT_CUTOFF must lie in [0, 1) (a fraction of the Nyquist frequency), "
+                              f"got {cutoff}")
     fo = torch.fft.rfft2(restored, norm="ortho")
     fi = torch.fft.rfft2(foggy, norm="ortho")
     amp_o = torch.sqrt(fo.real ** 2 + fo.imag ** 2 + eps)
@@ -123,12 +125,19 @@ def unsupervised_losses(restored: torch.Tensor, foggy: torch.Tensor, dc_patch: i
     return {t: fns[t]() for t in terms}
 
 
-def _rows(outputs: dict, rows: slice, cols: Optional[slice]) -> dict:
-    """The model output dict restricted to batch ``rows`` (and logits to classifier block ``cols``)."""
+def _rows(outputs: dict, rows: slice, cols: slice) -> dict:
+    """The model output lists restricted to batch ``rows`` (class scores also to classifier block ``cols``).
+
+    Every key is kept, so a loss term reading a new model output works for SJDL too; a value that
+    is not a list of per-row tensors is an error, not silently dropped.
+    """
     out = {}
-    for key in ("logits", "triplet_feats", "center_feats"):
-        if key in outputs:
-            out[key] = [t[rows, cols] if key == "logits" else t[rows] for t in outputs[key]]
+    for key, value in outputs.items():
+        tensors = [value] if isinstance(value, torch.Tensor) else value
+        if not isinstance(tensors, (list, tuple)) or not all(isinstance(t, torch.Tensor) for t in tensors):
+            raise ValueError(f"model output {key!r} is not a tensor or a list of tensors (one row per image); the "
+                             f"SJDL loss cannot split it into synthetic and real-fog rows")
+        out[key] = [t[rows, cols] if key in CLASS_SCORE_KEYS else t[rows] for t in tensors]
     return out
 
 
@@ -150,13 +159,13 @@ class SJDLLoss(nn.Module):
 
     def __init__(self, cfg, num_syn_ids: int, num_real_ids: int, feat_dim: int):
         super().__init__()
-        s = cfg.SJDL
+        s = cfg.MODEL.SJDL
         for key in ("REID_WEIGHT", "REST_WEIGHT", "REAL_WEIGHT", "DC_WEIGHT", "TV_WEIGHT", "ENTROPY_WEIGHT",
                     "FFT_WEIGHT"):
             if s[key] < 0:
-                raise ValueError(f"SJDL.{key} must be >= 0, got {s[key]}")
+                raise SJDLConfigError(f"MODEL.SJDL.{key} must be >= 0, got {s[key]}")
         if s.REST_LOSS not in REST_LOSSES:
-            raise ValueError(f"SJDL.REST_LOSS must be one of {', '.join(REST_LOSSES)}, got {s.REST_LOSS!r}")
+            raise SJDLConfigError(f"MODEL.SJDL.REST_LOSS must be one of {', '.join(REST_LOSSES)}, got {s.REST_LOSS!r}")
         self.num_syn_ids, self.num_real_ids = int(num_syn_ids), int(num_real_ids)
         self.reid_weight, self.rest_weight, self.real_weight = s.REID_WEIGHT, s.REST_WEIGHT, s.REAL_WEIGHT
         self.rest_kind = s.REST_LOSS
@@ -166,14 +175,11 @@ class SJDLLoss(nn.Module):
         self.syn = build_loss(cfg, self.num_syn_ids, feat_dim)
         self.real = build_loss(cfg, self.num_real_ids, feat_dim) if self.num_real_ids else None
 
-    def center_parameters(self):
-        """Class centres of both ReID losses (the trainer gives them their own optimizer)."""
-        return self.syn.center_parameters() + (self.real.center_parameters() if self.real is not None else [])
-
     def forward(self, outputs: dict, batch: dict) -> Tuple[torch.Tensor, Dict[str, float]]:
         n, s_ids = len(batch["pids"]), self.num_syn_ids
         parts: Dict[str, torch.Tensor] = {}
-        decoded, enhanced = outputs["decoded"], outputs["enhanced"]
+        outputs = dict(outputs)
+        decoded, enhanced = outputs.pop("decoded"), outputs.pop("enhanced")
         with torch.autocast(device_type=decoded.device.type, enabled=False):
             decoded, enhanced = decoded.float(), enhanced.float()
             reid, reid_parts = self.syn(_rows(outputs, slice(0, n), slice(0, s_ids)), batch)
