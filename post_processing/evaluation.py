@@ -18,26 +18,17 @@ clipped to the gallery size, as torchreid does.
 The dense kernel never sorts a full row: it sorts only the query's matches and counts, for each
 match, the non-matches ranked ahead of it — O(gallery) per query instead of O(gallery·log).
 
-Protocols by name: :data:`PROTOCOLS` maps a name (``market``, ``cuhk03``, ``vehicleid``, ``aic``) to
-a function ``protocol(dist, q_pids, g_pids, q_camids, g_camids, **options) -> dict`` whose result
-has at least ``"mAP"``; :func:`evaluate_protocol` runs one. A new protocol is one function
-registered with ``@PROTOCOLS.register("name")`` in any module (or a ``reid_ensemble.plugins`` entry
-point).
+These functions are also reachable by protocol name: see :mod:`post_processing.protocols`.
 """
 from __future__ import annotations
 
-import inspect
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
 from post_processing.distance import pairwise_distance, topk_smallest
-from post_processing.errors import ReidError, ReidUsageError
-from post_processing.registry import Registry
-
-PROTOCOLS: Registry[Callable[..., dict]] = Registry("evaluation protocol")
-
+from post_processing.errors import ReidError
 
 class EvaluationError(ReidError, ValueError):
     """Labels, distances or rankings that cannot be evaluated; the message names which and why."""
@@ -254,7 +245,6 @@ def _result(ap, inp, first, valid, max_rank: int) -> dict:
             "cmc": np.cumsum(hist) / num_valid, "num_valid": num_valid}
 
 
-@PROTOCOLS.register("market")
 def evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) -> dict:
     """Market-1501 / VeRi-776 protocol on a query×gallery distance matrix.
 
@@ -341,7 +331,6 @@ def _one_per_id(pids: np.ndarray, keys: np.ndarray, nids: int) -> np.ndarray:
     return out
 
 
-@PROTOCOLS.register("cuhk03")
 def evaluate_cuhk03(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, repeats: int = 10,
                     seed: int = 0) -> dict:
     """CUHK03 single-shot protocol (torchreid ``eval_cuhk03``): CMC averaged over ``repeats``
@@ -391,40 +380,6 @@ def evaluate_vehicleid(features, pids, repeats: int = 10, seed: int = 0, max_ran
     return {"mAP": float(np.mean([r["mAP"] for r in runs])), "mINP": float(np.mean([r["mINP"] for r in runs])),
             "cmc": np.mean([r["cmc"] for r in runs], axis=0), "num_valid": runs[0]["num_valid"],
             "repeats": repeats}
-
-
-@PROTOCOLS.register("vehicleid")
-def _vehicleid_protocol(dist, q_pids, g_pids, q_camids, g_camids, repeats: int = 10, seed: int = 0,
-                        max_rank: int = 50) -> dict:
-    """:func:`evaluate_vehicleid` under the protocol convention: ``dist`` is the N×N distance matrix
-    of the whole test set, which is both "query" and "gallery" (the protocol draws the split
-    itself), so ``q_pids`` and ``g_pids`` are the same N ids; VehicleID has no cameras."""
-    q_pids, g_pids = np.asarray(q_pids).reshape(-1), np.asarray(g_pids).reshape(-1)
-    if q_pids.shape != g_pids.shape or not np.array_equal(q_pids, g_pids):
-        raise EvaluationError("vehicleid protocol: pass the whole test set as both query and gallery (N×N "
-                              f"distances, q_pids == g_pids), got {len(q_pids)} query and {len(g_pids)} gallery "
-                              "ids that differ")
-    return evaluate_vehicleid(dist, q_pids, repeats=repeats, seed=seed, max_rank=max_rank, metric="precomputed")
-
-
-@PROTOCOLS.register("aic")
-def _aic_protocol(dist, q_pids, g_pids, q_camids, g_camids, topk: int = 100) -> dict:
-    """:func:`aic_map` under the protocol convention: ``{"mAP": AP@topk averaged over queries,
-    "topk"}``; ``dist`` may also be integer rankings. No camera filtering (the challenge has none)."""
-    return {"mAP": aic_map(dist, q_pids, g_pids, topk=topk), "topk": topk}
-
-
-def evaluate_protocol(name: str, dist, q_pids, g_pids, q_camids, g_camids, **options) -> dict:
-    """Evaluate ``dist`` (queries × gallery) with the protocol registered as ``name``; ``options``
-    are that protocol's keyword arguments (e.g. ``max_rank``, ``repeats``, ``topk``)."""
-    protocol = PROTOCOLS.get(name)
-    try:
-        inspect.signature(protocol).bind(dist, q_pids, g_pids, q_camids, g_camids, **options)
-    except TypeError as exc:
-        accepted = list(inspect.signature(protocol).parameters)[5:]
-        raise ReidUsageError(f"evaluation protocol {name!r}: {exc}; its options are "
-                             f"{', '.join(accepted) or 'none'}") from exc
-    return protocol(dist, q_pids, g_pids, q_camids, g_camids, **options)
 
 
 def evaluate_numpy(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) -> dict:

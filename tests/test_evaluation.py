@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from post_processing.errors import ReidUsageError
-from post_processing.evaluation import (PROTOCOLS, EvaluationError, aic_map, evaluate, evaluate_cuhk03, evaluate_numpy,
-                                        evaluate_protocol, evaluate_ranking, evaluate_vehicleid)
+from post_processing.evaluation import (EvaluationError, aic_map, evaluate, evaluate_cuhk03, evaluate_numpy,
+                                        evaluate_ranking, evaluate_vehicleid)
+from post_processing.protocols import PROTOCOLS, evaluate_protocol
 from post_processing.registry import UnknownNameError
 
 
