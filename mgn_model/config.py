@@ -8,7 +8,7 @@ __all__ = ["add_mgn_config"]
 
 @add_config("mgn")
 def add_mgn_config(cfg: CN) -> None:
-    """Add ``MODEL.MGN`` (in place). The stem..layer3[0] is shared; every branch owns a copy of layer3[1:] and layer4."""
+    """Add ``MODEL.MGN`` (in place). The stem..layer3[0] is shared; each branch owns a copy of layer3[1:], layer4."""
     cfg.MODEL.MGN = CN()
     mgn = cfg.MODEL.MGN
     # "g": one global vector (layer4 at stride 2); "hN": global + N horizontal stripes; "vN": global + N
