@@ -14,8 +14,7 @@ def add_mgn_config(cfg: CN) -> None:
     # "g": one global vector (layer4 at stride 2); "hN": global + N horizontal stripes; "vN": global + N
     # vertical (left/right) strips; h/v branches run layer4 at stride 1. AIC20-5th: ["g", "h2", "h3", "v2"].
     mgn.BRANCHES = ["g", "h2", "h3", "v2"]
-    # MGN's own width and pooling rather than MODEL.REDUCTION_DIM / MODEL.POOLING: they apply to each of its
-    # many part vectors (one classifier each), and MGN's recipe (max, 512) differs from the global model's.
+    # Not MODEL.POOLING / REDUCTION_DIM: MGN's per-vector recipe (max, 512) differs from the global model's (avg, 0).
     mgn.REDUCTION_DIM = 512  # width of every vector (pooled map -> 1x1 conv -> BN)
     mgn.POOLING = "max"  # max | avg, for the global and part vectors
     # Vectors concatenated into the test feature, by name: a branch name ("g", "h2") is its global vector,
