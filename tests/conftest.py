@@ -31,9 +31,9 @@ def tiny_config() -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_opts() -> list:
+def tiny_opts() -> tuple:
     """``KEY VALUE`` overrides that shrink :func:`tiny_config` to a seconds-long run."""
-    return list(TINY_OPTS)
+    return TINY_OPTS
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +42,7 @@ def tiny_cfg(tiny_config, tiny_opts):
     from global_model.config import load_config
 
     def make(root: str, out_dir: str, *extra: str):
-        return load_config(tiny_config, tiny_opts + ["DATASETS.ROOT", root, "OUTPUT_DIR", out_dir, *extra])
+        return load_config(tiny_config, [*tiny_opts, "DATASETS.ROOT", root, "OUTPUT_DIR", out_dir, *extra])
 
     return make
 
