@@ -31,7 +31,6 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "global_model") -> in
     cmd_parser = argparse.ArgumentParser(prog=f"python -m {prog} {argv[0]}", description=command.HELP)
     command.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])
-    args.prog = prog
     try:
         return int(command.run(args) or 0)
     except ReidError as exc:

@@ -1,6 +1,8 @@
-"""MGN part model for the ensemble: registers the ``"mgn"`` architecture with ``global_model.modeling``.
+"""MGN part model for the ensemble: the ``"mgn"`` architecture and its ``MODEL.MGN`` config keys.
 
-Everything else — data, sampler, transforms, trainer, checkpoints, extractor, CLI — is
-``global_model``'s; ``python -m mgn_model train|extract`` runs those with an MGN config.
+Importing the package registers both (``global_model.families.discover_family("mgn")`` does, when a
+config says ``MODEL.META_ARCH: mgn``). Everything else — data, sampler, transforms, trainer,
+checkpoints, extractor, commands — is ``global_model``'s; ``python -m mgn_model train|extract`` is an
+alias of ``python -m global_model``.
 """
-from . import model  # noqa: F401  (registers "mgn")
+from . import config, model  # noqa: F401  (register the "mgn" config extension and architecture)

@@ -5,9 +5,8 @@
 # checkpoints. Settings (environment):
 #   DEMO_OUT     output folder (outputs/demo)       DEMO_SEED  dataset seed (0)
 #   DEMO_IDS     identities (420)                   DEMO_TEST_IDS  of which test identities (120)
-#   DEMO_MODELS  "name:config ..." models to train and fuse; as in extract_feature_val.sh, names
-#                starting with "mgn" are trained with `python -m mgn_model`, the others with
-#                global_model; "sjdl*" models are validated at their last epoch (restoration PSNR/SSIM)
+#   DEMO_MODELS  "name:config ..." models to train and fuse (`python -m global_model train`; the
+#                config picks the family and whether it validates while training)
 #   PYTHON       interpreter (python)
 set -e
 . "$(dirname "$0")/demo_models.sh"
@@ -42,21 +41,14 @@ MODELS=""
 NAMES=""
 for spec in $DEMO_MODELS; do
     name=${spec%%:*}; config=${spec#*:}
-    module=$(model_module "$name")
     dir="$OUT/models/$name"
     if [ -f "$dir/model_final.pth" ]; then
         echo "$name: $dir/model_final.pth exists; reusing it"
     else
-        echo "$name: $module train --config $config"
-        # No validation while training (the fuse table below scores every model), except SJDL's
-        # last-epoch one, which measures its restoration (PSNR/SSIM on clear/foggy pairs).
-        case $name in
-            sjdl*) eval_period="" ;;
-            *) eval_period="SOLVER.EVAL_PERIOD 0" ;;
-        esac
-        # shellcheck disable=SC2086  # eval_period is zero or two words
-        "$PYTHON" -m "$module" train --config "$config" --no-progress DATASETS.ROOT "$DATA" OUTPUT_DIR "$dir" \
-            $eval_period
+        # The demo's configs do not validate while training (the fuse table below scores every
+        # model), except SJDL's, which measures its restoration at the last epoch.
+        echo "$name: global_model train --config $config"
+        "$PYTHON" -m global_model train --config "$config" --no-progress DATASETS.ROOT "$DATA" OUTPUT_DIR "$dir"
     fi
     MODELS="$MODELS $name:$config:$dir/model_final.pth"
     NAMES="${NAMES:+$NAMES,}$name"
@@ -72,11 +64,10 @@ say "4/6 fuse $NAMES, then camera penalty, re-ranking and track distance ($(elap
 ensemble fuse --models "$NAMES" --data-root "$DATA" --features-dir "$FEATURES" \
     --camera-penalty 0.3 --rerank --track-distance \
     --out "$OUT/track2.txt" --metrics-out "$OUT/metrics.json" --save-pipeline "$OUT/pipeline.yaml"
+# Models that measure a restoration (SJDL) log it as "SJDL final ..." at their last epoch.
 for spec in $DEMO_MODELS; do
     name=${spec%%:*}
-    case $name in
-        sjdl*) grep -h "SJDL final" "$OUT/models/$name/log.txt" | tail -1 | sed "s/^[0-9:]* SJDL final/$name restoration/" ;;
-    esac
+    grep -h "SJDL final" "$OUT/models/$name/log.txt" 2>/dev/null | tail -1 | sed "s/^[0-9:]* SJDL final/$name restoration/"
 done
 
 say "5/6 validate the submission"

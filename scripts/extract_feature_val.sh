@@ -4,8 +4,7 @@
 #
 # Environment:
 #   MODELS        space-separated name:config:checkpoint triples; an empty config ("name::ckpt")
-#                 uses the config stored in the checkpoint. Names starting with "mgn" run
-#                 `python -m mgn_model extract`, the others `python -m global_model extract`.
+#                 uses the config stored in the checkpoint (its MODEL.META_ARCH picks the family).
 #                 Default: the models `make demo` trains.
 #   DATA_ROOT     dataset folder with the query/gallery split (outputs/demo/data)
 #   FEATURES_DIR  output folder (outputs/demo/features)
@@ -41,14 +40,13 @@ for entry in $MODELS; do
         *) fail "bad MODELS entry '$entry': expected name:config:checkpoint" ;;
     esac
     [ -f "$weights" ] || fail "$name: checkpoint $weights not found"
-    module=$(model_module "$name")
-    echo "$name: $module extract --weights $weights${config:+ --config $config}"
+    echo "$name: global_model extract --weights $weights${config:+ --config $config}"
     # shellcheck disable=SC2086  # EXTRACT_ARGS is a list of words
     if [ -n "$config" ]; then
-        "$PYTHON" -m "$module" extract --config "$config" --weights "$weights" --data-root "$DATA_ROOT" \
+        "$PYTHON" -m global_model extract --config "$config" --weights "$weights" --data-root "$DATA_ROOT" \
             --out-dir "$FEATURES_DIR" --name "$name" --no-progress $EXTRACT_ARGS || fail "$name: extraction failed"
     else
-        "$PYTHON" -m "$module" extract --weights "$weights" --data-root "$DATA_ROOT" \
+        "$PYTHON" -m global_model extract --weights "$weights" --data-root "$DATA_ROOT" \
             --out-dir "$FEATURES_DIR" --name "$name" --no-progress $EXTRACT_ARGS || fail "$name: extraction failed"
     fi
     count=$((count + 1))

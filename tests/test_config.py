@@ -1,12 +1,18 @@
-"""Config loading: file + KEY VALUE merge, _BASE_ inheritance, named errors, round trip, shipped configs."""
+"""Config loading: file + KEY VALUE merge, _BASE_, named errors, round trip, family keys, shipped configs."""
 import glob
 import os
 
 import pytest
+from yacs.config import CfgNode
 
-from global_model.config import ConfigError, get_cfg, load_config, load_config_string, save_config
+from global_model.config import (CONFIG_EXTENSIONS, ConfigError, add_config, get_cfg, load_config, load_config_string,
+                                  save_config)
+from post_processing.errors import ReidUsageError
 
-CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "global_model", "configs")
+REPO = os.path.join(os.path.dirname(__file__), "..")
+CONFIG_DIR = os.path.join(REPO, "global_model", "configs")
+SHIPPED = sorted(glob.glob(os.path.join(REPO, "global_model", "**", "configs", "*.yml"), recursive=True)
+                 + glob.glob(os.path.join(REPO, "mgn_model", "configs", "*.yml")))
 
 
 def write(path, text):
@@ -33,26 +39,35 @@ def test_unknown_key_in_file_names_file_key_and_closest(tmp_path):
     assert "bad.yml" in msg and "SOLVER.BASE_LRR" in msg and "SOLVER.BASE_LR" in msg
 
 
-def test_unknown_key_on_command_line(tmp_path):
-    with pytest.raises(ConfigError, match=r"command line: unknown config key 'MODEL.BAKBONE'.*MODEL.BACKBONE"):
-        load_config(None, ["MODEL.BAKBONE", "resnet18"])
-    with pytest.raises(ConfigError, match="unknown config key 'NOPE.X'"):
-        load_config(None, ["NOPE.X", "1"])
+@pytest.mark.parametrize("opts, message", [
+    (["MODEL.BAKBONE", "resnet18"], r"command line: unknown config key 'MODEL.BAKBONE'.*MODEL.BACKBONE"),
+    (["NOPE.X", "1"], "unknown config key 'NOPE.X'"),
+    (["SOLVER.BASE_LR", "fast"], r"'SOLVER.BASE_LR' expects a float.*'fast'"),
+    (["SOLVER", "1"], "'SOLVER' is a section"),
+    (["SOLVER.BASE_LR"], "KEY VALUE pairs; 'SOLVER.BASE_LR' has no value"),
+    (["MODEL.MGN.POOLING", "avg"], "unknown config key 'MODEL.MGN.POOLING'"),  # MGN's keys come with MGN only
+])
+def test_bad_command_line_override_is_a_usage_error(opts, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(None, opts)
+    assert isinstance(info.value, ReidUsageError)
 
 
-def test_wrong_type_and_bad_pairs(tmp_path):
-    with pytest.raises(ConfigError, match=r"'SOLVER.BASE_LR' expects a float.*'fast'"):
-        load_config(None, ["SOLVER.BASE_LR", "fast"])
-    with pytest.raises(ConfigError, match="is a section"):
-        load_config(None, ["SOLVER", "1"])
-    with pytest.raises(ConfigError, match="KEY VALUE pairs"):
-        load_config(None, ["SOLVER.BASE_LR"])
-    with pytest.raises(ConfigError, match="expects a bool"):
-        load_config(write(tmp_path / "t.yml", "TEST:\n  FLIP: 1\n"))
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(write(tmp_path / "y.yml", "SOLVER: [\n"))
-    with pytest.raises(ConfigError, match="not found"):
-        load_config(str(tmp_path / "missing.yml"))
+@pytest.mark.parametrize("text, message", [
+    ("TEST:\n  FLIP: 1\n", "expects a bool"),
+    ("SOLVER: [\n", "not valid YAML"),
+    ("- a\n- b\n", "must be a mapping of keys, got list"),
+])
+def test_bad_config_file_names_the_file(tmp_path, text, message):
+    path = write(tmp_path / "t.yml", text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert path in str(info.value)
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="config file not found: .*missing.yml"):
+        load_config("missing.yml")
 
 
 def test_base_inheritance_and_loops(tmp_path):
@@ -77,12 +92,67 @@ def test_save_and_reload_round_trip(tmp_path):
         load_config_string("OLD:\n  KEY: 1\n")
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(CONFIG_DIR, "*.yml"))),
-                         ids=lambda p: os.path.basename(p))
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: os.path.relpath(p, REPO))
 def test_shipped_configs_load(path):
     cfg = load_config(path)
     assert cfg.SOLVER.IMS_PER_BATCH % cfg.DATALOADER.NUM_INSTANCE == 0
-    assert cfg != get_cfg() or os.path.basename(path) == "defaults.yml"
+    assert cfg != get_cfg(cfg.MODEL.META_ARCH)
+
+
+@pytest.fixture
+def families():
+    """Two throw-away families registered from this file: ``unit_family`` (the config's) and ``unit_other``."""
+    def adds(section):
+        def add(cfg):
+            cfg.MODEL[section] = CfgNode({"DEPTH": 3})
+        return add
+
+    add_config("unit_family")(adds("UNIT_FAMILY"))
+    add_config("unit_other")(adds("UNIT_OTHER"))
+    yield
+    CONFIG_EXTENSIONS.unregister("unit_family")
+    CONFIG_EXTENSIONS.unregister("unit_other")
+
+
+def test_family_keys_come_with_the_family(families, tmp_path):
+    """A family registered from this file alone adds its keys; they exist only when MODEL.META_ARCH names it."""
+    path = write(tmp_path / "unit.yml", "MODEL:\n  META_ARCH: unit_family\n  UNIT_FAMILY:\n    DEPTH: 5\n")
+    child = write(tmp_path / "child.yml", "_BASE_: unit.yml\nSOLVER:\n  MAX_EPOCHS: 2\n")
+    assert load_config(child).MODEL.UNIT_FAMILY.DEPTH == 5  # META_ARCH read from the _BASE_ chain first
+    assert load_config(None, ["MODEL.META_ARCH", "unit_family"]).MODEL.UNIT_FAMILY.DEPTH == 3
+    assert load_config_string(load_config(path).dump()).MODEL.UNIT_FAMILY.DEPTH == 5  # a stored config reloads
+    assert "UNIT_FAMILY" not in get_cfg().MODEL
+    with pytest.raises(ConfigError, match="unknown config key 'MODEL.UNIT_FAMILY.DEPTH'"):
+        load_config(None, ["MODEL.UNIT_FAMILY.DEPTH", "5"])
+
+
+def test_stored_config_of_the_old_layout_loads(families):
+    """Checkpoints written before the families owned their keys: other families' sections are dropped, the
+    config's own top-level section moves under MODEL; an unknown section that is no family's still fails."""
+    old = load_config(None, ["MODEL.META_ARCH", "unit_family"]).dump() + (
+        "UNIT_FAMILY:\n  DEPTH: 7\nUNIT_OTHER:\n  DEPTH: 1\n")
+    old = old.replace("MODEL:\n", "MODEL:\n  MGN:\n    POOLING: avg\n  UNIT_OTHER:\n    DEPTH: 1\n", 1)
+    cfg = load_config_string(old)
+    assert cfg.MODEL.UNIT_FAMILY.DEPTH == 7 and "MGN" not in cfg.MODEL and "UNIT_OTHER" not in cfg.MODEL
+    baseline = get_cfg().dump().replace("MODEL:\n", "MODEL:\n  MGN:\n    POOLING: avg\n", 1)
+    assert load_config_string(baseline) == load_config(None)
+    with pytest.raises(ConfigError, match="unknown config key 'OLD.KEY'"):
+        load_config_string(get_cfg().dump() + "OLD:\n  KEY: 1\n")
+
+
+def test_mgn_keys_live_in_mgn_model():
+    cfg = get_cfg("mgn")
+    assert cfg.MODEL.META_ARCH == "mgn" and cfg.MODEL.MGN.BRANCHES == ["g", "h2", "h3", "v2"]
+    assert "MGN" not in get_cfg().MODEL
+
+
+def test_mgn_tiny_is_tiny_cpu_plus_mgn_changes():
+    tiny = load_config(os.path.join(CONFIG_DIR, "tiny_cpu.yml"))
+    mgn = load_config(os.path.join(REPO, "mgn_model", "configs", "mgn_tiny.yml"))
+    assert mgn.MODEL.META_ARCH == "mgn" and mgn.MODEL.BACKBONE == tiny.MODEL.BACKBONE
+    for section in ("INPUT", "DATASETS", "DATALOADER", "TEST"):
+        assert mgn[section] == tiny[section], section
+    assert {k for k in tiny.SOLVER if mgn.SOLVER[k] != tiny.SOLVER[k]} == {"MAX_EPOCHS"}
 
 
 def test_competition_config_is_the_aic20_5th_recipe():

@@ -5,28 +5,21 @@ import sys
 
 import pytest
 
-from engine_helpers import REPO, TINY_CONFIG, trained_run
 
-SCRIPT = os.path.join(REPO, "scripts", "extract_feature_val.sh")
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return trained_run(tmp_path_factory)
+def sh(repo_root, env_extra):
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=repo_root, **env_extra)
+    return subprocess.run(["sh", os.path.join(repo_root, "scripts", "extract_feature_val.sh")], cwd=repo_root,
+                          env=env, capture_output=True, text=True, timeout=300)
 
 
-def sh(env_extra):
-    env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=REPO, **env_extra)
-    return subprocess.run(["sh", SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-
-
-def test_extracts_every_model_and_prints_the_files(run, tmp_path):
+def test_extracts_every_model_with_global_model_whatever_its_name(repo_root, tiny_run, tiny_config, tmp_path):
     feats = str(tmp_path / "features")
-    ckpt = run["checkpoint"]
-    res = sh({"MODELS": f"a::{ckpt} mgn_b:{TINY_CONFIG}:{ckpt}", "DATA_ROOT": run["root"], "FEATURES_DIR": feats,
-              "EXTRACT_ARGS": "INPUT.SIZE_TEST [48,64]"})
+    ckpt = tiny_run["checkpoint"]
+    res = sh(repo_root, {"MODELS": f"a::{ckpt} mgn_b:{tiny_config}:{ckpt}", "DATA_ROOT": tiny_run["root"],
+                         "FEATURES_DIR": feats, "EXTRACT_ARGS": "INPUT.SIZE_TEST [48,64]"})
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "mgn_b: mgn_model extract" in res.stdout and "a: global_model extract" in res.stdout
+    # The config (here a global model's) picks the family, never the model's name.
+    assert "mgn_b: global_model extract" in res.stdout and "a: global_model extract" in res.stdout
     for name in ("a", "mgn_b"):
         for split in ("query", "gallery"):
             path = os.path.join(feats, f"{split}_{name}.pkl")
@@ -34,18 +27,20 @@ def test_extracts_every_model_and_prints_the_files(run, tmp_path):
     assert "extracted 2 model(s)" in res.stdout
 
 
-def test_stops_at_the_first_failure_with_its_message(run, tmp_path):
+@pytest.mark.parametrize("models, env, messages", [
+    ("gone::{tmp}/missing.pth ok::{ckpt}", {}, ["gone: checkpoint {tmp}/missing.pth not found"]),
+    ("bad::{ckpt} ok::{ckpt}", {"EXTRACT_ARGS": "NOPE.KEY 1"},
+     ["error: command line: unknown config key 'NOPE.KEY'", "bad: extraction failed"]),
+    ("just-a-name", {}, ["bad MODELS entry 'just-a-name': expected name:config:checkpoint"]),
+    ("a::{ckpt}", {"DATA_ROOT": "{tmp}/nowhere"}, ["DATA_ROOT {tmp}/nowhere is not a folder"]),
+], ids=["missing-checkpoint", "bad-override", "bad-entry", "no-data-root"])
+def test_stops_at_the_first_failure_with_its_message(repo_root, tiny_run, tmp_path, models, env, messages):
     feats = str(tmp_path / "features")
-    ckpt = run["checkpoint"]
-    res = sh({"MODELS": f"gone::{tmp_path}/missing.pth ok::{ckpt}", "DATA_ROOT": run["root"], "FEATURES_DIR": feats})
-    assert res.returncode == 1 and f"gone: checkpoint {tmp_path}/missing.pth not found" in res.stderr
-    assert not os.path.exists(feats)  # the second model was not run
-    res = sh({"MODELS": f"bad::{ckpt} ok::{ckpt}", "DATA_ROOT": run["root"], "FEATURES_DIR": feats,
-              "EXTRACT_ARGS": "NOPE.KEY 1"})
+    fill = {"tmp": str(tmp_path), "ckpt": tiny_run["checkpoint"]}
+    env = {"MODELS": models.format(**fill), "DATA_ROOT": tiny_run["root"], "FEATURES_DIR": feats,
+           **{k: v.format(**fill) for k, v in env.items()}}
+    res = sh(repo_root, env)
     assert res.returncode == 1
-    assert "unknown config key 'NOPE.KEY'" in res.stderr and "bad: extraction failed" in res.stderr
-    assert "ok:" not in res.stdout
-    res = sh({"MODELS": "just-a-name", "DATA_ROOT": run["root"], "FEATURES_DIR": feats})
-    assert res.returncode == 1 and "expected name:config:checkpoint" in res.stderr
-    res = sh({"MODELS": f"a::{ckpt}", "DATA_ROOT": str(tmp_path / "nowhere"), "FEATURES_DIR": feats})
-    assert res.returncode == 1 and "is not a folder" in res.stderr
+    for message in messages:
+        assert message.format(**fill) in res.stderr
+    assert "ok:" not in res.stdout and not os.path.exists(feats)  # nothing after the failure ran

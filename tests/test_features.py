@@ -118,27 +118,31 @@ def test_bad_vectors_name_file_and_first_bad_row(tmp_path, bad, message):
     assert load_features(path, validate=False).feats.shape == (4, 4)
 
 
-def test_dimension_mismatch_and_wrong_container(tmp_path):
+@pytest.mark.parametrize("content, message", [
+    ({"a.jpg": np.ones(4), "b.jpg": np.ones(3)}, r"row 1 \(b\.jpg\) has dimension 3, expected 4"),
+    ([np.ones(4)], "expected a dict mapping image name"),
+    ({1: np.ones(4)}, "row 0: key 1 is a int"),
+], ids=["dimension-mismatch", "not-a-dict", "non-string-key"])
+def test_bad_pickle_content_is_named(tmp_path, content, message):
     path = tmp_path / "q.pkl"
-    _write_pkl(path, {"a.jpg": np.ones(4), "b.jpg": np.ones(3)})
-    with pytest.raises(FeatureFileError, match=r"row 1 \(b\.jpg\) has dimension 3, expected 4"):
-        load_features(path)
-    _write_pkl(path, [np.ones(4)])
-    with pytest.raises(FeatureFileError, match="expected a dict mapping image name"):
-        load_features(path)
-    _write_pkl(path, {1: np.ones(4)})
-    with pytest.raises(FeatureFileError, match="row 0: key 1 is a int"):
+    _write_pkl(path, content)
+    with pytest.raises(FeatureFileError, match=message):
         load_features(path)
 
 
-def test_npz_checks(tmp_path):
+@pytest.mark.parametrize("arrays, message", [
+    ({"names": np.array(["a.jpg", "a.jpg"]), "feats": np.ones((2, 3), np.float32)},
+     "row 1: duplicate image name 'a.jpg'"),
+    ({"feats": np.ones((2, 3))}, "needs arrays 'names' and 'feats'"),
+], ids=["duplicate-name", "missing-names"])
+def test_bad_npz_is_named(tmp_path, arrays, message):
     path = tmp_path / "q.npz"
-    np.savez(path, names=np.array(["a.jpg", "a.jpg"]), feats=np.ones((2, 3), np.float32))
-    with pytest.raises(FeatureFileError, match="row 1: duplicate image name 'a.jpg'"):
+    np.savez(path, **arrays)
+    with pytest.raises(FeatureFileError, match=message):
         load_features(path)
-    np.savez(path, feats=np.ones((2, 3)))
-    with pytest.raises(FeatureFileError, match="needs arrays 'names' and 'feats'"):
-        load_features(path)
+
+
+def test_unknown_suffix(tmp_path):
     (tmp_path / "q.txt").write_text("")
     with pytest.raises(FeatureFileError, match="unknown feature file suffix"):
         load_features(tmp_path / "q.txt")

@@ -1,12 +1,51 @@
-"""``python -m global_model extract``: extract query/gallery features to pickles (transitional wrapper; the command code moves here)."""
-import importlib
+"""``python -m global_model extract --weights CKPT --out-dir DIR --name NAME [KEY VALUE ...]``.
+
+Rebuilds the model from the checkpoint (its stored config, or ``--config``), folds BatchNorm into
+the convolutions and writes ``DIR/<split>_NAME.pkl`` (or ``.npz``) for each split asked for.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+from . import add_run_options
 
 HELP = "extract query/gallery features to pickles"
 
+SPLIT_CHOICES = {"query": ("query",), "gallery": ("gallery",), "train": ("train",),
+                 "both": ("query", "gallery"), "all": ("query", "gallery", "train")}
 
-def add_arguments(parser):
-    importlib.import_module("global_model.engine.extractor").add_arguments(parser)
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None,
+                        help="model YAML; default: the config stored in the checkpoint")
+    parser.add_argument("--weights", required=True, help="checkpoint written by `train` (e.g. model_final.pth)")
+    parser.add_argument("--data-root", default=None,
+                        help="dataset folder with the query/gallery split (default: DATASETS.TEST's root)")
+    parser.add_argument("--out-dir", required=True, help="features folder")
+    parser.add_argument("--name", required=True, help="model name used in the file names: query_NAME.pkl")
+    parser.add_argument("--split", choices=tuple(SPLIT_CHOICES), default="both",
+                        help="what to extract: both = query + gallery (default); all adds the training images "
+                             "(train_NAME.pkl, which `ensemble fuse --metric` fits on)")
+    parser.add_argument("--format", choices=("pkl", "npz"), default="pkl")
+    add_run_options(parser, "TEST.FLIP False TEST.IMS_PER_BATCH 64")
 
 
-def run(args):
-    return importlib.import_module("global_model.engine.extractor").run(args)
+def run(args: argparse.Namespace) -> int:
+    from post_processing.features import save_features
+
+    from ..config import load_config
+    from ..data.dataset import build_test_records
+    from ..engine.extractor import extract_features, load_model_from_checkpoint, prepare_for_inference
+
+    cfg = load_config(args.config, args.opts) if args.config else None
+    model, cfg = load_model_from_checkpoint(args.weights, cfg, args.opts)
+    model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
+    wanted = SPLIT_CHOICES[args.split]
+    splits = build_test_records(cfg, args.data_root, train="train" in wanted)
+    for split in wanted:
+        names, feats = extract_features(model, splits[split], cfg, progress=not args.no_progress)
+        path = os.path.join(args.out_dir, f"{split}_{args.name}.{args.format}")
+        save_features(path, names, feats)
+        print(f"wrote {path} ({len(names)} x {feats.shape[1]} float32)", flush=True)
+    return 0

@@ -205,10 +205,34 @@ def load_config_string(text: str, opts: Sequence[str] = (), source: str = "store
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of keys, got {type(data).__name__}")
     cfg = get_cfg(_opts_meta_arch(opts) or _meta_arch_of(data))
-    _merge_mapping(cfg, data, source)
+    _merge_mapping(cfg, _upgrade_family_sections(data, cfg), source)
     merge_opts(cfg, opts)
     cfg.freeze()
     return cfg
+
+
+def _upgrade_family_sections(data: dict, cfg: CfgNode) -> dict:
+    """A stored config with its family sections where ``cfg`` (the defaults) has them.
+
+    Checkpoints written before the families owned their keys store every family's section in the
+    core layout (``MODEL.MGN`` and ``MODEL.SJDL`` in every config, SJDL's training keys as a
+    top-level ``SJDL``). A section named after another family that the defaults lack is dropped
+    (its model never read it); a top-level section of the config's own family moves under ``MODEL``.
+    """
+    family = cfg.MODEL.META_ARCH.upper()
+    model = data.get("MODEL", {})
+    if not isinstance(model, dict):
+        return data  # merging reports it
+
+    def keep(key: str, value: Any, defaults: CfgNode) -> bool:
+        return not (isinstance(value, dict) and key not in defaults and key != family
+                    and CONFIG_EXTENSIONS.find(key.lower()) is not None)
+
+    upgraded = {k: v for k, v in data.items() if keep(k, v, cfg)}
+    if isinstance(upgraded.get(family), dict) and family not in cfg and family in cfg.MODEL:
+        model = {**model, family: {**model.get(family, {}), **upgraded.pop(family)}}
+    upgraded["MODEL"] = {k: v for k, v in model.items() if keep(k, v, cfg.MODEL)}
+    return upgraded
 
 
 def save_config(cfg: CfgNode, path: str) -> None:

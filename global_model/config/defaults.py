@@ -1,7 +1,9 @@
-"""yacs defaults for every model of the toolkit (global, MGN, SJDL).
+"""yacs defaults shared by every model family: device, backbone, losses, input, data, solver, test.
 
-Each key documents itself; YAML files under ``configs/`` override them and the command line
-overrides those with ``KEY VALUE`` pairs.
+A family adds its own keys with ``global_model.config.add_config`` (``MODEL.MGN`` in
+``mgn_model/config.py``, ``MODEL.SJDL`` in ``global_model/sjdl/config.py``); ``get_cfg(meta_arch)``
+returns these defaults plus the keys of the family ``MODEL.META_ARCH`` names. Each key documents
+itself; YAML files override them and the command line overrides those with ``KEY VALUE`` pairs.
 """
 from yacs.config import CfgNode as CN
 
@@ -9,7 +11,7 @@ _C = CN()
 
 # ----------------------------------------------------------------------------- model
 _C.MODEL = CN()
-_C.MODEL.META_ARCH = "baseline"  # baseline | mgn | sjdl (architecture registry name)
+_C.MODEL.META_ARCH = "baseline"  # architecture registry name: baseline, or a family (mgn, sjdl, ...)
 _C.MODEL.DEVICE = "auto"  # auto | cpu | cuda | cuda:N
 _C.MODEL.BACKBONE = "resnet50"  # any name the backbone factory knows (timm / pretrainedmodels / torchvision)
 _C.MODEL.PRETRAINED = False  # load ImageNet weights (library cache or PRETRAIN_PATH); never silently random
@@ -21,22 +23,6 @@ _C.MODEL.REDUCTION_DIM = 0  # >0: 1x1 conv to this width after pooling (AIC20-5t
 _C.MODEL.NECK = "bnneck"  # bnneck | none
 _C.MODEL.TEST_FEAT = "after_bn"  # before_bn | after_bn: which vector extraction returns
 _C.MODEL.CHANNELS_LAST = True
-
-# MGN part model (META_ARCH mgn; LAST_STRIDE, POOLING, REDUCTION_DIM, NECK and TEST_FEAT do not apply).
-# The stem..layer3[0] is shared; every branch owns a copy of layer3[1:] and layer4.
-_C.MODEL.MGN = CN()
-# "g": one global vector (layer4 at stride 2); "hN": global + N horizontal stripes; "vN": global + N
-# vertical (left/right) strips; h/v branches run layer4 at stride 1. AIC20-5th: ["g", "h2", "h3", "v2"].
-_C.MODEL.MGN.BRANCHES = ["g", "h2", "h3", "v2"]
-_C.MODEL.MGN.REDUCTION_DIM = 512  # width of every vector (pooled map -> 1x1 conv -> BN), one classifier each
-_C.MODEL.MGN.POOLING = "max"  # max | avg, for the global and part vectors
-# Vectors concatenated into the test feature, by name: a branch name ("g", "h2") is its global vector,
-# "h2.0" its first stripe (top / left). [] = all vectors in branch order.
-_C.MODEL.MGN.TEST_VECTORS = []
-
-# SJDL defogging decoder (META_ARCH sjdl): built by the SJDL trainer only, never by extract.
-_C.MODEL.SJDL = CN()
-_C.MODEL.SJDL.WIDTH = 64  # decoder channels at 1/4 resolution (half of it at full resolution)
 
 # ----------------------------------------------------------------------------- losses
 _C.LOSS = CN()
@@ -111,30 +97,6 @@ _C.TEST.IMS_PER_BATCH = 128
 _C.TEST.FLIP = True  # flip TTA: average original and flipped features, then L2-normalise
 _C.TEST.NORM = True
 _C.TEST.AMP = "auto"  # auto | off | bf16 | fp16
-
-# ----------------------------------------------------------------------------- SJDL training
-_C.SJDL = CN()
-_C.SJDL.REID_WEIGHT = 1.0  # ReID losses of both classifier blocks (synthetic and real-fog ids)
-_C.SJDL.REST_WEIGHT = 1.0  # restoration (synthetic pairs) and unsupervised (real fog) terms
-_C.SJDL.REST_LOSS = "mse"  # mse | l1, decoded and enhanced [0, 1] images vs the clear image
-_C.SJDL.REAL_PERIOD = 5  # every N iterations a real-fog batch (own PxK sampler) joins the step; 0 = never
-_C.SJDL.REAL_WEIGHT = 1.0
-# Unsupervised real-fog terms (per-pixel means). The published per-image sums at 384x384 amount to
-# DC 1.47, TV 4.42, entropy 1 and FFT 0.01 here (its entropy and FFT terms had no gradient); with
-# those, any one of DC, TV or entropy keeps the restoration loss from falling, so the defaults are lower.
-_C.SJDL.DC_WEIGHT = 0.05
-_C.SJDL.DC_PATCH = 35  # odd min-filter window of the dark channel, pixels
-_C.SJDL.TV_WEIGHT = 0.05
-_C.SJDL.ENTROPY_WEIGHT = 0.02
-_C.SJDL.ENTROPY_BINS = 64
-_C.SJDL.FFT_WEIGHT = 0.1
-_C.SJDL.FFT_CUTOFF = 0.25  # amplitude shape is compared above this fraction of the Nyquist frequency
-# Paired clear/foggy split scored with PSNR/SSIM each evaluation ("" = off): a DATASETS entry whose
-# query + gallery records have clear twins, e.g. "fvrid(split=syn)=data/fvrid".
-_C.SJDL.VAL_PAIRS = ""
-_C.SJDL.VAL_MAX = 256  # score at most this many pairs (evenly spaced over the split)
-_C.SJDL.VIS = True  # write foggy | decoded | enhanced | clear PNG panels to OUTPUT_DIR/defog_vis each evaluation
-_C.SJDL.VIS_NUM = 4  # panels per evaluation
 
 _C.OUTPUT_DIR = "outputs/model"
 

@@ -1,31 +1,26 @@
-"""Feature extraction (``python -m global_model extract``) and the inference path validation uses.
+"""Feature extraction: the inference path of validation, ``python -m global_model extract`` and ``ensemble search``.
 
 ``extract_features`` runs any registered architecture in eval mode (its forward returns the B×D
 test feature), batched, with flip TTA (original and mirrored image in one forward, features
 averaged) then L2 normalisation, under bf16 autocast + channels_last on a CPU with native bf16 and
-AMP on CUDA. The CLI also folds BatchNorm into the convolutions first (``prepare_for_inference``)
-and writes ``DIR/query_NAME.pkl`` / ``DIR/gallery_NAME.pkl`` (or ``.npz``) via
-``post_processing.features.save_features``.
+AMP on CUDA. ``prepare_for_inference`` folds BatchNorm into the convolutions first (the ``extract``
+command does); ``load_model_from_checkpoint`` rebuilds a model from the config its checkpoint stores.
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..commands import add_run_options
 from ..data.image_io import ImageReadError, clean_read_error
 from ..data.records import ImageRecord
 from .amp import autocast, resolve_amp, resolve_device
 from .checkpoint import CheckpointError, load_checkpoint, load_model_weights, unwrap_model
 
-__all__ = ["add_arguments", "extract_features", "infer_batch", "load_model_from_checkpoint",
-           "prepare_for_inference", "run"]
+__all__ = ["extract_features", "infer_batch", "load_model_from_checkpoint", "prepare_for_inference"]
 
 logger = logging.getLogger("global_model.extract")
 
@@ -122,49 +117,3 @@ def load_model_from_checkpoint(weights: str, cfg=None, opts: Sequence[str] = (),
     model = build_model(build_cfg, int(num_classes))
     load_model_weights(model, ckpt["model"], source=weights)
     return model.to(device).eval(), cfg
-
-
-# ----------------------------------------------------------------------------- CLI
-
-SPLIT_CHOICES = {"query": ("query",), "gallery": ("gallery",), "train": ("train",),
-                 "both": ("query", "gallery"), "all": ("query", "gallery", "train")}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None,
-                        help="model YAML; default: the config stored in the checkpoint")
-    parser.add_argument("--weights", required=True, help="checkpoint written by `train` (e.g. model_final.pth)")
-    parser.add_argument("--data-root", default=None,
-                        help="dataset folder with the query/gallery split (default: DATASETS.TEST's root)")
-    parser.add_argument("--out-dir", required=True, help="features folder")
-    parser.add_argument("--name", required=True, help="model name used in the file names: query_NAME.pkl")
-    parser.add_argument("--split", choices=tuple(SPLIT_CHOICES), default="both",
-                        help="what to extract: both = query + gallery (default); all adds the training images "
-                             "(train_NAME.pkl, which `ensemble fuse --metric` fits on)")
-    parser.add_argument("--format", choices=("pkl", "npz"), default="pkl")
-    add_run_options(parser, "TEST.FLIP False TEST.IMS_PER_BATCH 64")
-
-
-def _extract(args: argparse.Namespace) -> int:
-    from post_processing.features import save_features
-
-    from ..config import load_config
-    from ..data.dataset import build_test_records
-
-    cfg = load_config(args.config, args.opts) if args.config else None
-    model, cfg = load_model_from_checkpoint(args.weights, cfg, args.opts)
-    model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
-    wanted = SPLIT_CHOICES[args.split]
-    splits = build_test_records(cfg, args.data_root, train="train" in wanted)
-    for split in wanted:
-        names, feats = extract_features(model, splits[split], cfg, progress=not args.no_progress)
-        path = os.path.join(args.out_dir, f"{split}_{args.name}.{args.format}")
-        save_features(path, names, feats)
-        print(f"wrote {path} ({len(names)} x {feats.shape[1]} float32)", flush=True)
-    return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    from .launch import run_guarded
-
-    return run_guarded(_extract, args)

@@ -1,0 +1,72 @@
+"""Shared pytest fixtures: one tiny synthetic dataset and one tiny trained model per test session.
+
+Each is built once, the first time a test asks for it, then shared by every test file; tests that
+change the tree or the checkpoint work on a copy.
+"""
+import os
+
+import pytest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+# The demo's tiny config, shrunk so a run takes seconds: 48x64 input, batches of 8 ids x 4,
+# 20 iterations per epoch, centre loss on (so its separate optimizer is exercised too).
+TINY_OPTS = ("INPUT.SIZE_TRAIN", "[48, 64]", "INPUT.SIZE_TEST", "[48, 64]", "INPUT.PADDING", "4",
+             "SOLVER.IMS_PER_BATCH", "32", "SOLVER.ITERS_PER_EPOCH", "20", "SOLVER.MAX_EPOCHS", "2",
+             "SOLVER.WARMUP_EPOCHS", "0", "SOLVER.EVAL_PERIOD", "1", "SOLVER.CHECKPOINT_PERIOD", "1",
+             "SOLVER.LOG_PERIOD", "5", "LOSS.CENTER_WEIGHT", "0.0005", "DATALOADER.NUM_WORKERS", "0",
+             "TEST.IMS_PER_BATCH", "64")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> str:
+    """The repository checkout the tests run from (scripts and configs are found under it)."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> str:
+    """Path of the demo's tiny global-model config (``global_model/configs/tiny_cpu.yml``)."""
+    return os.path.join(REPO, "global_model", "configs", "tiny_cpu.yml")
+
+
+@pytest.fixture(scope="session")
+def tiny_opts() -> tuple:
+    """``KEY VALUE`` overrides that shrink :func:`tiny_config` to a seconds-long run."""
+    return TINY_OPTS
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg(tiny_config, tiny_opts):
+    """``tiny_cfg(root, out_dir, *extra_opts)``: the shrunk tiny config on dataset ``root``, writing to ``out_dir``."""
+    from global_model.config import load_config
+
+    def make(root: str, out_dir: str, *extra: str):
+        return load_config(tiny_config, [*tiny_opts, "DATASETS.ROOT", root, "OUTPUT_DIR", out_dir, *extra])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> str:
+    """A small AIC20-layout synthetic dataset with query/test ground truth (24 train ids); read-only."""
+    from global_model.data.synth import generate
+
+    root = str(tmp_path_factory.mktemp("tiny_data"))
+    generate(root, seed=0, ids=48, size=(48, 64), cameras=3, real_ids=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_data, tiny_cfg) -> dict:
+    """The tiny model trained for 2 epochs on :func:`tiny_data`: ``root``, ``out``, ``trainer``,
+    ``checkpoint`` (``model_final.pth``), ``metrics`` (of the last epoch) and ``untrained`` (the
+    validation metrics of the model before training, measured by the same trainer)."""
+    from global_model.engine.trainer import build_trainer
+
+    out = str(tmp_path_factory.mktemp("tiny_run"))
+    trainer = build_trainer(tiny_cfg(tiny_data, out), progress=False)
+    untrained = trainer.validate()
+    metrics = trainer.train()
+    return {"root": tiny_data, "out": out, "trainer": trainer, "untrained": untrained, "metrics": metrics,
+            "checkpoint": os.path.join(out, "model_final.pth")}
