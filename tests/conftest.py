@@ -7,6 +7,10 @@ import os
 
 import pytest
 
+# The entry points set this for numba's OpenMP threads (idle threads sleep instead of spinning);
+# the test process imports the libraries directly, so it sets it here.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 # The demo's tiny config, shrunk so a run takes seconds: 48x64 input, batches of 8 ids x 4,

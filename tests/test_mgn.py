@@ -21,8 +21,7 @@ WIDTH = 16
 
 
 def mgn_cfg(**mgn):
-    cfg = get_cfg()
-    cfg.MODEL.META_ARCH = "mgn"
+    cfg = get_cfg("mgn")
     cfg.MODEL.BACKBONE = "timm:test_resnet"
     cfg.MODEL.MGN.REDUCTION_DIM = WIDTH
     for key, value in mgn.items():

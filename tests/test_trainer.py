@@ -76,7 +76,7 @@ def test_train_cli_saves_config_resumes_and_reports_bad_keys(run, tmp_path, caps
     assert main(["train", "--config", TINY_CONFIG, "SOLVER.BASE_LRR", "0.1"]) == 2
     err = capsys.readouterr().err
     assert "unknown config key 'SOLVER.BASE_LRR'" in err and "SOLVER.BASE_LR" in err
-    assert main(["train", "--config", TINY_CONFIG, "--resume", str(tmp_path / "nope.pth"), *args[4:]]) == 2
+    assert main(["train", "--config", TINY_CONFIG, "--resume", str(tmp_path / "nope.pth"), *args[4:]]) == 1
     assert "checkpoint not found" in capsys.readouterr().err
 
 
