@@ -101,39 +101,39 @@ def test_shipped_configs_load(path):
 
 @pytest.fixture
 def families():
-    """Two throw-away families registered from this file: ``unit_family`` (the config's) and ``unit_other``."""
+    """Two throw-away families registered from this file: ``cfg_family`` (the config's) and ``cfg_other``."""
     def adds(section):
         def add(cfg):
             cfg.MODEL[section] = CfgNode({"DEPTH": 3})
         return add
 
-    add_config("unit_family")(adds("UNIT_FAMILY"))
-    add_config("unit_other")(adds("UNIT_OTHER"))
+    add_config("cfg_family")(adds("CFG_FAMILY"))
+    add_config("cfg_other")(adds("CFG_OTHER"))
     yield
-    CONFIG_EXTENSIONS.unregister("unit_family")
-    CONFIG_EXTENSIONS.unregister("unit_other")
+    CONFIG_EXTENSIONS.unregister("cfg_family")
+    CONFIG_EXTENSIONS.unregister("cfg_other")
 
 
 def test_family_keys_come_with_the_family(families, tmp_path):
     """A family registered from this file alone adds its keys; they exist only when MODEL.META_ARCH names it."""
-    path = write(tmp_path / "unit.yml", "MODEL:\n  META_ARCH: unit_family\n  UNIT_FAMILY:\n    DEPTH: 5\n")
+    path = write(tmp_path / "unit.yml", "MODEL:\n  META_ARCH: cfg_family\n  CFG_FAMILY:\n    DEPTH: 5\n")
     child = write(tmp_path / "child.yml", "_BASE_: unit.yml\nSOLVER:\n  MAX_EPOCHS: 2\n")
-    assert load_config(child).MODEL.UNIT_FAMILY.DEPTH == 5  # META_ARCH read from the _BASE_ chain first
-    assert load_config(None, ["MODEL.META_ARCH", "unit_family"]).MODEL.UNIT_FAMILY.DEPTH == 3
-    assert load_config_string(load_config(path).dump()).MODEL.UNIT_FAMILY.DEPTH == 5  # a stored config reloads
-    assert "UNIT_FAMILY" not in get_cfg().MODEL
-    with pytest.raises(ConfigError, match="unknown config key 'MODEL.UNIT_FAMILY.DEPTH'"):
-        load_config(None, ["MODEL.UNIT_FAMILY.DEPTH", "5"])
+    assert load_config(child).MODEL.CFG_FAMILY.DEPTH == 5  # META_ARCH read from the _BASE_ chain first
+    assert load_config(None, ["MODEL.META_ARCH", "cfg_family"]).MODEL.CFG_FAMILY.DEPTH == 3
+    assert load_config_string(load_config(path).dump()).MODEL.CFG_FAMILY.DEPTH == 5  # a stored config reloads
+    assert "CFG_FAMILY" not in get_cfg().MODEL
+    with pytest.raises(ConfigError, match="unknown config key 'MODEL.CFG_FAMILY.DEPTH'"):
+        load_config(None, ["MODEL.CFG_FAMILY.DEPTH", "5"])
 
 
 def test_stored_config_of_the_old_layout_loads(families):
     """Checkpoints written before the families owned their keys: other families' sections are dropped, the
     config's own top-level section moves under MODEL; an unknown section that is no family's still fails."""
-    old = load_config(None, ["MODEL.META_ARCH", "unit_family"]).dump() + (
-        "UNIT_FAMILY:\n  DEPTH: 7\nUNIT_OTHER:\n  DEPTH: 1\n")
-    old = old.replace("MODEL:\n", "MODEL:\n  MGN:\n    POOLING: avg\n  UNIT_OTHER:\n    DEPTH: 1\n", 1)
+    old = load_config(None, ["MODEL.META_ARCH", "cfg_family"]).dump() + (
+        "CFG_FAMILY:\n  DEPTH: 7\nCFG_OTHER:\n  DEPTH: 1\n")
+    old = old.replace("MODEL:\n", "MODEL:\n  MGN:\n    POOLING: avg\n  CFG_OTHER:\n    DEPTH: 1\n", 1)
     cfg = load_config_string(old)
-    assert cfg.MODEL.UNIT_FAMILY.DEPTH == 7 and "MGN" not in cfg.MODEL and "UNIT_OTHER" not in cfg.MODEL
+    assert cfg.MODEL.CFG_FAMILY.DEPTH == 7 and "MGN" not in cfg.MODEL and "CFG_OTHER" not in cfg.MODEL
     baseline = get_cfg().dump().replace("MODEL:\n", "MODEL:\n  MGN:\n    POOLING: avg\n", 1)
     assert load_config_string(baseline) == load_config(None)
     with pytest.raises(ConfigError, match="unknown config key 'OLD.KEY'"):

@@ -41,10 +41,10 @@ def add_norm_weight(cfg):
 @pytest.fixture
 def norm_term():
     register_loss_term("unit_norm")(FeatureNormTerm)
-    add_config("baseline")(add_norm_weight)
+    add_config("unit_norm", shared=True)(add_norm_weight)  # every family's configs get the weight key
     yield
     LOSS_TERMS.unregister("unit_norm")
-    CONFIG_EXTENSIONS.unregister("baseline")
+    CONFIG_EXTENSIONS.unregister("unit_norm")
 
 
 def test_a_registered_loss_term_trains_and_is_reported(norm_term, tmp_path_factory, tmp_path):

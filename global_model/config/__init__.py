@@ -15,7 +15,7 @@ import yaml
 from yacs.config import CfgNode
 
 from post_processing.errors import ReidUsageError
-from post_processing.registry import Registry
+from post_processing.registry import Registry, import_submodules
 
 from ..families import discover_family
 from .defaults import get_core_cfg
@@ -23,22 +23,42 @@ from .defaults import get_core_cfg
 __all__ = ["CONFIG_EXTENSIONS", "ConfigError", "add_config", "get_cfg", "load_config", "load_config_string",
            "merge_opts", "save_config"]
 
-# MODEL.META_ARCH -> fn(cfg) adding that family's keys (fast-reid's add_*_config); found on demand.
-CONFIG_EXTENSIONS: Registry = Registry("config extension", discover=discover_family)
+def _discover(name: Optional[str]) -> None:
+    discover_family(name)
+    if name is None:  # shared extensions (e.g. a loss term's keys) sit beside the loss terms
+        import_submodules("global_model.modeling")
 
 
-def add_config(meta_arch: str):
-    """Decorator: ``fn(cfg)`` adds the keys of family ``meta_arch`` to the core defaults (in place)."""
-    return CONFIG_EXTENSIONS.register(meta_arch)
+# name -> fn(cfg) adding keys (fast-reid's add_*_config): a family's (name = its MODEL.META_ARCH),
+# applied to that family's configs, or a shared one (e.g. a loss term's weight), applied to all.
+CONFIG_EXTENSIONS: Registry = Registry("config extension", discover=_discover)
+_SHARED: set = set()
+
+
+def add_config(name: str, shared: bool = False):
+    """Decorator: ``fn(cfg)`` adds keys to the core defaults (in place): those of the family whose
+    ``MODEL.META_ARCH`` is ``name``, or, with ``shared=True``, keys every config has (a loss term's
+    ``LOSS.*`` weight and options, registered beside the term)."""
+    def deco(fn):
+        CONFIG_EXTENSIONS.register(name, fn)
+        if shared:
+            _SHARED.add(name)
+        return fn
+
+    return deco
 
 
 def get_cfg(meta_arch: Optional[str] = None) -> CfgNode:
-    """The core defaults, plus the keys of family ``meta_arch`` (which becomes ``MODEL.META_ARCH``)."""
+    """The core defaults and shared extensions, plus the keys of family ``meta_arch`` (which becomes
+    ``MODEL.META_ARCH``)."""
     cfg = get_core_cfg()
+    for name, extend in CONFIG_EXTENSIONS.items():
+        if name in _SHARED:
+            extend(cfg)
     if meta_arch:
         cfg.MODEL.META_ARCH = meta_arch
         extend = CONFIG_EXTENSIONS.find(meta_arch)
-        if extend is not None:
+        if extend is not None and meta_arch not in _SHARED:
             extend(cfg)
     return cfg
 

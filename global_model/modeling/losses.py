@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from post_processing.errors import ReidUsageError
-from post_processing.registry import Registry
+from post_processing.registry import Registry, import_submodules
 
 from ..engine.solver import OptimizerSpec
 
@@ -63,8 +63,13 @@ class LossTerm(nn.Module):
         return {}
 
 
-# Filled on import by this module, by family packages and by reid_ensemble.plugins entry points.
-LOSS_TERMS: Registry = Registry("loss term")
+def _discover_terms(name) -> None:
+    """A loss term is one module of ``global_model.modeling`` (or a family package / plugin module)."""
+    import_submodules("global_model.modeling")
+
+
+# Filled on import by the modules of global_model.modeling, family packages and plugin modules.
+LOSS_TERMS: Registry = Registry("loss term", discover=_discover_terms)
 
 
 def register_loss_term(name: str):
