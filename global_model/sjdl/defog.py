@@ -44,7 +44,8 @@ def defog_folder(weights: str, src: str, out: str, output: str = "enhanced", opt
     if not names:
         raise ReidUsageError(f"--src {src!r} holds no images (.jpg, .jpeg, .png, .bmp)")
     ckpt = load_checkpoint(weights)
-    stored = (ckpt.get("aux") or {}).get("decoder")
+    # Checkpoints written before the trainer's auxiliary-module seam keep the decoder at the top level.
+    stored = (ckpt.get("aux") or {}).get("decoder", ckpt.get("decoder"))
     if stored is None:
         raise CheckpointError(f"{weights}: no 'aux/decoder' entry; defog needs a checkpoint written by the SJDL "
                               f"trainer (MODEL.META_ARCH sjdl)")
