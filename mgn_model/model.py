@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from global_model.config import ConfigError
 from global_model.modeling import register_arch
 from global_model.modeling.backbones import (PROBE_SIZE, build_backbone, dry_run, remove_last_downsample,
                                              resnet_stages)
@@ -46,11 +47,11 @@ def parse_branches(specs) -> List[Branch]:
     for spec in specs:
         match = re.fullmatch(r"g|([hv])([1-9][0-9]*)", str(spec))
         if not match:
-            raise ValueError(f"MODEL.MGN.BRANCHES entry {spec!r} is not 'g', 'hN' or 'vN' (N stripes, e.g. 'h2')")
+            raise ConfigError(f"MODEL.MGN.BRANCHES entry {spec!r} is not 'g', 'hN' or 'vN' (N stripes, e.g. 'h2')")
         branches.append(Branch(spec, match.group(1) or "", int(match.group(2) or 0)))
     names = [b.name for b in branches]
     if not branches or len(set(names)) != len(names):
-        raise ValueError(f"MODEL.MGN.BRANCHES must list distinct branches, got {list(specs)}")
+        raise ConfigError(f"MODEL.MGN.BRANCHES must list distinct branches, got {list(specs)}")
     return branches
 
 
@@ -68,16 +69,16 @@ class MGN(nn.Module):
         super().__init__()
         m, g = cfg.MODEL, cfg.MODEL.MGN
         if g.POOLING not in POOLINGS:
-            raise ValueError(f"MODEL.MGN.POOLING must be one of {', '.join(POOLINGS)}, got {g.POOLING!r}")
+            raise ConfigError(f"MODEL.MGN.POOLING must be one of {', '.join(POOLINGS)}, got {g.POOLING!r}")
         if g.REDUCTION_DIM < 1:
-            raise ValueError(f"MODEL.MGN.REDUCTION_DIM must be a positive width, got {g.REDUCTION_DIM}")
+            raise ConfigError(f"MODEL.MGN.REDUCTION_DIM must be a positive width, got {g.REDUCTION_DIM}")
         self.branch_specs = parse_branches(g.BRANCHES)
         self.vector_names = [v for b in self.branch_specs for v in b.vectors]
         self.test_vectors = list(g.TEST_VECTORS) or list(self.vector_names)
         unknown = [v for v in self.test_vectors if v not in self.vector_names]
         if unknown:
-            raise ValueError(f"MODEL.MGN.TEST_VECTORS {unknown} are not vectors of MODEL.MGN.BRANCHES; "
-                             f"available: {', '.join(self.vector_names)}")
+            raise ConfigError(f"MODEL.MGN.TEST_VECTORS {unknown} are not vectors of MODEL.MGN.BRANCHES; "
+                              f"available: {', '.join(self.vector_names)}")
         self.pool = F.adaptive_max_pool2d if g.POOLING == "max" else F.adaptive_avg_pool2d
 
         backbone, channels = build_backbone(m.BACKBONE, m.PRETRAINED, m.PRETRAIN_PATH, last_stride=2)

@@ -7,15 +7,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import ReidError, ReidUsageError
+
+__all__ = ["METRICS", "DistanceError", "MetricError", "pairwise_distance", "topk_smallest"]
+
 METRICS = ("euclidean", "sqeuclidean", "cosine")
+
+
+class DistanceError(ReidError, ValueError):
+    """Features or distances that cannot be compared: wrong shape or dtype, mismatched widths, zero
+    rows under cosine, NaN distances."""
+
+
+class MetricError(DistanceError, ReidUsageError):
+    """A distance metric name that is not one of :data:`METRICS` (a wrong option value)."""
 
 
 def _as_matrix(x, what: str) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 2:
-        raise ValueError(f"{what} must be a 2-D array (N×D), got shape {x.shape}")
+        raise DistanceError(f"{what} must be a 2-D array (N×D), got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number):
-        raise ValueError(f"{what} must be numeric, got dtype {x.dtype}")
+        raise DistanceError(f"{what} must be numeric, got dtype {x.dtype}")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -23,7 +36,7 @@ def _norms(x: np.ndarray, what: str) -> np.ndarray:
     n = np.sqrt(np.einsum("ij,ij->i", x, x))
     zero = np.flatnonzero(n == 0)
     if zero.size:
-        raise ValueError(f"cosine distance: {what} row {int(zero[0])} has zero norm")
+        raise DistanceError(f"cosine distance: {what} row {int(zero[0])} has zero norm")
     return n
 
 
@@ -34,13 +47,13 @@ def pairwise_distance(a, b, metric: str = "euclidean", block_rows: int = 1024) -
     ``cosine`` is 1 − cos, clamped to [0, 2]. Rows of ``a`` are processed ``block_rows`` at a time.
     """
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+        raise MetricError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     if block_rows < 1:
         raise ValueError(f"block_rows must be >= 1, got {block_rows}")
     a = _as_matrix(a, "a")
     b = _as_matrix(b, "b")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"dimension mismatch: a is {a.shape[0]}×{a.shape[1]}, b is {b.shape[0]}×{b.shape[1]}")
+        raise DistanceError(f"dimension mismatch: a is {a.shape[0]}×{a.shape[1]}, b is {b.shape[0]}×{b.shape[1]}")
 
     out = np.empty((a.shape[0], b.shape[0]), dtype=np.float32)
     if metric == "cosine":
@@ -88,7 +101,7 @@ def topk_smallest(dist_rows, k: int, block_rows: int = 1024) -> np.ndarray:
         blk = d[start:start + block_rows]
         if np.isnan(blk).any():
             bad = start + int(np.flatnonzero(np.isnan(blk).any(axis=1))[0])
-            raise ValueError(f"dist_rows row {bad} contains NaN")
+            raise DistanceError(f"dist_rows row {bad} contains NaN")
         thr = np.partition(blk, k - 1, axis=1)[:, k - 1:k]
         below = blk < thr
         # Among entries equal to the k-th value, keep only the lowest indices needed to reach k.

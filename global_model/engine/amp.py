@@ -11,19 +11,29 @@ from typing import Optional
 
 import torch
 
-__all__ = ["autocast", "cpu_has_native_bf16", "needs_grad_scaler", "resolve_amp", "resolve_device"]
+from ..config import ConfigError
+
+__all__ = ["DeviceError", "autocast", "cpu_has_native_bf16", "needs_grad_scaler", "resolve_amp", "resolve_device"]
 
 _MODES = ("auto", "off", "bf16", "fp16")
 
 
+class DeviceError(ConfigError, RuntimeError):
+    """A ``MODEL.DEVICE`` this machine cannot use (a RuntimeError too, as torch's own device errors)."""
+
+
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU raises a clear error."""
+    """``auto`` → CUDA when available, else CPU; an unknown name, or ``cuda`` without a GPU, raises
+    :class:`DeviceError`."""
     name = (name or "auto").lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"MODEL.DEVICE {name!r} is not a torch device; expected auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"MODEL.DEVICE is {name!r} but no CUDA device is available; use 'cpu' or 'auto'")
+        raise DeviceError(f"MODEL.DEVICE is {name!r} but no CUDA device is available; use 'cpu' or 'auto'")
     return dev
 
 
@@ -40,14 +50,14 @@ def resolve_amp(mode: str, device: torch.device) -> Optional[torch.dtype]:
     """The autocast dtype for ``mode`` on ``device``, or None for plain fp32."""
     mode = str(mode).lower()
     if mode not in _MODES:
-        raise ValueError(f"AMP mode {mode!r} is not one of {', '.join(_MODES)}")
+        raise ConfigError(f"AMP mode {mode!r} (SOLVER.AMP / TEST.AMP) is not one of {', '.join(_MODES)}")
     if mode == "off":
         return None
     if mode == "bf16":
         return torch.bfloat16
     if mode == "fp16":
         if device.type != "cuda":
-            raise ValueError("AMP fp16 needs a CUDA device; use 'bf16' or 'auto' on CPU")
+            raise ConfigError("AMP fp16 (SOLVER.AMP / TEST.AMP) needs a CUDA device; use 'bf16' or 'auto' on CPU")
         return torch.float16
     if device.type == "cuda":
         return torch.float16

@@ -14,6 +14,8 @@ from typing import AbstractSet, Dict, Iterable, List, Tuple
 import torch
 from torch import nn
 
+from ..config import ConfigError
+
 __all__ = ["OptimizerSpec", "WarmupScheduler", "build_optimizer", "param_groups"]
 
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
@@ -74,7 +76,7 @@ def build_optimizer(groups: List[Dict], cfg) -> torch.optim.Optimizer:
         return torch.optim.Adam(groups, lr=s.BASE_LR)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=s.BASE_LR)
-    raise ValueError(f"SOLVER.OPTIMIZER {s.OPTIMIZER!r} is not one of SGD, Adam, AdamW")
+    raise ConfigError(f"SOLVER.OPTIMIZER {s.OPTIMIZER!r} is not one of SGD, Adam, AdamW")
 
 
 class WarmupScheduler:
@@ -84,7 +86,7 @@ class WarmupScheduler:
     def __init__(self, optimizer: torch.optim.Optimizer, cfg, iters_per_epoch: int):
         s = cfg.SOLVER
         if s.SCHED not in ("multistep", "cosine"):
-            raise ValueError(f"SOLVER.SCHED {s.SCHED!r} is not one of multistep, cosine")
+            raise ConfigError(f"SOLVER.SCHED {s.SCHED!r} is not one of multistep, cosine")
         self.optimizer = optimizer
         self.base_lr, self.sched, self.gamma = s.BASE_LR, s.SCHED, s.GAMMA
         self.steps = sorted(s.STEPS)

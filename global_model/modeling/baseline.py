@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config import ConfigError
 from . import register_arch
 from .backbones import build_backbone
 from .heads import bnneck, build_pooling, classifier, weights_init_kaiming
@@ -26,11 +27,11 @@ class Baseline(nn.Module):
         super().__init__()
         m = cfg.MODEL
         if m.NECK not in NECKS:
-            raise ValueError(f"MODEL.NECK must be one of {', '.join(NECKS)}, got {m.NECK!r}")
+            raise ConfigError(f"MODEL.NECK must be one of {', '.join(NECKS)}, got {m.NECK!r}")
         if m.TEST_FEAT not in TEST_FEATS:
-            raise ValueError(f"MODEL.TEST_FEAT must be one of {', '.join(TEST_FEATS)}, got {m.TEST_FEAT!r}")
+            raise ConfigError(f"MODEL.TEST_FEAT must be one of {', '.join(TEST_FEATS)}, got {m.TEST_FEAT!r}")
         if m.REDUCTION_DIM < 0:
-            raise ValueError(f"MODEL.REDUCTION_DIM must be 0 (off) or a width, got {m.REDUCTION_DIM}")
+            raise ConfigError(f"MODEL.REDUCTION_DIM must be 0 (off) or a width, got {m.REDUCTION_DIM}")
         self.backbone, channels = build_backbone(m.BACKBONE, m.PRETRAINED, m.PRETRAIN_PATH, m.LAST_STRIDE)
         self.pool = build_pooling(m.POOLING, m.GEM_P)
         self.reduction = None

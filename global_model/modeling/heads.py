@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ConfigError
+
 POOLINGS = ("avg", "max", "gem")
 
 
@@ -60,7 +62,7 @@ def build_pooling(name: str, gem_p: float = 3.0) -> nn.Module:
         return nn.AdaptiveMaxPool2d(1)
     if name == "gem":
         return GeM(gem_p)
-    raise ValueError(f"MODEL.POOLING must be one of {', '.join(POOLINGS)}, got {name!r}")
+    raise ConfigError(f"MODEL.POOLING must be one of {', '.join(POOLINGS)}, got {name!r}")
 
 
 def bnneck(dim: int) -> nn.BatchNorm1d:
