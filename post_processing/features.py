@@ -5,18 +5,26 @@ convention, also Python-2 pickles), an ``.npz`` with ``names`` + ``feats``, and 
 export ``embeddings.npy`` + ``paths.npy``. Pickles are read with :func:`restricted_load`, which
 only builds plain containers, strings, numbers and numpy arrays, so a feature file from a
 team-mate or the internet cannot run code when it is loaded.
+
+Metadata (what ``extract`` wrote the file from: the model's fingerprint, the images it skipped)
+follows the feature dict as a second pickle in the same file, so a plain ``pickle.load`` still
+returns just the dict; an ``.npz`` holds it as the ``fingerprint`` and ``meta`` (JSON) arrays.
+Files without it (older ones, other tools') load with an empty ``meta``.
 """
 from __future__ import annotations
 
 import _codecs
 import builtins
 import collections
+import contextlib
 import glob
 import io
+import json
 import os
 import pickle
-from dataclasses import dataclass
-from typing import IO, Sequence
+import shutil
+from dataclasses import dataclass, field
+from typing import IO, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -30,6 +38,8 @@ except ImportError:  # numpy < 2
 
 SPLITS = ("query", "gallery", "train")  # train features feed metric learning
 SUFFIXES = (".pkl", ".npz")
+META_MARKER = "reid_ensemble_features"  # key of the metadata pickle; its value is the format version
+META_VERSION = 1
 
 
 class FeatureFileError(ReidError, ValueError):
@@ -43,9 +53,21 @@ class FeatureSet:
     names: list
     feats: np.ndarray
     path: str = ""
+    # What extract recorded: ``fingerprint`` (checkpoint + config), ``checkpoint``, ``skipped`` names.
+    meta: Dict[str, object] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.names)
+
+    @property
+    def fingerprint(self) -> Optional[str]:
+        """The model fingerprint written by ``extract``; None for files without metadata."""
+        return self.meta.get("fingerprint")  # type: ignore[return-value]
+
+    @property
+    def skipped(self) -> List[str]:
+        """Images of the split left out at extraction as unreadable (``DATASETS.SKIP_BAD``)."""
+        return list(self.meta.get("skipped", []))  # type: ignore[call-overload]
 
 
 # Everything a feature pickle legitimately needs, keyed by (module, name) as written in the
@@ -111,17 +133,39 @@ def _stack(names: list, vectors: list, path: str) -> np.ndarray:
     return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
 
+def _check_meta(meta, path: str) -> Dict[str, object]:
+    """The metadata record without its marker; refuses one of the wrong shape."""
+    if not isinstance(meta, dict) or meta.get(META_MARKER) != META_VERSION:
+        raise FeatureFileError(f"{path}: data after the feature dict is not a version-{META_VERSION} "
+                               f"metadata record ({META_MARKER!r} key)")
+    meta = {k: v for k, v in meta.items() if k != META_MARKER}
+    if not isinstance(meta.get("fingerprint", ""), str):
+        raise FeatureFileError(f"{path}: metadata 'fingerprint' must be a string")
+    skipped = meta.get("skipped", [])
+    if not isinstance(skipped, list) or not all(isinstance(n, str) for n in skipped):
+        raise FeatureFileError(f"{path}: metadata 'skipped' must be a list of image names")
+    return meta
+
+
 def _from_pickle(path: str) -> FeatureSet:
+    meta = {}
     try:
         with open(path, "rb") as f:
             obj = restricted_load(f)
+            if f.read(1):
+                f.seek(-1, os.SEEK_CUR)
+                meta = _check_meta(restricted_load(f), path)
+                if f.read(1):
+                    raise FeatureFileError(f"{path}: unexpected data after the metadata record")
+    except FeatureFileError:
+        raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
         raise FeatureFileError(f"{path}: cannot load feature pickle: {e}") from None
     if not isinstance(obj, dict):
         raise FeatureFileError(f"{path}: expected a dict mapping image name to feature vector, "
                                f"got {type(obj).__name__}")
     names = [_name(k, path, i) for i, k in enumerate(obj)]
-    return FeatureSet(names, _stack(names, list(obj.values()), path), path)
+    return FeatureSet(names, _stack(names, list(obj.values()), path), path, meta)
 
 
 def _read_npy(path: str) -> np.ndarray:
@@ -144,16 +188,25 @@ def _from_npz(path: str) -> FeatureSet:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in ("names", "feats") if k in z.files}
+            stored = {k: str(z[k].item()) for k in ("fingerprint", "meta") if k in z.files and z[k].shape == ()}
             found = z.files
     except (ValueError, OSError, EOFError) as e:
         raise FeatureFileError(f"{path}: cannot load .npz: {e}") from None
+    meta: Dict[str, object] = {}
+    if "meta" in stored:
+        try:
+            meta = _check_meta(json.loads(stored["meta"]), path)
+        except json.JSONDecodeError as e:
+            raise FeatureFileError(f"{path}: the 'meta' array is not JSON ({e})") from None
+    if "fingerprint" in stored:
+        meta["fingerprint"] = stored["fingerprint"]
     if len(arrays) != 2:
         raise FeatureFileError(f"{path}: an .npz feature file needs arrays 'names' and 'feats', found {found}")
     names, feats = arrays["names"], arrays["feats"]
     if feats.ndim != 2 or names.ndim != 1 or len(names) != len(feats):
         raise FeatureFileError(f"{path}: expected names (N,) and feats (N, D), got {names.shape} and {feats.shape}")
     names = [_name(n.item() if isinstance(n, np.generic) else n, path, i) for i, n in enumerate(names)]
-    return FeatureSet(names, np.ascontiguousarray(feats, dtype=np.float32), path)
+    return FeatureSet(names, np.ascontiguousarray(feats, dtype=np.float32), path, meta)
 
 
 def validate_features(fs: FeatureSet) -> FeatureSet:
@@ -206,9 +259,8 @@ def load_embeddings(npy_path: str, paths_npy: str, validate: bool = True) -> Fea
     return validate_features(fs) if validate else fs
 
 
-def save_features(path: str, names: Sequence[str], feats) -> None:
-    """Write ``names``/``feats`` atomically; the format follows the suffix (``.pkl`` protocol 4, or ``.npz``)."""
-    path = os.fspath(path)
+def _encode(path: str, names: Sequence[str], feats, meta: Optional[Mapping[str, object]]) -> bytes:
+    """The bytes of a feature file (format by suffix); ``meta`` as described in the module doc."""
     feats = np.asarray(feats, dtype=np.float32)
     names = [str(n) for n in names]
     if feats.ndim != 2 or len(names) != len(feats):
@@ -216,18 +268,77 @@ def save_features(path: str, names: Sequence[str], feats) -> None:
                                f"got {len(names)} names and shape {feats.shape}")
     if len(set(names)) != len(names):
         raise FeatureFileError(f"{path}: duplicate image names; each image must appear once")
+    record = {META_MARKER: META_VERSION, **meta} if meta else None
+    buf = io.BytesIO()
     suffix = os.path.splitext(path)[1].lower()
     if suffix in (".pkl", ".pickle"):
-        payload = {n: np.array(v) for n, v in zip(names, feats)}
-        with atomic_write(path, "wb") as f:
-            pickle.dump(payload, f, protocol=4)
+        pickle.dump({n: np.array(v) for n, v in zip(names, feats)}, buf, protocol=4)
+        if record is not None:
+            pickle.dump(record, buf, protocol=4)
     elif suffix == ".npz":
-        buf = io.BytesIO()
-        np.savez(buf, names=np.array(names, dtype=str), feats=feats)
-        with atomic_write(path, "wb") as f:
-            f.write(buf.getvalue())
+        extra = {}
+        if record is not None:
+            extra["meta"] = np.array(json.dumps(record, sort_keys=True))
+            if meta.get("fingerprint"):
+                extra["fingerprint"] = np.array(str(meta["fingerprint"]))
+        np.savez(buf, names=np.array(names, dtype=str), feats=feats, **extra)
     else:
         raise FeatureFileError(f"{path}: unknown feature file suffix {suffix!r}; expected .pkl or .npz")
+    return buf.getvalue()
+
+
+def save_features(path: str, names: Sequence[str], feats, meta: Optional[Mapping[str, object]] = None) -> None:
+    """Write ``names``/``feats`` (and ``meta``) atomically; the format follows the suffix (``.pkl``
+    protocol 4, or ``.npz``)."""
+    path = os.fspath(path)
+    data = _encode(path, names, feats, meta)
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+
+
+def save_feature_files(files: Sequence[Tuple[str, Sequence[str], object, Optional[Mapping[str, object]]]]) -> None:
+    """Write several feature files ``(path, names, feats, meta)`` so that they replace the old ones
+    together: every file is encoded and written to a staged name first, then all are renamed in
+    place back to back. An error before the renames leaves every old file untouched (the staged
+    ones are removed); only a crash between two renames can mix old and new files, and the
+    fingerprints in the metadata let :func:`check_same_model` catch that."""
+    encoded = [(os.fspath(path), _encode(os.fspath(path), names, feats, meta)) for path, names, feats, meta in files]
+    staged: List[Tuple[str, str]] = []
+    try:
+        for path, data in encoded:
+            stage = os.path.join(os.path.dirname(os.path.abspath(path)),
+                                 f".{os.path.basename(path)}.{os.getpid()}.staged")
+            staged.append((path, stage))
+            with atomic_write(stage, "wb") as f:
+                f.write(data)
+            if os.path.exists(path):
+                shutil.copymode(path, stage)  # the replaced file keeps its permissions
+        for path, stage in staged:
+            os.replace(stage, path)
+    except BaseException:
+        for _, stage in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(stage)
+        raise
+
+
+def check_same_model(model: str, sets: Mapping[str, FeatureSet]) -> List[str]:
+    """Refuse feature files of one model (split → set) written from different checkpoints or
+    configs, naming the files; returns one warning naming the files without a fingerprint (older
+    files, other tools'), which cannot be checked."""
+    prints = {split: fs for split, fs in sets.items() if fs.fingerprint}
+    if len({fs.fingerprint for fs in prints.values()}) > 1:
+        detail = "; ".join(f"{fs.path or split}: {fs.fingerprint} (checkpoint {fs.meta.get('checkpoint', '?')})"
+                           for split, fs in prints.items())
+        raise FeatureFileError(f"model {model!r}: its feature files were extracted from different checkpoints or "
+                               f"configs (fingerprints differ: {detail}); extract them again together "
+                               f"(python -m global_model extract --split all|both)")
+    unchecked = [fs.path or split for split, fs in sets.items() if not fs.fingerprint]
+    if not unchecked:
+        return []
+    return [f"model {model!r}: {', '.join(unchecked)} {'has' if len(unchecked) == 1 else 'have'} no fingerprint "
+            f"(written before extract recorded one): cannot check that the model's feature files come from "
+            f"one checkpoint"]
 
 
 def find_feature_file(features_dir: str, model: str, split: str) -> str:

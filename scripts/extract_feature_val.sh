@@ -2,6 +2,12 @@
 # Extract query and gallery features of every model in MODELS into FEATURES_DIR
 # (query_<name>.pkl, gallery_<name>.pkl), stopping at the first failure.
 #
+# All models are extracted into a staging folder beside FEATURES_DIR first and moved into
+# FEATURES_DIR only when every one succeeded: a failure (or Ctrl-C) leaves FEATURES_DIR as it was,
+# never some models replaced and others not. The moves are renames on one file system, a model's
+# files back to back; the fingerprint in each file lets `ensemble fuse` refuse a model whose files
+# a crash during the moves still mixed.
+#
 # Environment:
 #   MODELS        space-separated name:config:checkpoint triples; an empty config ("name::ckpt")
 #                 uses the config stored in the checkpoint (its MODEL.META_ARCH picks the family).
@@ -22,34 +28,64 @@ if [ -z "${MODELS:-}" ]; then
     done
 fi
 
+STAGE=
 fail() {
     echo "extract_feature_val.sh: $*" >&2
     exit 1
 }
+cleanup() {
+    [ -z "$STAGE" ] || rm -rf "$STAGE"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 [ -d "$DATA_ROOT" ] || fail "DATA_ROOT $DATA_ROOT is not a folder"
+# Check every entry and checkpoint before extracting anything.
 count=0
 for entry in $MODELS; do
-    name=${entry%%:*}
-    rest=${entry#*:}
-    config=${rest%%:*}
-    weights=${rest#*:}
     case $entry in
         *:*:*:*|:*) fail "bad MODELS entry '$entry': expected name:config:checkpoint" ;;
         *:*:*) ;;
         *) fail "bad MODELS entry '$entry': expected name:config:checkpoint" ;;
     esac
-    [ -f "$weights" ] || fail "$name: checkpoint $weights not found"
+    weights=${entry#*:*:}
+    [ -f "$weights" ] || fail "${entry%%:*}: checkpoint $weights not found"
+    count=$((count + 1))
+done
+[ "$count" -gt 0 ] || fail "MODELS is empty"
+
+parent=$(dirname "$FEATURES_DIR")
+mkdir -p "$parent"
+STAGE=$(mktemp -d "$parent/.$(basename "$FEATURES_DIR").staging.XXXXXX") || fail "cannot create a staging folder in $parent"
+names=
+for entry in $MODELS; do
+    name=${entry%%:*}
+    rest=${entry#*:}
+    config=${rest%%:*}
+    weights=${rest#*:}
     echo "$name: global_model extract --weights $weights${config:+ --config $config}"
     # shellcheck disable=SC2086  # EXTRACT_ARGS is a list of words
     if [ -n "$config" ]; then
         "$PYTHON" -m global_model extract --config "$config" --weights "$weights" --data-root "$DATA_ROOT" \
-            --out-dir "$FEATURES_DIR" --name "$name" --no-progress $EXTRACT_ARGS || fail "$name: extraction failed"
+            --out-dir "$STAGE" --name "$name" --no-progress $EXTRACT_ARGS || fail "$name: extraction failed"
     else
         "$PYTHON" -m global_model extract --weights "$weights" --data-root "$DATA_ROOT" \
-            --out-dir "$FEATURES_DIR" --name "$name" --no-progress $EXTRACT_ARGS || fail "$name: extraction failed"
+            --out-dir "$STAGE" --name "$name" --no-progress $EXTRACT_ARGS || fail "$name: extraction failed"
     fi
-    count=$((count + 1))
+    names="$names $name"
 done
-[ "$count" -gt 0 ] || fail "MODELS is empty"
+
+# Every model succeeded: move the files into place, one model's files back to back.
+mkdir -p "$FEATURES_DIR"
+for name in $names; do
+    for split in query gallery train; do
+        for suffix in pkl npz; do
+            file=${split}_$name.$suffix
+            [ -f "$STAGE/$file" ] || continue
+            mv -f "$STAGE/$file" "$FEATURES_DIR/$file" || fail "$name: cannot move $file into $FEATURES_DIR"
+            echo "wrote $FEATURES_DIR/$file"
+        done
+    done
+done
 echo "extracted $count model(s) into $FEATURES_DIR"

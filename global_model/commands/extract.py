@@ -1,7 +1,10 @@
 """``python -m global_model extract --weights CKPT --out-dir DIR --name NAME [KEY VALUE ...]``.
 
 Rebuilds the model from the checkpoint (its stored config, or ``--config``), folds BatchNorm into
-the convolutions and writes ``DIR/<split>_NAME.pkl`` (or ``.npz``) for each split asked for.
+the convolutions, extracts every split asked for, then writes ``DIR/<split>_NAME.pkl`` (or ``.npz``)
+for all of them together: a failure on one split replaces none of the files, so a new query file
+never sits beside an old gallery file. Each file records the model's fingerprint and the images
+``DATASETS.SKIP_BAD`` left out (see :mod:`post_processing.features`).
 """
 from __future__ import annotations
 
@@ -32,20 +35,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from post_processing.features import save_features
+    from post_processing.features import save_feature_files
 
     from ..config import load_config
-    from ..data.dataset import build_test_records
-    from ..engine.extractor import extract_features, load_model_from_checkpoint, prepare_for_inference
+    from ..data.dataset import build_test_split
+    from ..engine.extractor import (extract_features, load_model_from_checkpoint, model_fingerprint,
+                                    prepare_for_inference)
 
     cfg = load_config(args.config, args.opts) if args.config else None
     model, cfg = load_model_from_checkpoint(args.weights, cfg, args.opts)
     model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
     wanted = SPLIT_CHOICES[args.split]
-    splits = build_test_records(cfg, args.data_root, train="train" in wanted)
+    splits, skipped = build_test_split(cfg, args.data_root, train="train" in wanted)
+    source = model_fingerprint(args.weights, cfg)
+    files = []
     for split in wanted:
         names, feats = extract_features(model, splits[split], cfg, progress=not args.no_progress)
         path = os.path.join(args.out_dir, f"{split}_{args.name}.{args.format}")
-        save_features(path, names, feats)
+        files.append((path, names, feats, {**source, "split": split, "skipped": skipped[split]}))
+    save_feature_files(files)
+    for path, names, feats, _ in files:
         print(f"wrote {path} ({len(names)} x {feats.shape[1]} float32)", flush=True)
     return 0

@@ -8,6 +8,7 @@ repeats the input).
 from __future__ import annotations
 
 import ast
+import inspect
 import os
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -17,13 +18,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .datasets import DatasetError, DatasetSplits, load_dataset, merge_train_sets
+from .datasets import DATASETS, DatasetError, DatasetSplits, load_dataset, merge_train_sets
 from .image_io import check_images, read_image
 from .records import ImageRecord
 from .sampler import PKSampler
 from .transforms import build_transforms
 
-__all__ = ["ReIDDataset", "build_test_loader", "build_test_records", "build_train_loader",
+__all__ = ["ReIDDataset", "build_test_loader", "build_test_records", "build_test_split", "build_train_loader",
            "build_train_records", "collate", "load_dataset_spec", "parse_dataset_spec"]
 
 
@@ -96,12 +97,17 @@ def parse_dataset_spec(spec: str, default_root: str) -> Tuple[str, str, Dict[str
     return match.group(1), (os.path.join(default_root, path.strip()) if path is not None else default_root), options
 
 
-def load_dataset_spec(spec: str, cfg, root_override: Optional[str] = None) -> DatasetSplits:
-    """Load one ``DATASETS`` entry (see :func:`parse_dataset_spec`); ``root_override`` replaces its folder."""
+def load_dataset_spec(spec: str, cfg, root_override: Optional[str] = None, train: bool = True) -> DatasetSplits:
+    """Load one ``DATASETS`` entry (see :func:`parse_dataset_spec`); ``root_override`` replaces its folder.
+
+    ``train=False``: the caller needs query and gallery only; a loader with a ``train`` keyword
+    (aic20) is told so and does not read its training labels and images."""
     name, root, options = parse_dataset_spec(spec, cfg.DATASETS.ROOT)
     root = root_override or root
     if not os.path.isdir(root):
         raise DatasetError(f"dataset {name!r}: root folder {root!r} does not exist")
+    if not train and "train" in inspect.signature(DATASETS.get(name)).parameters:
+        options = {"train": False, **options}
     try:
         return load_dataset(name, root, **options)
     except TypeError as exc:
@@ -116,6 +122,11 @@ def _skip_bad(records: List[ImageRecord], what: str) -> List[ImageRecord]:
         shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
         print(f"DATASETS.SKIP_BAD: skipped {len(bad)} unreadable image(s) of {what}: {shown}")
     return good
+
+
+def _left_out(records: List[ImageRecord], kept: List[ImageRecord]) -> List[str]:
+    kept_ids = {id(r) for r in kept}
+    return [r.name for r in records if id(r) not in kept_ids]
 
 
 def build_train_records(cfg) -> Tuple[List[ImageRecord], int]:
@@ -136,10 +147,13 @@ def build_train_records(cfg) -> Tuple[List[ImageRecord], int]:
     return merge_train_sets(sets, relabel_cameras=True)
 
 
-def build_test_records(cfg, root: Optional[str] = None, train: bool = False) -> Dict[str, List[ImageRecord]]:
-    """``{"query": ..., "gallery": ...}`` of ``DATASETS.TEST`` (``root`` replaces its folder), in the
-    format's order; with ``train`` also its ``"train"`` records (metric learning fits on them)."""
-    splits = load_dataset_spec(cfg.DATASETS.TEST, cfg, root)
+def build_test_split(cfg, root: Optional[str] = None,
+                     train: bool = False) -> Tuple[Dict[str, List[ImageRecord]], Dict[str, List[str]]]:
+    """``({"query": ..., "gallery": ...}, skipped)`` of ``DATASETS.TEST`` (``root`` replaces its
+    folder), in the format's order; with ``train`` also its ``"train"`` records (metric learning fits
+    on them), else the training labels and images are not read. ``skipped``: per split, the names
+    of the unreadable images ``DATASETS.SKIP_BAD`` left out (empty lists without it)."""
+    splits = load_dataset_spec(cfg.DATASETS.TEST, cfg, root, train=train)
     if not splits.query or not splits.gallery:
         raise DatasetError(f"dataset {cfg.DATASETS.TEST!r} at {splits.root}: query ({len(splits.query)}) and "
                            f"gallery ({len(splits.gallery)}) must both be non-empty")
@@ -148,9 +162,17 @@ def build_test_records(cfg, root: Optional[str] = None, train: bool = False) -> 
         if not splits.train:
             raise DatasetError(f"dataset {cfg.DATASETS.TEST!r} at {splits.root}: no training images to extract")
         out["train"] = splits.train
+    skipped: Dict[str, List[str]] = {name: [] for name in out}
     if cfg.DATASETS.SKIP_BAD:
-        out = {name: _skip_bad(records, name) for name, records in out.items()}
-    return out
+        kept = {name: _skip_bad(records, name) for name, records in out.items()}
+        skipped = {name: _left_out(out[name], kept[name]) for name in out}
+        out = kept
+    return out, skipped
+
+
+def build_test_records(cfg, root: Optional[str] = None, train: bool = False) -> Dict[str, List[ImageRecord]]:
+    """The records of :func:`build_test_split` (validation uses them)."""
+    return build_test_split(cfg, root, train)[0]
 
 
 def build_train_loader(cfg, records: Sequence[ImageRecord], rank: int = 0,

@@ -4,12 +4,14 @@
 test feature), batched, with flip TTA (original and mirrored image in one forward, features
 averaged) then L2 normalisation, under bf16 autocast + channels_last on a CPU with native bf16 and
 AMP on CUDA. ``prepare_for_inference`` folds BatchNorm into the convolutions first (the ``extract``
-command does); ``load_model_from_checkpoint`` rebuilds a model from the config its checkpoint stores.
+command does); ``load_model_from_checkpoint`` rebuilds a model from the config its checkpoint stores;
+``model_fingerprint`` names the checkpoint + config a feature file was extracted with.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -20,7 +22,8 @@ from ..data.records import ImageRecord
 from .amp import autocast, resolve_amp, resolve_device
 from .checkpoint import CheckpointError, load_checkpoint, load_model_weights, unwrap_model
 
-__all__ = ["extract_features", "infer_batch", "load_model_from_checkpoint", "prepare_for_inference"]
+__all__ = ["extract_features", "infer_batch", "load_model_from_checkpoint", "model_fingerprint",
+           "prepare_for_inference"]
 
 logger = logging.getLogger("global_model.extract")
 
@@ -117,3 +120,28 @@ def load_model_from_checkpoint(weights: str, cfg=None, opts: Sequence[str] = (),
     model = build_model(build_cfg, int(num_classes))
     load_model_weights(model, ckpt["model"], source=weights)
     return model.to(device).eval(), cfg
+
+
+# Config keys that say how extraction runs, not which vector comes out: left out of the fingerprint,
+# so query and gallery extracted separately with other batch sizes or workers still match.
+_RUN_ONLY_KEYS = ("DATALOADER", "DATASETS", "OUTPUT_DIR", "SOLVER", "TEST.IMS_PER_BATCH", "MODEL.DEVICE")
+
+
+def model_fingerprint(weights: str, cfg) -> Dict[str, str]:
+    """What a feature file records of its model: ``fingerprint`` (16 hex digits of the checkpoint's
+    and the config's SHA-256 together), ``checkpoint`` (the path), ``checkpoint_sha256`` and
+    ``config_sha256`` (of the config without its run-only keys). Feature files of one model with
+    different fingerprints do not belong together (``ensemble fuse`` refuses them)."""
+    digest = hashlib.sha256()
+    with open(weights, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    ckpt_sha = digest.hexdigest()
+    shown = cfg.clone()
+    shown.defrost()
+    for key in _RUN_ONLY_KEYS:
+        node, _, leaf = key.rpartition(".")
+        (shown[node] if node else shown).pop(leaf, None)
+    cfg_sha = hashlib.sha256(shown.dump().encode("utf-8")).hexdigest()
+    return {"fingerprint": hashlib.sha256(f"{ckpt_sha}:{cfg_sha}".encode()).hexdigest()[:16],
+            "checkpoint": str(weights), "checkpoint_sha256": ckpt_sha, "config_sha256": cfg_sha}

@@ -78,12 +78,14 @@ def _split(root: str, folder: str, names: List[str], labels: Optional[Dict[str, 
 
 
 @register("aic20")
-def load_aic20(root: str, require_images: bool = True) -> DatasetSplits:
+def load_aic20(root: str, require_images: bool = True, train: bool = True) -> DatasetSplits:
     """CityFlow-ReID at ``root`` (train on the VehicleX simulation ids too by naming ``aic20_sim`` as a
     second ``DATASETS.TRAIN`` entry).
 
     ``require_images=False`` reads only the lists (what the ensemble needs): image folders are not
-    checked and a missing ``train_label.xml`` gives an empty train split.
+    checked and a missing ``train_label.xml`` gives an empty train split. ``train=False`` leaves the
+    train split empty without reading ``train_label.xml`` or ``image_train/`` (what a command that
+    needs query and gallery only asks for, so a broken training set cannot stop it).
     ``extra``: ``tracks`` (gallery names per ``test_track.txt`` line; empty without that file),
     ``has_ground_truth`` (both ``query_label.xml`` and ``test_label.xml`` exist).
     """
@@ -93,10 +95,9 @@ def load_aic20(root: str, require_images: bool = True) -> DatasetSplits:
     test_names = read_name_list(require_file(loader, root, "name_test.txt", "the gallery image names"))
     require_records(loader, query_names, os.path.join(root, "name_query.txt"))
     require_records(loader, test_names, os.path.join(root, "name_test.txt"))
-    if require_images or os.path.isfile(os.path.join(root, "train_label.xml")):
-        train = _train(loader, root, require_images)
-    else:
-        train = []
+    train_records: List[ImageRecord] = []
+    if train and (require_images or os.path.isfile(os.path.join(root, "train_label.xml"))):
+        train_records = _train(loader, root, require_images)
     if require_images:
         check_listed(loader, require_dir(loader, root, "image_query", "the query images"),
                      query_names, "name_query.txt")
@@ -109,7 +110,7 @@ def load_aic20(root: str, require_images: bool = True) -> DatasetSplits:
     query = _split(root, "image_query", query_names, query_labels, "query_label.xml", {})
     gallery = _split(root, "image_test", test_names, test_labels, "test_label.xml", track_of)
     extra: Dict[str, object] = {"tracks": tracks, "has_ground_truth": query_labels is not None}
-    return DatasetSplits(loader, root, train, query, gallery, extra)
+    return DatasetSplits(loader, root, train_records, query, gallery, extra)
 
 
 @register("aic20_sim")
