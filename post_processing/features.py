@@ -302,15 +302,17 @@ def save_feature_files(files: Sequence[Tuple[str, Sequence[str], object, Optiona
     place back to back. An error before the renames leaves every old file untouched (the staged
     ones are removed); only a crash between two renames can mix old and new files, and the
     fingerprints in the metadata let :func:`check_same_model` catch that."""
-    encoded = [(os.fspath(path), _encode(os.fspath(path), names, feats, meta)) for path, names, feats, meta in files]
     staged: List[Tuple[str, str]] = []
     try:
-        for path, data in encoded:
+        for path, names, feats, meta in files:
+            path = os.fspath(path)
+            data = _encode(path, names, feats, meta)
             stage = os.path.join(os.path.dirname(os.path.abspath(path)),
                                  f".{os.path.basename(path)}.{os.getpid()}.staged")
             staged.append((path, stage))
             with atomic_write(stage, "wb") as f:
                 f.write(data)
+            del data  # one encoded file in memory at a time
             if os.path.exists(path):
                 shutil.copymode(path, stage)  # the replaced file keeps its permissions
         for path, stage in staged:

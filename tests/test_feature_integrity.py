@@ -228,3 +228,17 @@ def test_mixed_files_are_refused_by_the_loader(tmp_path):
         load_inputs(feats, str(root), ["m"])
     assert "query_m.pkl: aaaa (checkpoint aaaa.pth)" in str(err.value)
     assert "gallery_m.pkl: bbbb (checkpoint bbbb.pth)" in str(err.value)
+
+
+def test_files_written_together_replace_nothing_when_one_fails(tmp_path):
+    from post_processing.features import save_feature_files
+
+    query, gallery = str(tmp_path / "query_m.pkl"), str(tmp_path / "gallery_m.pkl")
+    for path in (query, gallery):
+        save_features(path, ["old.jpg"], [[1.0, 0.0]])
+    before = {p: read(p) for p in (query, gallery)}
+    with pytest.raises(FeatureFileError, match="duplicate image names"):
+        save_feature_files([(query, ["q.jpg"], [[0.0, 1.0]], {"fingerprint": "new"}),
+                            (gallery, ["g.jpg", "g.jpg"], [[0.0, 1.0], [1.0, 0.0]], {"fingerprint": "new"})])
+    assert {p: read(p) for p in (query, gallery)} == before
+    assert sorted(os.listdir(tmp_path)) == ["gallery_m.pkl", "query_m.pkl"]  # no staged file left
