@@ -57,7 +57,8 @@ done
 
 parent=$(dirname "$FEATURES_DIR")
 mkdir -p "$parent"
-STAGE=$(mktemp -d "$parent/.$(basename "$FEATURES_DIR").staging.XXXXXX") || fail "cannot create a staging folder in $parent"
+STAGE=$(mktemp -d "$parent/.$(basename "$FEATURES_DIR").staging.XXXXXX") ||
+    fail "cannot create a staging folder in $parent"
 names=
 for entry in $MODELS; do
     name=${entry%%:*}

@@ -221,7 +221,8 @@ def test_mixed_files_are_refused_by_the_loader(tmp_path):
     (root / "name_test.txt").write_text("g1.jpg\ng2.jpg\ng3.jpg\n")
     feats = str(tmp_path / "feats")
     rng = np.random.default_rng(0)
-    for split, names, fp in (("query", ["q1.jpg", "q2.jpg"], "aaaa"), ("gallery", ["g1.jpg", "g2.jpg", "g3.jpg"], "bbbb")):
+    for split, names, fp in (("query", ["q1.jpg", "q2.jpg"], "aaaa"),
+                             ("gallery", ["g1.jpg", "g2.jpg", "g3.jpg"], "bbbb")):
         save_features(os.path.join(feats, f"{split}_m.pkl"), names, rng.random((len(names), 4)) + 0.1,
                       {"fingerprint": fp, "checkpoint": f"{fp}.pth"})
     with pytest.raises(FeatureFileError, match="fingerprints differ") as err:
