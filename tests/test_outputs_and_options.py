@@ -107,6 +107,16 @@ def test_visualize_failing_on_the_cmc_keeps_the_previous_rank_list(case, tmp_pat
     assert "--cmc-out" in res.output and png.read_bytes() == b"previous"
 
 
+def test_visualize_refuses_out_of_range_gallery_ids_naming_the_line(case, tmp_path):
+    base, _ = case
+    track2 = tmp_path / "track2.txt"
+    run(*fuse(base, track2))
+    lines = track2.read_text().splitlines(keepends=True)
+    track2.write_text("999 " + lines[0].split(" ", 1)[1] + "".join(lines[1:]))
+    res = run("visualize", track2, "--data-root", base / "data", "--out", tmp_path / "r.png", code=1)
+    assert f"{track2}:1: id 999 out of range" in res.output and not (tmp_path / "r.png").exists()
+
+
 def test_write_together_commits_all_or_nothing(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_text("old a")
