@@ -6,16 +6,23 @@ policy: a project error (:class:`post_processing.errors.ReidError`: bad feature 
 layout, pipeline YAML, submission ...) prints ``error: <message>`` naming the file, step or key and
 exits 1, or 2 for a usage error, like click's own usage errors; anything else is a bug and keeps its
 traceback.
+
+Outputs: every output path is checked before any computation (:func:`_check_outputs`), and a
+command with several outputs writes them together at the end (``write_together``): a failing
+command leaves every previous output as it was.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
+from typing import Optional, Tuple
 
 import click
 
 from post_processing.distance import METRICS
 from post_processing.errors import ReidError, exit_code
+from post_processing.fileio import check_output, write_together
 from post_processing.submission import TOPK
 
 from .cli_steps import StepCommand, grids_from_options, pipeline_from_options
@@ -41,6 +48,19 @@ def main():
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 
+def _check_outputs(*outputs: Tuple[str, Optional[str]]) -> None:
+    """Each given ``(option, path)`` can be written and no two options name the same file; raises before
+    anything is computed."""
+    seen = {}
+    for option, path in outputs:
+        if not path:
+            continue
+        check_output(path, option)
+        same = seen.setdefault(os.path.realpath(path), option)
+        if same != option:
+            raise click.UsageError(f"{same} and {option} name the same file {path}")
+
+
 def _inputs_options(func):
     """Options shared by `fuse` and `tune`: what to read and the pipeline (YAML, or the generated step
     options that :class:`StepCommand` inserts after ``--pipeline``)."""
@@ -57,8 +77,9 @@ def _inputs_options(func):
         click.option("--distance", type=click.Choice(METRICS), help="distance of the fused features (default euclidean)"),
         click.option("--pipeline", "pipeline_file", type=click.Path(dir_okay=False),
                      help="YAML listing models/weights/fusion and the steps in order (replaces the step options)"),
-        click.option("--topk", type=int, default=TOPK, show_default=True, help="gallery images per query in track2.txt"),
-        click.option("--dense-rerank-max", type=int, default=DENSE_RERANK_MAX, show_default=True,
+        click.option("--topk", type=click.IntRange(min=1), default=TOPK, show_default=True,
+                     help="gallery images per query in track2.txt"),
+        click.option("--dense-rerank-max", type=click.IntRange(min=0), default=DENSE_RERANK_MAX, show_default=True,
                      help="above this many query+gallery images re-ranking keeps only the top-K (memory)"),
     ]
     for option in reversed(options):
@@ -93,17 +114,19 @@ def fuse(ctx, **o):
 
     t0 = time.perf_counter()
     pipe = pipeline_from_options(ctx, o)
+    _check_outputs(("--out", o["out"]), ("--metrics-out", o["metrics_out"]), ("--save-pipeline", o["save_pipeline"]))
     inputs = _load(o, pipe)
     click.echo(f"pipeline: {pipe.fusion} fusion, {pipe.distance} distance, steps: "
                f"{', '.join(s.label() for s in pipe.steps) or '(none)'}")
     result = run_ensemble(inputs, pipe, topk=o["topk"], dense_rerank_max=o["dense_rerank_max"])
     for note in result.notes:
         click.echo(f"note: {note}")
-    write_track2(o["out"], result.ranking, topk=o["topk"], num_gallery=len(inputs.labels.g_pids))
-    if o["metrics_out"]:
-        write_json(o["metrics_out"], metrics_json(result, pipe, inputs, o["topk"], o["out"]))
-    if o["save_pipeline"]:
-        pipe.save(o["save_pipeline"])
+    with write_together():
+        write_track2(o["out"], result.ranking, topk=o["topk"], num_gallery=len(inputs.labels.g_pids))
+        if o["metrics_out"]:
+            write_json(o["metrics_out"], metrics_json(result, pipe, inputs, o["topk"], o["out"]))
+        if o["save_pipeline"]:
+            pipe.save(o["save_pipeline"])
     if result.fusion is not None:
         click.echo("")
         click.echo(format_table(*result.rows(pipe)))
@@ -132,17 +155,22 @@ def steps():
             click.echo(f"    {key}: {param.describe()}, {default} - {param.help}{grid}")
 
 
-def _numbers(ctx, param, text: str):
+def _weights(ctx, param, text: str):
+    """``--weight-grid``: comma-separated finite numbers >= 0, at least one."""
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise click.BadParameter(f"{text!r}: expected comma-separated numbers") from None
+        values = None
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise click.BadParameter(f"{text!r}: expected comma-separated weights >= 0")
+    return values
 
 
 def _fusions(ctx, param, text: str):
     values = [f.strip() for f in text.split(",") if f.strip()]
     bad = [f for f in values if f not in FUSIONS]
-    if bad:
+    if bad or not values:
+        bad = bad or [text]
         raise click.BadParameter(f"unknown fusion {bad[0]!r}; expected {', '.join(FUSIONS)}")
     return values
 
@@ -150,11 +178,11 @@ def _fusions(ctx, param, text: str):
 @main.command(cls=StepCommand, grids=True)
 @_inputs_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="pipeline YAML to write (for fuse --pipeline)")
-@click.option("--budget", type=int, default=40, show_default=True, help="most grid points scored")
+@click.option("--budget", type=click.IntRange(min=1), default=40, show_default=True, help="most grid points scored")
 @click.option("--search", "search_kind", type=click.Choice(["random", "grid"]), default="random", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--objective", type=click.Choice(["mAP", "aic_map"]), default="mAP", show_default=True)
-@click.option("--weight-grid", default="0,0.5,1,2", show_default=True, callback=_numbers,
+@click.option("--weight-grid", default="0,0.5,1,2", show_default=True, callback=_weights,
               help="weight values tried per model")
 @click.option("--fusions", default=",".join(FUSIONS), show_default=True, callback=_fusions,
               help="fusion methods tried (ignored when --fusion is given)")
@@ -163,12 +191,14 @@ def tune(ctx, **o):
     """Search fusion weights/method and step parameters (each --<step>-<key>-grid) on a labelled split;
     write the best pipeline."""
     from .report import format_table
-    from .tune import SearchSpace, describe
+    from .tune import SearchSpace, describe, plan_trials
     from .tune import tune as run_tune
 
     pipe = pipeline_from_options(ctx, o)
     space = SearchSpace(weights=o["weight_grid"], fusions=[o["fusion"]] if o["fusion"] else o["fusions"],
-                        grids=grids_from_options(ctx))
+                        grids=grids_from_options(ctx, pipe))
+    plan_trials(pipe, space, budget=o["budget"], search=o["search_kind"], seed=o["seed"])
+    _check_outputs(("--out", o["out"]))
     inputs = _load(o, pipe)
     trials = run_tune(inputs, pipe, space, budget=o["budget"], search=o["search_kind"], seed=o["seed"],
                       objective=o["objective"], topk=o["topk"], dense_rerank_max=o["dense_rerank_max"],
@@ -188,7 +218,7 @@ def tune(ctx, **o):
 @main.command()
 @click.argument("track2", type=click.Path(dir_okay=False))
 @click.option("--data-root", required=True, type=click.Path(file_okay=False), help="AIC20-layout dataset")
-@click.option("--topk", type=int, default=TOPK, show_default=True, help="gallery ids expected per line")
+@click.option("--topk", type=click.IntRange(min=1), default=TOPK, show_default=True, help="gallery ids expected per line")
 def validate(track2, data_root, topk):
     """Check a track2.txt against the dataset's query and gallery lists (problems with line numbers)."""
     from post_processing.submission import SubmissionError, validate_track2
@@ -208,7 +238,7 @@ def validate(track2, data_root, topk):
 @click.argument("track2", type=click.Path(dir_okay=False))
 @click.option("--data-root", required=True, type=click.Path(file_okay=False),
               help="AIC20-layout dataset with query_label.xml and test_label.xml")
-@click.option("--topk", type=int, default=TOPK, show_default=True)
+@click.option("--topk", type=click.IntRange(min=1), default=TOPK, show_default=True)
 @click.option("--json-out", type=click.Path(dir_okay=False), help="also write the scores as JSON")
 def evaluate(track2, data_root, topk, json_out):
     """Score a track2.txt against ground truth (mAP, AIC mAP@100, rank-1/5/10, mINP)."""
@@ -219,6 +249,7 @@ def evaluate(track2, data_root, topk, json_out):
     from .inputs import labels_of, load_split_lists
     from .report import ScoreError, format_table, score, write_json
 
+    _check_outputs(("--json-out", json_out))
     ds = load_split_lists(data_root)
     labels = labels_of(ds)
     if not labels.has_gt:
@@ -245,7 +276,7 @@ def evaluate(track2, data_root, topk, json_out):
 @click.option("--data-root", type=click.Path(file_okay=False),
               help="AIC20 dataset of the gallery: gives image paths and identities")
 @click.option("--gallery-dir", type=click.Path(file_okay=False), help="folder of the gallery images (without --data-root)")
-@click.option("--topk", type=int, default=10, show_default=True)
+@click.option("--topk", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--distance", type=click.Choice(METRICS), default="cosine", show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="result.csv to write")
 def search(gallery_features, query_dir, checkpoint, config, query_features, data_root, gallery_dir, topk, distance, out):
@@ -255,6 +286,7 @@ def search(gallery_features, query_dir, checkpoint, config, query_features, data
     from .search import (extract_query_features, gallery_records, query_image_paths, result_rows,
                          search as run_search, write_result_csv)
 
+    _check_outputs(("--out", out))
     if query_features:
         if query_dir or checkpoint:
             raise click.UsageError("give either --query-features or --query-dir with --checkpoint, not both")
@@ -278,21 +310,27 @@ def search(gallery_features, query_dir, checkpoint, config, query_features, data
 @click.option("--cmc-out", type=click.Path(dir_okay=False), help="CMC plot PNG to write (needs ground truth)")
 @click.option("--metrics", type=click.Path(dir_okay=False),
               help="fuse --metrics-out JSON: plot the CMC of every model, the fusion and each step")
-@click.option("--queries", type=int, default=8, show_default=True, help="queries shown (evenly spread)")
-@click.option("--topk", type=int, default=10, show_default=True, help="gallery images per query")
+@click.option("--queries", type=click.IntRange(min=1), default=8, show_default=True,
+              help="queries shown (evenly spread)")
+@click.option("--topk", type=click.IntRange(min=1), default=10, show_default=True, help="gallery images per query")
 def visualize(track2, data_root, out, cmc_out, metrics, queries, topk):
     """Draw each query's top-k (green/red borders for right/wrong with ground truth) and a CMC plot."""
     from .inputs import labels_of, load_split_lists
     from .visualize import cmc_curves, cmc_plot, ranklist_grid, read_ranking, spread_rows
 
+    if metrics and not cmc_out:
+        raise click.UsageError("--metrics gives the curves of the CMC plot; add --cmc-out")
+    _check_outputs(("--out", out), ("--cmc-out", cmc_out))
     ds = load_split_lists(data_root)
     labels = labels_of(ds)
     ranking = read_ranking(track2, len(ds.query), [r.name for r in ds.gallery], data_root)
     rows = spread_rows(queries, len(ranking))
     gt = (labels.q_pids, labels.g_pids) if labels.has_gt else (None, None)
-    ranklist_grid(out, [r.path for r in ds.query], [r.path for r in ds.gallery], ranking, rows, topk, *gt)
+    curves = cmc_curves(track2, ranking, labels, metrics) if cmc_out else None
+    with write_together():
+        ranklist_grid(out, [r.path for r in ds.query], [r.path for r in ds.gallery], ranking, rows, topk, *gt)
+        if cmc_out:
+            cmc_plot(cmc_out, curves, title=f"CMC ({os.path.basename(data_root.rstrip('/'))})")
     click.echo(f"wrote {out} ({len(rows)} queries x top-{min(topk, ranking.shape[1])})")
     if cmc_out:
-        curves = cmc_curves(track2, ranking, labels, metrics)
-        cmc_plot(cmc_out, curves, title=f"CMC ({os.path.basename(data_root.rstrip('/'))})")
         click.echo(f"wrote {cmc_out}")

@@ -205,9 +205,18 @@ def steps_from_options(ctx: click.Context) -> List[Step]:
     return steps
 
 
-def grids_from_options(ctx: click.Context) -> Dict[Tuple[str, str], Tuple[Any, ...]]:
-    """``{(step, key): values}`` of the grid options given (``tune``)."""
-    return {(o.step, o.key): ctx.params[o.name] for o in ctx.command.generated() if o.grid and _given(ctx, o)}
+def grids_from_options(ctx: click.Context, pipe: Pipeline) -> Dict[Tuple[str, str], Tuple[Any, ...]]:
+    """``{(step, key): values}`` of the grid options given (``tune``); a grid of a step that is not in
+    ``pipe`` would be ignored, so it is a usage error naming the option."""
+    grids = {}
+    steps = {s.name for s in pipe.steps}
+    for o in ctx.command.generated():
+        if o.grid and _given(ctx, o):
+            if o.step not in steps:
+                raise click.UsageError(f"{o.opts[0]} tunes step {o.step!r}, which is not in the pipeline; add "
+                                       f"{_option_name(o.step)} (or list the step in --pipeline)")
+            grids[(o.step, o.key)] = ctx.params[o.name]
+    return grids
 
 
 def pipeline_from_options(ctx: click.Context, o: Mapping[str, Any]) -> Pipeline:

@@ -11,6 +11,7 @@ keep a held-out split (or the challenge server) for the final word.
 from __future__ import annotations
 
 import copy
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -19,7 +20,7 @@ from post_processing.errors import ReidError
 from post_processing.submission import TOPK
 
 from .inputs import Inputs
-from .pipeline import DENSE_RERANK_MAX, STEPS, Pipeline
+from .pipeline import DENSE_RERANK_MAX, STEPS, Param, Pipeline
 from .report import score
 from .run import run_ensemble
 
@@ -49,8 +50,8 @@ class Trial:
 
 def _axes(base: Pipeline, space: SearchSpace) -> List[Tuple[str, list]]:
     """(name, values) per searched dimension; weight tuples are deduplicated by their ratios."""
-    if any(w < 0 for w in space.weights):
-        raise TuneError(f"weight grid values must be >= 0, got {list(space.weights)}")
+    if not all(math.isfinite(w) and w >= 0 for w in space.weights):
+        raise TuneError(f"--weight-grid: expected weights >= 0, got {list(space.weights)}")
     axes: List[Tuple[str, list]] = []
     if len(base.models) > 1:
         seen, combos = set(), []
@@ -68,8 +69,17 @@ def _axes(base: Pipeline, space: SearchSpace) -> List[Tuple[str, list]]:
         for key, param in STEPS.get(step.name).params.items():
             values = space.grids.get((step.name, key), param.grid)
             if values is not None:
-                axes.append((f"{i}.{key}", list(values)))
+                axes.append((f"{i}.{key}", [_checked(param, step.name, key, v) for v in values]))
     return axes
+
+
+def _checked(param: Param, step: str, key: str, value: object) -> object:
+    """``value`` checked against the step's :class:`Param`, naming the grid option it came from."""
+    try:
+        return param.check(value)
+    except ValueError as e:
+        option = f"--{step}-{key}-grid".replace("_", "-")
+        raise TuneError(f"{option} (step {step!r}, key {key!r}): {e}") from None
 
 
 def _product(lists: Sequence[Sequence]) -> List[tuple]:
@@ -116,6 +126,22 @@ def tune(inputs: Inputs, base: Pipeline, space: SearchSpace, budget: int = 50, s
         raise TuneError("tuning needs ground truth (AIC20: query_label.xml and test_label.xml)")
     if objective not in OBJECTIVES:
         raise TuneError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    candidates = plan_trials(base, space, budget, search, seed)
+    trials: List[Trial] = []
+    for n, pipe in enumerate(candidates):
+        pipe.validate("tune candidate")
+        ranking = run_ensemble(inputs, pipe, topk=topk, evaluate=False, dense_rerank_max=dense_rerank_max).ranking
+        scores = score(ranking, inputs.labels, topk)
+        trials.append(Trial(pipe, scores, float(scores[objective])))
+        if log is not None:
+            log(f"trial {n:3d}/{len(candidates) - 1}: {objective} {100 * trials[-1].objective:6.2f}  {describe(pipe)}")
+    return sorted(trials, key=lambda t: -t.objective)
+
+
+def plan_trials(base: Pipeline, space: SearchSpace, budget: int = 50, search: str = "random",
+                seed: int = 0) -> List[Pipeline]:
+    """The pipelines :func:`tune` scores, ``base`` first; checks the space and budget without any data, so
+    a bad grid value fails before anything is loaded."""
     if budget < 1:
         raise TuneError(f"budget must be >= 1, got {budget}")
     axes = _axes(base, space)
@@ -131,17 +157,7 @@ def tune(inputs: Inputs, base: Pipeline, space: SearchSpace, budget: int = 50, s
         indices = sorted(random.Random(seed).sample(range(size), min(budget, size)))
     else:
         raise TuneError(f"search must be grid or random, got {search!r}")
-
-    trials: List[Trial] = []
-    candidates = [base] + [_apply(base, _point(axes, i)) for i in indices]
-    for n, pipe in enumerate(candidates):
-        pipe.validate("tune candidate")
-        ranking = run_ensemble(inputs, pipe, topk=topk, evaluate=False, dense_rerank_max=dense_rerank_max).ranking
-        scores = score(ranking, inputs.labels, topk)
-        trials.append(Trial(pipe, scores, float(scores[objective])))
-        if log is not None:
-            log(f"trial {n:3d}/{len(candidates) - 1}: {objective} {100 * trials[-1].objective:6.2f}  {describe(pipe)}")
-    return sorted(trials, key=lambda t: -t.objective)
+    return [base] + [_apply(base, _point(axes, i)) for i in indices]
 
 
 def describe(pipe: Pipeline) -> str:

@@ -33,10 +33,15 @@ class VisualizeError(ReidError, ValueError):
 
 
 def read_ranking(track2: str, num_query: int, gallery_names: Sequence[str], data_root: str) -> np.ndarray:
-    """The ranking in ``track2`` as a Q×K array, K the shortest line; one line per query of ``data_root``."""
+    """The ranking in ``track2`` as a Q×K array, K the shortest line; one line per query of ``data_root``,
+    every id one of its gallery images."""
     ranking = read_track2(track2, gallery_names)
     if len(ranking) != num_query:
         raise VisualizeError(f"{track2} has {len(ranking)} lines, {data_root} has {num_query} queries")
+    for line, row in enumerate(ranking, 1):
+        if row and max(row) >= len(gallery_names):
+            raise VisualizeError(f"{track2}:{line}: id {max(row) + 1} out of range 1..{len(gallery_names)} "
+                                 f"(the gallery of {data_root})")
     width = min(len(r) for r in ranking)
     return np.asarray([r[:width] for r in ranking], dtype=np.int64)
 

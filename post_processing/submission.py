@@ -1,23 +1,26 @@
 """AIC ``track2.txt`` submission files: write, read (two real-world forms) and validate.
 
-Format (DESIGN.md): one line per query in ``name_query.txt`` order, each exactly ``topk`` (100)
-space-separated 1-based gallery indices (the number in ``name_test.txt`` order, = the number in an
-AIC file name), no trailing space, a newline at the end.
+Format (README, "File formats"): plain ASCII, one line per query in ``name_query.txt`` order, each
+exactly ``topk`` (100) 1-based gallery indices (the number in ``name_test.txt`` order, = the number
+in an AIC file name) in ASCII digits separated by single spaces, no leading or trailing space, every
+line ended by ``\n``.
 
-Readers accept that integer form and the file-name form some teams write (``000123.jpg``): a
-name is looked up in ``gallery_names`` when given, else read as the number in an AIC-style name.
-
-Tolerated (the scorer splits lines on whitespace, so they change nothing): CRLF line ends,
-trailing whitespace, runs of spaces/tabs between entries, a UTF-8 BOM, a missing final newline.
-Errors, each reported as ``"<path>:<line>: <problem>"``: undecodable bytes, empty lines (they
-shift every later line onto the wrong query), non-integer tokens, unknown file names, ids out of
-range, duplicate ids in a line, a line without exactly ``topk`` entries, a line count different
-from the number of queries.
+``validate_track2`` accepts exactly that: anything else is a problem, each reported as
+``"<path>:<line>: <problem>"``. The readers are lenient about what cannot change the ranking read
+(the *format* problems): CRLF line ends, tabs or runs of spaces, leading/trailing whitespace, a UTF-8
+BOM, a missing final newline, and the file-name form some teams write (``000123.jpg``: looked up in
+``gallery_names`` when given, else read as the number in an AIC-style name). Everywhere an error:
+undecodable bytes, non-ASCII characters (Unicode digits or no-break spaces would otherwise read as
+numbers and separators), CR-only line ends, empty lines (they shift every later line onto the wrong
+query), non-integer tokens, unknown file names; ``validate_track2`` adds ids out of range, duplicate
+ids in a line, a line without exactly ``topk`` entries and a line count different from the number
+of queries.
 """
 from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -26,9 +29,11 @@ from .fileio import atomic_write
 from .errors import ReidError
 
 TOPK = 100
-_INT = re.compile(r"[+-]?\d+")
+_INT = re.compile(r"[+-]?[0-9]+")  # ASCII digits: int() would also read Arabic-Indic or full-width ones
 _FILE_NAME = re.compile(r".+\.(?:jpe?g|png|bmp)", re.IGNORECASE)
-_AIC_NAME = re.compile(r"(\d+)\.jpg", re.IGNORECASE)
+_AIC_NAME = re.compile(r"([0-9]+)\.jpg", re.IGNORECASE)
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_SEPARATOR = re.compile(r"[ \t]+")
 
 
 class SubmissionError(ReidError, ValueError):
@@ -86,54 +91,101 @@ def _resolve(token: str, lookup: Optional[Dict[str, int]]) -> Tuple[Optional[int
 
 
 class _Parsed:
-    """A parsed file: per line the token count and the (token, 1-based id) pairs that resolved."""
+    """A parsed file: per line the token count and the (token, 1-based id) pairs that resolved, and the
+    problems found; a *format* problem is one only ``validate_track2`` reports (see the module doc)."""
 
     def __init__(self, path: str):
         self.path = path
         self.counts: List[int] = []
         self.rows: List[List[Tuple[str, int]]] = []
-        self.problems: List[Tuple[int, str]] = []
+        self.problems: List[Tuple[int, str, bool]] = []
 
-    def add(self, lineno: int, problem: str) -> None:
-        self.problems.append((lineno, problem))
+    def add(self, lineno: int, problem: str, format_only: bool = False) -> None:
+        self.problems.append((lineno, problem, format_only))
 
-    def report(self) -> List[str]:
-        """Problems as ``"<path>:<line>: <problem>"``, in line order (stable within a line)."""
-        return [f"{self.path}:{n}: {p}" for n, p in sorted(self.problems, key=lambda item: item[0])]
+    def report(self, strict: bool) -> List[str]:
+        """Problems as ``"<path>:<line>: <problem>"``, in line order (stable within a line); format
+        problems only when ``strict``."""
+        kept = [(n, p) for n, p, format_only in self.problems if strict or not format_only]
+        return [f"{self.path}:{n}: {p}" for n, p in sorted(kept, key=lambda item: item[0])]
+
+
+def _split_lines(data: bytes, parsed: _Parsed) -> List[bytes]:
+    """The lines of ``data`` (ended by \\n, \\r\\n or \\r), recording every line-end problem once."""
+    lines, ends = [], []
+    start = 0
+    for m in _LINE_END.finditer(data):
+        lines.append(data[start:m.start()])
+        ends.append(m.group())
+        start = m.end()
+    if start < len(data):
+        lines.append(data[start:])
+        parsed.add(len(lines), "no newline at the end of the file", format_only=True)
+    for end, name, format_only in ((b"\r", "CR-only (\\r, old Mac style)", False),
+                                   (b"\r\n", "Windows (\\r\\n)", True)):
+        at = [i for i, e in enumerate(ends, 1) if e == end]
+        if at:
+            parsed.add(at[0], f"{name} line ends on {len(at)} line(s), the first here; the format ends every "
+                              f"line with \\n", format_only)
+    return lines
+
+
+def _decode(raw: bytes, lineno: int, parsed: _Parsed) -> Optional[str]:
+    """The line as text, or None after recording why it is not ASCII."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        parsed.add(lineno, f"undecodable bytes ({e.reason} at byte {e.start})")
+        return None
+    bad = next((i for i, c in enumerate(text) if ord(c) > 127), None)
+    if bad is not None:
+        c = text[bad]
+        parsed.add(lineno, f"non-ASCII character U+{ord(c):04X} ({unicodedata.name(c, 'unnamed')}) at column "
+                           f"{bad + 1}; the format is ASCII digits separated by spaces")
+        return None
+    return text
 
 
 def _parse(path: str, gallery_names) -> _Parsed:
-    """Split a track2 file into lines and tokens, recording decoding, empty-line and token problems."""
+    """Split a track2 file into lines and tokens, recording line-end, decoding, token and format problems."""
     with open(path, "rb") as f:
         data = f.read()
+    parsed = _Parsed(path)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    raw_lines = data.split(b"\n")
-    if raw_lines and raw_lines[-1] == b"":
-        raw_lines.pop()
+        parsed.add(1, "UTF-8 byte-order mark at the start; the format is plain ASCII", format_only=True)
     lookup = _name_lookup(gallery_names)
-    parsed = _Parsed(path)
-    for lineno, raw in enumerate(raw_lines, start=1):
-        try:
-            tokens = raw.decode("utf-8").split()
-        except UnicodeDecodeError as e:
-            parsed.add(lineno, f"undecodable bytes ({e.reason} at byte {e.start})")
-            tokens = []
-        else:
-            if not tokens:
-                parsed.add(lineno, "empty line")
+    first_name = None
+    for lineno, raw in enumerate(_split_lines(data, parsed), start=1):
+        text = _decode(raw, lineno, parsed)
+        tokens = [] if text is None else [t for t in _SEPARATOR.split(text) if t]
+        if text is not None and not tokens:
+            parsed.add(lineno, "empty line")
+        elif text is not None and text != " ".join(tokens):
+            parsed.add(lineno, "entries must be separated by single spaces, without tabs or leading/trailing "
+                               "spaces", format_only=True)
         row = []
         bad: Dict[str, None] = {}
+        signed = []
         for tok in tokens:
             value, problem = _resolve(tok, lookup)
             if problem:
                 bad.setdefault(problem, None)
-            else:
-                row.append((tok, value))
+                continue
+            row.append((tok, value))
+            if _FILE_NAME.fullmatch(tok):
+                first_name = first_name or (lineno, tok)
+            elif not tok.isdigit():
+                signed.append(tok)
         for problem in bad:
             parsed.add(lineno, problem)
+        if signed:
+            parsed.add(lineno, f"signed id(s): {', '.join(signed[:5])}; the format has plain digits", format_only=True)
         parsed.counts.append(len(tokens))
         parsed.rows.append(row)
+    if first_name:
+        parsed.add(first_name[0], f"file names (first: {first_name[1]!r}) instead of 1-based gallery indices",
+                   format_only=True)
     return parsed
 
 
@@ -148,8 +200,9 @@ def read_track2(path: str, gallery_names: Optional[Sequence[str]] = None) -> Lis
         low = [tok for tok, v in row if v < 1]
         if low:
             parsed.add(lineno, f"ids are 1-based, got {', '.join(low)}")
-    if parsed.problems:
-        raise SubmissionError(parsed.report())
+    problems = parsed.report(strict=False)
+    if problems:
+        raise SubmissionError(problems)
     return [[v - 1 for _, v in row] for row in parsed.rows]
 
 
@@ -159,8 +212,11 @@ def validate_track2(path: str, num_query: int, num_gallery: int,
 
     Checks: ``num_query`` lines, each exactly ``topk`` distinct ids in 1..``num_gallery`` (integer
     or file-name form; names resolved via ``gallery_names`` when given), plus the parse errors
-    listed in the module docstring. A missing or unreadable file is one problem on line 0.
+    and format problems listed in the module docstring. A missing or unreadable file is one problem
+    on line 0.
     """
+    if topk < 1:
+        raise ValueError(f"topk must be >= 1, got {topk}")
     if gallery_names is not None and len(gallery_names) != num_gallery:
         raise ValueError(f"gallery_names has {len(gallery_names)} names but num_gallery is {num_gallery}")
     try:
@@ -185,4 +241,4 @@ def validate_track2(path: str, num_query: int, num_gallery: int,
         parsed.add(n_lines + 1, f"missing line(s): file has {n_lines} lines, expected {num_query} (one per query)")
     elif n_lines > num_query:
         parsed.add(num_query + 1, f"extra line(s): file has {n_lines} lines, expected {num_query} (one per query)")
-    return parsed.report()
+    return parsed.report(strict=True)

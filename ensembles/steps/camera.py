@@ -14,7 +14,7 @@ from ..pipeline import DISTANCES, Param, PipelineError, State, register_step
                "subtract weight x the distance of an auxiliary model (e.g. a camera or orientation model)",
                flag_params=("model", "weight"), repeatable=True, aux_features="model",
                model=Param(str, None, "auxiliary feature set (query_<model>.pkl / gallery_<model>.pkl)", required=True),
-               weight=Param(float, 0.1, "weight of the auxiliary distance"),
+               weight=Param(float, 0.1, "weight of the auxiliary distance", minimum=0),
                metric=Param(str, "sqeuclidean", "distance of the auxiliary features", choices=METRICS))
 def _subtract(state: State, p: Dict[str, Any]) -> None:
     if p["model"] not in state.aux:
@@ -25,7 +25,9 @@ def _subtract(state: State, p: Dict[str, Any]) -> None:
 
 @register_step("camera_penalty", DISTANCES, 20, "add a penalty to query/gallery pairs from the same camera",
                flag_params=("penalty",),
-               penalty=Param(float, 1.0, "added distance"))
+               penalty=Param(float, 1.0, "added distance (fused distances of unit features are at most 2, "
+                                         "4 squared, so 10 already puts every same-camera image last)",
+                             minimum=0, maximum=10))
 def _camera_penalty(state: State, p: Dict[str, Any]) -> None:
     lab = state.labels
     if (lab.q_camids < 0).all() or (lab.g_camids < 0).all():
