@@ -70,16 +70,124 @@ class FeatureSet:
         return list(self.meta.get("skipped", []))  # type: ignore[call-overload]
 
 
+# Python 3 writes ``bytes`` at protocol < 3 as ``_codecs.encode(text, "latin1")``; nothing else in a
+# feature pickle needs ``_codecs.encode``, so it is allowed with the latin-1 spellings only.
+_LATIN1 = frozenset({"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "l1"})
+
+
+def _encode_latin1(text, encoding="utf-8", errors="strict"):
+    """``_codecs.encode`` restricted to what a pickled ``bytes`` object uses: str → latin-1."""
+    if not isinstance(text, str) or not isinstance(encoding, str) or encoding.lower() not in _LATIN1 \
+            or errors != "strict":
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}: feature pickles "
+                                     "only encode byte strings as latin-1")
+    return _codecs.encode(text, "latin1")
+
+
+def _refuse(what: str):
+    raise pickle.UnpicklingError(f"malformed numpy data in the pickle: {what}")
+
+
+def _raw_bytes(data, what: str) -> bytes:
+    """An array buffer as pickled: bytes, or a Python-2 ``str`` decoded as latin-1."""
+    if isinstance(data, str):
+        return data.encode("latin1")
+    if not isinstance(data, bytes):
+        _refuse(f"{what} buffer is a {type(data).__name__}")
+    return data
+
+
+class _DTypeSpec:
+    """A pickled ``numpy.dtype(spec, align, copy)`` and its state, turned into a real dtype by
+    :meth:`dtype` after checks: numpy's own ``dtype.__setstate__`` crashes the interpreter on a
+    malformed state, so it is never called."""
+
+    _KINDS = "biufcUSO"  # plain numbers, strings, objects: no records, sub-arrays or metadata
+
+    def __init__(self, spec, align=False, copy=False):
+        self.spec = spec.decode("latin1") if isinstance(spec, bytes) else spec
+        self.state = None
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def dtype(self) -> np.dtype:
+        if not isinstance(self.spec, str) or not self.spec.isalnum():
+            _refuse(f"dtype {self.spec!r}")
+        try:
+            d = np.dtype(self.spec)
+        except TypeError:
+            _refuse(f"dtype {self.spec!r}")
+        st = self.state
+        if d.kind not in self._KINDS or d.fields is not None or d.subdtype is not None:
+            _refuse(f"dtype {self.spec!r}")
+        if st is not None:
+            if not (isinstance(st, tuple) and len(st) in (8, 9) and st[0] in (3, 4) and st[1] in ("<", ">", "|", "=")
+                    and st[2:5] == (None, None, None) and (len(st) == 8 or st[8] is None)
+                    and all(type(x) is int for x in st[5:8]) and st[5] in (-1, d.itemsize)):
+                _refuse(f"state {st!r} of dtype {self.spec!r}")
+            if st[1] in "<>" and d.kind != "O":
+                d = d.newbyteorder(st[1])
+        return d
+
+
+class _SafeArray(np.ndarray):
+    """What :func:`_reconstruct` builds: an array whose pickled state is checked (shape, dtype,
+    buffer size) before numpy's ``__setstate__`` sees it."""
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and len(state) == 4:
+            state = (1, *state)
+        if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1):
+            _refuse("array state")
+        _, shape, spec, fortran, data = state
+        if not (isinstance(shape, tuple) and len(shape) <= 32 and all(type(n) is int and n >= 0 for n in shape)):
+            _refuse(f"array shape {shape!r}")
+        if not isinstance(spec, _DTypeSpec) or not isinstance(fortran, bool):
+            _refuse("array dtype")
+        dtype, count = spec.dtype(), 1
+        for n in shape:
+            count *= n
+        if dtype.hasobject:
+            if not isinstance(data, list) or len(data) != count:
+                _refuse(f"object array of shape {shape} needs a list of {count} items")
+        else:
+            data = _raw_bytes(data, "array")
+            if len(data) != count * dtype.itemsize:
+                _refuse(f"array of shape {shape} and dtype {dtype.str} needs {count * dtype.itemsize} bytes, "
+                        f"got {len(data)}")
+        super().__setstate__((1, shape, dtype, fortran, data))
+
+
+def _reconstruct(subtype, shape, typecode):
+    """``numpy.core.multiarray._reconstruct`` for plain arrays only; the state comes with BUILD."""
+    if subtype is not np.ndarray:
+        _refuse(f"_reconstruct of {subtype!r}")
+    return np.ndarray.__new__(_SafeArray, (0,), np.int8)
+
+
+def _scalar(spec, data=None):
+    """``numpy.core.multiarray.scalar`` for numbers and strings only, with a buffer of the right size."""
+    if not isinstance(spec, _DTypeSpec):
+        _refuse("scalar dtype")
+    dtype = spec.dtype()
+    data = _raw_bytes(data, "scalar")
+    if dtype.hasobject or len(data) != dtype.itemsize:
+        _refuse(f"scalar of dtype {dtype.str} with {len(data)} bytes")
+    return _multiarray.scalar(dtype, data)
+
+
 # Everything a feature pickle legitimately needs, keyed by (module, name) as written in the
-# stream; Python-2 module names are listed too because find_class sees them unmapped.
+# stream; Python-2 module names are listed too because find_class sees them unmapped. numpy's
+# arrays, dtypes and scalars are rebuilt through the checked stand-ins above.
 _NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 _ALLOWED = {
-    **{(m, "_reconstruct"): _multiarray._reconstruct for m in _NUMPY_MODULES},
-    **{(m, "scalar"): _multiarray.scalar for m in _NUMPY_MODULES},
+    **{(m, "_reconstruct"): _reconstruct for m in _NUMPY_MODULES},
+    **{(m, "scalar"): _scalar for m in _NUMPY_MODULES},
     ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    ("numpy", "dtype"): _DTypeSpec,
     ("collections", "OrderedDict"): collections.OrderedDict,
-    ("_codecs", "encode"): _codecs.encode,
+    ("_codecs", "encode"): _encode_latin1,
     **{(m, n): getattr(builtins, n) for m in ("builtins", "__builtin__")
        for n in ("dict", "list", "tuple", "set", "frozenset", "complex")},
 }
@@ -147,25 +255,53 @@ def _check_meta(meta, path: str) -> Dict[str, object]:
     return meta
 
 
-def _from_pickle(path: str) -> FeatureSet:
+def _check_vector(value, path: str, row: int, name: str) -> None:
+    """Refuse a reconstructed array that cannot be a feature vector (wrong dtype, more than 2 dims)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        dtype = value.dtype
+        if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None or value.ndim > 2:
+            raise FeatureFileError(f"{path}: row {row} ({name}): value is a {value.ndim}-D array of dtype "
+                                   f"{dtype.str!r}, expected a vector of numbers")
+
+
+def _parse_pickle(path: str) -> FeatureSet:
     meta = {}
-    try:
-        with open(path, "rb") as f:
-            obj = restricted_load(f)
+    with open(path, "rb") as f:
+        obj = restricted_load(f)
+        if f.read(1):
+            f.seek(-1, os.SEEK_CUR)
+            meta = _check_meta(restricted_load(f), path)
             if f.read(1):
-                f.seek(-1, os.SEEK_CUR)
-                meta = _check_meta(restricted_load(f), path)
-                if f.read(1):
-                    raise FeatureFileError(f"{path}: unexpected data after the metadata record")
-    except FeatureFileError:
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
-        raise FeatureFileError(f"{path}: cannot load feature pickle: {e}") from None
+                raise FeatureFileError(f"{path}: unexpected data after the metadata record")
     if not isinstance(obj, dict):
         raise FeatureFileError(f"{path}: expected a dict mapping image name to feature vector, "
                                f"got {type(obj).__name__}")
     names = [_name(k, path, i) for i, k in enumerate(obj)]
-    return FeatureSet(names, _stack(names, list(obj.values()), path), path, meta)
+    values = list(obj.values())
+    for i, v in enumerate(values):
+        _check_vector(v, path, i, names[i])
+    return FeatureSet(names, _stack(names, values, path), path, meta)
+
+
+# Errors a truncated or malformed pickle raises in the unpickler; their message is enough.
+_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError)
+
+
+def _from_pickle(path: str) -> FeatureSet:
+    """:func:`_parse_pickle`; any failure of a corrupt or crafted file (including numpy's
+    ``SystemError``/``OverflowError`` and a ``MemoryError`` from a forged length) is a
+    :class:`FeatureFileError` naming the file."""
+    try:
+        return _parse_pickle(path)
+    except FeatureFileError:
+        raise
+    except OSError as e:
+        raise FeatureFileError(f"{path}: cannot read feature pickle: {e.strerror or e}") from None
+    except _PICKLE_ERRORS as e:
+        raise FeatureFileError(f"{path}: cannot load feature pickle: {e}") from None
+    except Exception as e:  # noqa: BLE001 - whatever a crafted stream makes the unpickler or numpy raise
+        raise FeatureFileError(f"{path}: cannot load feature pickle (corrupt or not a feature file): "
+                               f"{type(e).__name__}: {e}") from None
 
 
 def _read_npy(path: str) -> np.ndarray:
@@ -182,6 +318,8 @@ def _read_npy(path: str) -> np.ndarray:
             return np.asarray(restricted_load(f))
     except (pickle.UnpicklingError, EOFError, ValueError, OSError) as e:
         raise FeatureFileError(f"{path}: cannot load .npy: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a crafted object array, as in _from_pickle
+        raise FeatureFileError(f"{path}: cannot load .npy (corrupt): {type(e).__name__}: {e}") from None
 
 
 def _from_npz(path: str) -> FeatureSet:

@@ -1,0 +1,99 @@
+"""Hostile and corrupt inputs (issue 18): every outcome is a result or a project error naming the input."""
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+from post_processing.features import FeatureFileError, load_features, save_features
+
+
+def _py2_pickle(items):
+    """A feature dict as Python 2 + numpy pickle it: byte-string keys and buffers (SHORT_BINSTRING)."""
+    def s(b):
+        return b"U" + bytes([len(b)]) + b
+    out = b"\x80\x02}("
+    for key, vec in items:
+        raw = np.asarray(vec, "<f4").tobytes()
+        out += (s(key) + b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + s(b"b") + b"\x87R"
+                + b"(K\x01K" + bytes([len(vec)]) + b"\x85cnumpy\ndtype\n" + s(b"f4") + b"K\x00K\x01\x87R"
+                + b"(K\x03" + s(b"<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89"
+                + b"T" + struct.pack("<I", len(raw)) + raw + b"tb")
+    return out + b"u."
+
+
+def _mutations(data: bytes, count: int, seed: int):
+    """``count`` corrupt variants of ``data``: flipped, overwritten, inserted, deleted bytes, truncations."""
+    rng = np.random.default_rng(seed)
+    special = [0, 1, 0x7F, 0x80, 0xFF, ord("("), ord("t"), ord("R"), ord("b"), ord("c"), ord("K"), ord("J")]
+    for _ in range(count):
+        buf = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            op, pos = int(rng.integers(5)), int(rng.integers(len(buf)))
+            if op == 0:
+                buf[pos] ^= 1 << int(rng.integers(8))
+            elif op == 1:
+                buf[pos] = special[int(rng.integers(len(special)))]
+            elif op == 2:
+                buf[pos:pos] = bytes(rng.integers(0, 256, int(rng.integers(1, 5)), dtype=np.uint8))
+            elif op == 3:
+                del buf[pos:pos + int(rng.integers(1, 5))]
+            else:
+                buf[pos:pos + 4] = struct.pack("<i", int(rng.choice([-1, 2 ** 31 - 1, 2 ** 30, -2 ** 31])))
+        yield bytes(buf)
+
+
+def _py3_protocol2(tmp_path):
+    """Protocol 2 from Python 3: bytes (array buffers) go through the allowed ``_codecs.encode``."""
+    return pickle.dumps({"a.jpg": np.array([1.0, 2.0], np.float32), "b.jpg": np.array([3.0, 4.0], np.float32)},
+                        protocol=2)
+
+
+def _with_metadata(tmp_path):
+    path = tmp_path / "query_m.pkl"
+    save_features(path, ["a.jpg", "b.jpg"], np.array([[1.0, 2.0], [3.0, 0.5]], np.float32),
+                  meta={"fingerprint": "abc123", "checkpoint": "m.pth", "skipped": ["c.jpg"]})
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("make,count,seed", [
+    (_with_metadata, 300, 0),
+    (lambda tmp: _py2_pickle([(b"a.jpg", [1.5, -2.0]), (b"b.jpg", [0.5, 1.0])]), 300, 1),
+    (_py3_protocol2, 300, 2),
+], ids=["protocol4+metadata", "python2", "python3-protocol2"])
+def test_mutated_feature_pickles_load_or_raise_feature_file_error(tmp_path, make, count, seed):
+    data = make(tmp_path)
+    assert load_features(_write(tmp_path, "valid.pkl", data)).feats.shape == (2, 2)  # the seed file is valid
+    path = tmp_path / "mutant.pkl"
+    for i, mutant in enumerate(_mutations(data, count, seed)):
+        path.write_bytes(mutant)
+        try:
+            fs = load_features(path)
+        except FeatureFileError as e:
+            assert str(path) in str(e), f"mutation {i}: {e}"
+            continue
+        except Exception as e:  # noqa: BLE001 - the point of the test
+            pytest.fail(f"mutation {i} ({mutant!r}) raised {type(e).__name__}: {e}")
+        assert fs.feats.dtype == np.float32 and fs.feats.ndim == 2 and np.isfinite(fs.feats).all()
+
+
+def _write(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x05\x00\x00\x00nope!\x86R.",  # LookupError before
+    b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x05\x00\x00\x00utf-7\x86R.",  # other codecs refused
+    b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x06\x00\x00\x00base64\x86R.",
+], ids=["unknown-codec", "utf-7", "base64"])
+def test_codecs_encode_is_latin1_only(tmp_path, payload):
+    with pytest.raises(FeatureFileError, match="latin-1"):
+        load_features(_write(tmp_path, "q.pkl", payload))
+
+
+def test_non_numeric_arrays_are_refused(tmp_path):
+    path = _write(tmp_path, "q.pkl", pickle.dumps({"a.jpg": np.array(["x", "y"])}, protocol=4))
+    with pytest.raises(FeatureFileError, match=r"q\.pkl: row 0 \(a\.jpg\).*dtype"):
+        load_features(path)
