@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from .errors import ReidError
 from .fileio import atomic_write
 
 # Lower-case name -> metric-learn class. ITML and RCA take pair/chunk constraints; their
@@ -35,6 +36,22 @@ def _resolve(name: str) -> str:
         valid = ", ".join(v.split("_")[0] for v in ALGORITHMS.values())
         raise ValueError(f"unknown metric-learning algorithm {name!r}; valid (case-insensitive): {valid}")
     return ALGORITHMS[key]
+
+
+class MetricLearningError(ReidError, ValueError):
+    """The learner could not learn a usable metric from these training features."""
+
+
+def check_params(name: str, params) -> None:
+    """Refuse learner arguments the metric-learn class does not take, before any data is loaded
+    (``ValueError`` naming the algorithm, the argument and the valid ones)."""
+    import metric_learn
+
+    cls_name = _resolve(name)
+    accepted = list(inspect.signature(getattr(metric_learn, cls_name)).parameters)
+    unknown = [k for k in params if k not in accepted]
+    if unknown:
+        raise ValueError(f"unknown {cls_name} parameter {unknown[0]!r}; valid: {', '.join(accepted)}")
 
 
 def _features(X, what: str = "X") -> np.ndarray:
@@ -91,7 +108,7 @@ class MetricLearner:
         model = cls(**params).fit(x, labels)
         L = np.asarray(model.components_, dtype=np.float64)
         if not np.isfinite(L).all():
-            raise ValueError(f"{self.name} learned a non-finite transform on {x.shape[0]}×{x.shape[1]} features "
+            raise MetricLearningError(f"{self.name} learned a non-finite transform on {x.shape[0]}×{x.shape[1]} features "
                              f"(singular within-class statistics?); use a smaller pca_dim or more data/constraints")
         self.L = L
         return self

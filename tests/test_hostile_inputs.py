@@ -97,3 +97,40 @@ def test_non_numeric_arrays_are_refused(tmp_path):
     path = _write(tmp_path, "q.pkl", pickle.dumps({"a.jpg": np.array(["x", "y"])}, protocol=4))
     with pytest.raises(FeatureFileError, match=r"q\.pkl: row 0 \(a\.jpg\).*dtype"):
         load_features(path)
+
+
+# --- item 7: the pipeline YAML is validated completely before anything is loaded -------------------
+
+from ensembles.fusion import FeatureBlock  # noqa: E402
+from ensembles.pipeline import Labels, Pipeline, PipelineError, State, run_pipeline  # noqa: E402
+
+
+@pytest.mark.parametrize("data,match", [
+    ({"steps": [{"name": ["rerank"]}]}, r"step 1: key 'name': expected a step name.*\['rerank'\]"),
+    ({"steps": [{"name": "metric", "params": {"bogus": 1}}]}, r"step 1 'metric': key 'params': unknown LFDA "
+                                                               r"parameter 'bogus'; valid: n_components, k"),
+    ({"steps": [{"name": "metric", "method": "nca", "params": {"k": 3}}]}, r"unknown NCA parameter 'k'"),
+    ({"steps": [{"name": "rerank", None: 3}]}, r"step 1: key None is a NoneType"),
+    ({"fusion": ["concat"]}, r"key 'fusion': expected a name"),
+    ({"distance": {"a": 1}}, r"key 'distance': expected a name"),
+])
+def test_pipeline_yaml_fields_are_checked_before_loading(data, match):
+    with pytest.raises(PipelineError, match=match) as info:
+        Pipeline.from_dict(data, "pipe.yml")
+    assert str(info.value).startswith("pipe.yml: ")
+
+
+def test_valid_metric_params_are_accepted():
+    pipe = Pipeline.from_dict({"steps": [{"name": "metric", "method": "lfda", "params": {"k": 3}}]}, "p.yml")
+    assert pipe.steps[0].params["params"] == {"k": 3}
+
+
+def test_lfda_non_finite_transform_is_a_pipeline_error_suggesting_pca_dim():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(6, 8)).astype(np.float32)
+    labels = Labels(np.zeros(2, int), np.zeros(2, int), np.zeros(2, int), np.ones(2, int), -np.ones(2, int),
+                    train_pids=np.repeat(np.arange(3), 2))
+    state = State([FeatureBlock("m1", 1.0, feats[:2], feats[2:4], feats)], labels)
+    pipe = Pipeline.from_dict({"steps": [{"name": "metric"}]})
+    with pytest.raises(PipelineError, match=r"step 1 'metric': model 'm1': LFDA learned a non-finite.*--pca-dim"):
+        run_pipeline(pipe, state)

@@ -32,6 +32,9 @@ class Step:
     @classmethod
     def make(cls, name: str, where: str = "step", **params) -> "Step":
         """Validated step: unknown names/keys and bad values raise :class:`PipelineError` naming ``where``."""
+        if not isinstance(name, str):
+            raise PipelineError(f"{where}: key 'name': expected a step name (one of {', '.join(STEPS.names())}), "
+                                f"got {name!r}")
         try:
             spec = STEPS.get(name)
         except UnknownNameError as e:
@@ -51,6 +54,11 @@ class Step:
                 values[key] = param.check(params[key])
             except ValueError as e:
                 raise PipelineError(f"{where}: key {key!r}: {e}") from None
+        if spec.check is not None:
+            try:
+                spec.check(values)
+            except ValueError as e:
+                raise PipelineError(f"{where}: {e}") from None
         return cls(name, values)
 
     @property
@@ -130,10 +138,15 @@ class Pipeline:
                 raise PipelineError(f"{where}: expected a mapping with 'name' and parameters, got {item!r}")
             if "name" not in item:
                 raise PipelineError(f"{where}: missing key 'name' (one of {', '.join(STEPS.names())})")
-            params = {str(k): v for k, v in item.items() if k != "name"}
+            bad = [k for k in item if not isinstance(k, str)]
+            if bad:
+                raise PipelineError(f"{where}: key {bad[0]!r} is a {type(bad[0]).__name__}, expected a parameter name")
+            params = {k: v for k, v in item.items() if k != "name"}
             steps.append(Step.make(item["name"], where, **params))
-        pipe = cls(list(models), {str(k): v for k, v in weights.items()}, data.get("fusion", "concat"),
-                   data.get("distance", "euclidean"), steps)
+        for key in ("fusion", "distance"):
+            if key in data and not isinstance(data[key], str):
+                raise PipelineError(f"{source}: key {key!r}: expected a name, got {data[key]!r}")
+        pipe = cls(list(models), {str(k): v for k, v in weights.items()}, data.get("fusion", "concat"), data.get("distance", "euclidean"), steps)
         return pipe.validate(source)
 
     @classmethod

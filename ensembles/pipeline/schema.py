@@ -110,7 +110,9 @@ class StepSpec:
     ``flag_params``: the keys the step's own command-line flag takes as its value (``--dba K``,
     ``--subtract MODEL[:WEIGHT]``); none makes it an on/off flag (``--rerank``). ``repeatable``: the
     flag may be given several times (one step each). ``needs_train``: the step reads the training
-    features. ``aux_features``: the key naming an auxiliary feature set the step reads.
+    features. ``aux_features``: the key naming an auxiliary feature set the step reads. ``check``:
+    ``check(params)`` raises ``ValueError`` for a combination of values the types cannot express
+    (e.g. learner arguments), so that a pipeline is refused before anything is loaded.
     """
 
     name: str
@@ -123,6 +125,7 @@ class StepSpec:
     repeatable: bool = False
     needs_train: bool = False
     aux_features: Optional[str] = None
+    check: Optional[Callable[[Dict[str, Any]], None]] = None
 
     def __repr__(self) -> str:
         return f"<step {self.name!r}: {self.func.__module__}.{self.func.__qualname__}>"
@@ -137,12 +140,12 @@ STEPS: Registry[StepSpec] = Registry("step", discover=_discover_builtin_steps)
 
 def register_step(name: str, stage: int, order: int, help: str, flag_params: Tuple[str, ...] = (),
                   repeatable: bool = False, needs_train: bool = False, aux_features: Optional[str] = None,
-                  **params: Param):
+                  check: Optional[Callable[[Dict[str, Any]], None]] = None, **params: Param):
     """Decorator adding ``func(state, params)`` to :data:`STEPS` under ``name``.
 
     ``stage`` is FEATURES, DISTANCES or RANKING; ``order`` places the step among its stage's steps
     when they come from command-line options (built-ins use multiples of 10, so a new step fits in
-    between). A name registered twice raises :class:`post_processing.registry.RegistryError`.
+    between). ``check`` validates the parameters together (see :class:`StepSpec`). A name registered twice raises :class:`post_processing.registry.RegistryError`.
     """
     if stage not in STAGE_NAMES:
         raise ValueError(f"step {name!r}: stage must be FEATURES, DISTANCES or RANKING, got {stage!r}")
@@ -152,7 +155,7 @@ def register_step(name: str, stage: int, order: int, help: str, flag_params: Tup
 
     def deco(func):
         STEPS.register(name, StepSpec(name, stage, order, func, dict(params), help, tuple(flag_params),
-                                      repeatable, needs_train, aux_features))
+                                      repeatable, needs_train, aux_features, check))
         return func
 
     return deco

@@ -4,14 +4,22 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from post_processing.features import l2_normalize
-from post_processing.metric_learning import ALGORITHMS, MetricLearner
+from post_processing.metric_learning import ALGORITHMS, MetricLearner, MetricLearningError, check_params
 
 from ..pipeline import FEATURES, Param, PipelineError, State, register_step
 
 
+def _check(p: Dict[str, Any]) -> None:
+    """The learner's ``params`` against its signature, so a typo fails before features are loaded."""
+    try:
+        check_params(p["method"], p["params"])
+    except ValueError as e:
+        raise ValueError(f"key 'params': {e}") from None
+
+
 @register_step("metric", FEATURES, 10,
                "learn a metric on the training features (train_<model>.pkl + train labels), project all features",
-               flag_params=("method",), needs_train=True,
+               flag_params=("method",), needs_train=True, check=_check,
                method=Param(str, "lfda", "metric-learn algorithm", choices=tuple(ALGORITHMS)),
                pca_dim=Param(int, None, "PCA dimension before learning", minimum=1, optional=True,
                              aliases=("--pca-dim",)),
@@ -20,5 +28,12 @@ def _metric(state: State, p: Dict[str, Any]) -> None:
     if state.labels.train_pids is None or any(b.train is None for b in state.blocks):
         raise PipelineError("needs training features train_<model>.pkl and training labels; none were loaded")
     for blk in state.blocks:
-        learner = MetricLearner(p["method"], pca_dim=p["pca_dim"], **p["params"]).fit(blk.train, state.labels.train_pids)
+        try:
+            learner = MetricLearner(p["method"], pca_dim=p["pca_dim"], **p["params"]).fit(blk.train,
+                                                                                         state.labels.train_pids)
+        except MetricLearningError as e:
+            raise PipelineError(f"model {blk.name!r}: {e}; try a smaller --pca-dim (pipeline key 'pca_dim', now "
+                                f"{p['pca_dim']})") from None
+        except ValueError as e:
+            raise PipelineError(f"model {blk.name!r}: {e}") from None
         blk.query, blk.gallery, blk.train = (l2_normalize(learner.transform(x)) for x in (blk.query, blk.gallery, blk.train))
