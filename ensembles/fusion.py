@@ -96,7 +96,10 @@ def make_blocks(models: Sequence[str], feats: Mapping[str, Mapping[str, np.ndarr
     sides = [s for s in SIDES if s in feats]
 
     def unit(side: str, m: str) -> np.ndarray:
-        return l2_normalize(np.asarray(feats[side][m], dtype=np.float32))
+        try:
+            return l2_normalize(np.asarray(feats[side][m], dtype=np.float32))
+        except ValueError as e:
+            raise FusionError(f"model {m!r}, {side} features: {e}") from None
 
     if fusion == "concat":
         cat = {s: np.concatenate([np.sqrt(w[m]) * unit(s, m) for m in active], axis=1).astype(np.float32)

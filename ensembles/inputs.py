@@ -11,6 +11,7 @@ the training set.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence
 
@@ -115,7 +116,9 @@ def load_inputs(features_dir: str, data_root: str, models: Sequence[str], train:
     if train:
         ds = _drop_skipped_train(ds, loaded["train"], notes)
         sides["train"] = [r.name for r in ds.train]
-    feats = {side: align(loaded[side], order=names)[1] for side, names in sides.items()}
+    lists = {"query": "name_query.txt", "gallery": "name_test.txt", "train": "train_label.xml"}
+    feats = {side: align(loaded[side], order=names, source=os.path.join(data_root, lists[side]))[1]
+             for side, names in sides.items()}
     for note in notes:
         logger.warning("%s", note)
     return Inputs(ds, labels_of(ds), feats, notes)

@@ -63,8 +63,16 @@ def extract_query_features(paths: Sequence[str], checkpoint: str, config: Option
     return extract_features(model, [ImageRecord(p, -1, -1) for p in paths], cfg, progress=False)
 
 
-def search(qf: np.ndarray, gf: np.ndarray, topk: int = 10, metric: str = "cosine") -> Tuple[np.ndarray, np.ndarray]:
-    """``(indices, distances)``, each Q×min(topk, G): the closest gallery rows per query, best first."""
+def search(qf: np.ndarray, gf: np.ndarray, topk: int = 10, metric: str = "cosine",
+           query_source: str = "the query features", gallery_source: str = "the gallery features"
+           ) -> Tuple[np.ndarray, np.ndarray]:
+    """``(indices, distances)``, each Q×min(topk, G): the closest gallery rows per query, best first.
+
+    ``query_source``/``gallery_source`` name where the features came from (files, folder) in errors."""
+    if qf.ndim != 2 or gf.ndim != 2 or qf.shape[1] != gf.shape[1]:
+        raise SearchError(f"{query_source} ({'×'.join(map(str, qf.shape))}) and {gallery_source} "
+                          f"({'×'.join(map(str, gf.shape))}) have different feature dimensions: they must come "
+                          f"from the same model")
     dist = pairwise_distance(qf, gf, metric)
     idx = topk_smallest(dist, topk)
     return idx, np.take_along_axis(dist, idx, axis=1)

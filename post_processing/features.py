@@ -366,6 +366,12 @@ def validate_features(fs: FeatureSet) -> FeatureSet:
     if zero.any():
         i = int(np.flatnonzero(zero)[0])
         raise FeatureFileError(f"{where}: row {i} ({fs.names[i]}) is an all-zero (zero-norm) vector")
+    norm = np.linalg.norm(fs.feats, axis=1)  # as l2_normalize computes it
+    tiny = ~((norm > 0) & np.isfinite(norm))
+    if tiny.any():
+        i = int(np.flatnonzero(tiny)[0])
+        raise FeatureFileError(f"{where}: row {i} ({fs.names[i]}): its norm {'underflows to 0' if norm[i] == 0 else 'overflows'} "
+                               "in float32, so the vector cannot be normalised")
     return fs
 
 
@@ -495,17 +501,25 @@ def find_feature_file(features_dir: str, model: str, split: str) -> str:
                            f"{', '.join(present) if present else '(none)'}")
 
 
-def align(sets: dict, order: Sequence[str] | None = None, show: int = 5):
+def align(sets: dict, order: Sequence[str] | None = None, show: int = 5, source: str = ""):
     """Reorder several models' features to one name order (``order``, else the first model's).
 
     Returns ``(names, {model: feats})``. Any model missing a name, or holding names outside the
     order, raises :class:`FeatureFileError` listing the first ``show`` such names per model.
+    ``source`` names where ``order`` came from (e.g. ``name_query.txt``) in errors.
     """
     if not sets:
         raise FeatureFileError("align: no feature sets given")
     names = list(order) if order is not None else list(next(iter(sets.values())).names)
     if len(set(names)) != len(names):
-        raise FeatureFileError("align: the name order contains duplicates")
+        seen, dup = set(), None
+        for n in names:
+            if n in seen:
+                dup = n
+                break
+            seen.add(n)
+        what = f"the name order ({source})" if source else "the name order"
+        raise FeatureFileError(f"align: {what} lists {dup!r} more than once; each image must appear once")
     wanted = set(names)
     problems, out = [], {}
     for model, fs in sets.items():

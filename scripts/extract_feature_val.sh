@@ -42,13 +42,23 @@ trap 'exit 143' TERM
 
 [ -d "$DATA_ROOT" ] || fail "DATA_ROOT $DATA_ROOT is not a folder"
 # Check every entry and checkpoint before extracting anything.
+# MODELS is split at whitespace, so a path with a space splits its entry: every word's form is
+# checked first, so such an entry is refused as a whole rather than as a missing checkpoint.
 count=0
 for entry in $MODELS; do
+    count=$((count + 1))
     case $entry in
-        *:*:*:*|:*) fail "bad MODELS entry '$entry': expected name:config:checkpoint" ;;
-        *:*:*) ;;
+        *:*:*:*|:*) ;;
+        *:*:*) continue ;;
+    esac
+    case $MODELS in
+        *"$entry"[[:space:]]*|*[[:space:]]"$entry"*)
+            fail "bad MODELS entry '$entry' (word $count of MODELS='$MODELS'): expected name:config:checkpoint; entries are separated by whitespace, so names and paths must not contain spaces" ;;
         *) fail "bad MODELS entry '$entry': expected name:config:checkpoint" ;;
     esac
+done
+count=0
+for entry in $MODELS; do
     weights=${entry#*:*:}
     [ -f "$weights" ] || fail "${entry%%:*}: checkpoint $weights not found"
     count=$((count + 1))

@@ -134,3 +134,68 @@ def test_lfda_non_finite_transform_is_a_pipeline_error_suggesting_pca_dim():
     pipe = Pipeline.from_dict({"steps": [{"name": "metric"}]})
     with pytest.raises(PipelineError, match=r"step 1 'metric': model 'm1': LFDA learned a non-finite.*--pca-dim"):
         run_pipeline(pipe, state)
+
+
+# --- item 11: messages name the file, key or option --------------------------------------------------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from ensemble_fakes import build_tree, write_features  # noqa: E402
+
+from ensembles.fusion import FusionError, make_blocks  # noqa: E402
+from ensembles.inputs import load_inputs  # noqa: E402
+from ensembles.search import SearchError, search  # noqa: E402
+from global_model.config import load_config  # noqa: E402
+from post_processing.errors import ReidError  # noqa: E402
+
+
+def test_duplicate_in_name_query_txt_names_the_file_and_the_name(tmp_path):
+    tree = build_tree(str(tmp_path / "data"), n_ids=4, per_id=2, ground_truth=False)
+    write_features(str(tmp_path / "f"), tree, {"m1": 0.1})
+    with open(os.path.join(tree.root, "name_query.txt"), "a") as f:
+        f.write(tree.query[1] + "\n")
+    with pytest.raises(FeatureFileError) as info:
+        load_inputs(str(tmp_path / "f"), tree.root, ["m1"])
+    assert os.path.join(tree.root, "name_query.txt") in str(info.value) and repr(tree.query[1]) in str(info.value)
+
+
+def test_near_zero_norm_vector_names_the_file_and_row(tmp_path):
+    feats = np.ones((3, 4), np.float32)
+    feats[1] = 1e-30  # not all zero, but its float32 norm underflows to 0
+    path = tmp_path / "gallery_m1.pkl"
+    save_features(path, ["a.jpg", "b.jpg", "c.jpg"], feats)
+    with pytest.raises(FeatureFileError, match=rf"{path}: row 1 \(b\.jpg\): its norm underflows to 0"):
+        load_features(path)
+
+
+def test_zero_norm_in_fusion_names_the_model():
+    ok = np.ones((2, 4), np.float32)
+    with pytest.raises(FusionError, match=r"model 'm2', gallery features: l2_normalize: row 0 has zero norm"):
+        make_blocks(["m1", "m2"], {"query": {"m1": ok, "m2": ok}, "gallery": {"m1": ok, "m2": np.zeros((2, 4))}})
+
+
+def test_binary_config_file_is_named_as_not_text_yaml(tmp_path):
+    path = tmp_path / "model_final.pth"
+    path.write_bytes(b"PK\x03\x04\x00\x00\x08\x08\x00\x00\xff\xfe\x80\x81binary")
+    with pytest.raises(ReidError, match=rf"{path}: not a text YAML config"):
+        load_config(str(path))
+
+
+def test_search_dimension_mismatch_names_both_sources():
+    with pytest.raises(SearchError, match=r"q\.pkl \(2×8\) and g\.pkl \(3×4\) have different feature dimensions"):
+        search(np.ones((2, 8), np.float32), np.ones((3, 4), np.float32), query_source="q.pkl",
+               gallery_source="g.pkl")
+
+
+def test_models_entry_with_a_space_is_refused_with_the_expected_form(repo_root, tmp_path):
+    (tmp_path / "my").write_bytes(b"")  # the first word's "checkpoint" exists: only the form check can refuse
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=repo_root, DATA_ROOT=str(tmp_path),
+               FEATURES_DIR=str(tmp_path / "features"), MODELS="m1::my ck.pth")
+    res = subprocess.run(["sh", os.path.join(repo_root, "scripts", "extract_feature_val.sh")], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert "bad MODELS entry 'ck.pth'" in res.stderr and "MODELS='m1::my ck.pth'" in res.stderr
+    assert "expected name:config:checkpoint" in res.stderr and "must not contain spaces" in res.stderr
+    assert not (tmp_path / "features").exists()

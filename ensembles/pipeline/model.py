@@ -157,6 +157,8 @@ class Pipeline:
                 data = yaml.safe_load(f)
         except OSError as e:
             raise PipelineError(f"cannot read pipeline {path}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise PipelineError(f"{path}: not a text YAML pipeline (byte {e.start} is not UTF-8)") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
