@@ -370,8 +370,9 @@ def validate_features(fs: FeatureSet) -> FeatureSet:
     tiny = ~((norm > 0) & np.isfinite(norm))
     if tiny.any():
         i = int(np.flatnonzero(tiny)[0])
-        raise FeatureFileError(f"{where}: row {i} ({fs.names[i]}): its norm {'underflows to 0' if norm[i] == 0 else 'overflows'} "
-                               "in float32, so the vector cannot be normalised")
+        what = "underflows to 0" if norm[i] == 0 else "overflows"
+        raise FeatureFileError(f"{where}: row {i} ({fs.names[i]}): its norm {what} in float32, "
+                               "so the vector cannot be normalised")
     return fs
 
 

@@ -108,8 +108,9 @@ class MetricLearner:
         model = cls(**params).fit(x, labels)
         L = np.asarray(model.components_, dtype=np.float64)
         if not np.isfinite(L).all():
-            raise MetricLearningError(f"{self.name} learned a non-finite transform on {x.shape[0]}×{x.shape[1]} features "
-                             f"(singular within-class statistics?); use a smaller pca_dim or more data/constraints")
+            raise MetricLearningError(f"{self.name} learned a non-finite transform on {x.shape[0]}×{x.shape[1]} "
+                                      f"features (singular within-class statistics?); use a smaller pca_dim or "
+                                      f"more data/constraints")
         self.L = L
         return self
 

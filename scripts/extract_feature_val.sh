@@ -53,7 +53,9 @@ for entry in $MODELS; do
     esac
     case $MODELS in
         *"$entry"[[:space:]]*|*[[:space:]]"$entry"*)
-            fail "bad MODELS entry '$entry' (word $count of MODELS='$MODELS'): expected name:config:checkpoint; entries are separated by whitespace, so names and paths must not contain spaces" ;;
+            fail "bad MODELS entry '$entry' (word $count of MODELS='$MODELS'): expected" \
+                "name:config:checkpoint; entries are separated by whitespace, so names and paths" \
+                "must not contain spaces" ;;
         *) fail "bad MODELS entry '$entry': expected name:config:checkpoint" ;;
     esac
 done

@@ -146,7 +146,8 @@ class Pipeline:
         for key in ("fusion", "distance"):
             if key in data and not isinstance(data[key], str):
                 raise PipelineError(f"{source}: key {key!r}: expected a name, got {data[key]!r}")
-        pipe = cls(list(models), {str(k): v for k, v in weights.items()}, data.get("fusion", "concat"), data.get("distance", "euclidean"), steps)
+        pipe = cls(list(models), {str(k): v for k, v in weights.items()}, data.get("fusion", "concat"),
+                   data.get("distance", "euclidean"), steps)
         return pipe.validate(source)
 
     @classmethod

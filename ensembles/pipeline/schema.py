@@ -145,7 +145,8 @@ def register_step(name: str, stage: int, order: int, help: str, flag_params: Tup
 
     ``stage`` is FEATURES, DISTANCES or RANKING; ``order`` places the step among its stage's steps
     when they come from command-line options (built-ins use multiples of 10, so a new step fits in
-    between). ``check`` validates the parameters together (see :class:`StepSpec`). A name registered twice raises :class:`post_processing.registry.RegistryError`.
+    between). ``check`` validates the parameters together (see :class:`StepSpec`). A name registered
+    twice raises :class:`post_processing.registry.RegistryError`.
     """
     if stage not in STAGE_NAMES:
         raise ValueError(f"step {name!r}: stage must be FEATURES, DISTANCES or RANKING, got {stage!r}")
