@@ -32,8 +32,9 @@ def _metric(state: State, p: Dict[str, Any]) -> None:
             learner = MetricLearner(p["method"], pca_dim=p["pca_dim"], **p["params"]).fit(blk.train,
                                                                                          state.labels.train_pids)
         except MetricLearningError as e:
-            raise PipelineError(f"model {blk.name!r}: {e}; try a smaller --pca-dim (pipeline key 'pca_dim', now "
-                                f"{p['pca_dim']})") from None
+            hint = (f"a smaller --pca-dim (pipeline key 'pca_dim', now {p['pca_dim']})" if p["pca_dim"] else
+                    f"--pca-dim (pipeline key 'pca_dim') well below the {len(blk.train)} training images")
+            raise PipelineError(f"model {blk.name!r}: {e}; try {hint}") from None
         except ValueError as e:
             raise PipelineError(f"model {blk.name!r}: {e}") from None
         blk.query, blk.gallery, blk.train = (l2_normalize(learner.transform(x)) for x in (blk.query, blk.gallery, blk.train))
