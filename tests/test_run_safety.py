@@ -1,0 +1,80 @@
+"""Regression tests of issue 18: commands that must not destroy earlier outputs or fail with a traceback."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from global_model.cli import main
+
+SYNTH = ["synth", "--ids", "4", "--cameras", "3", "--real-ids", "0", "--size", "48", "64", "--workers", "1"]
+
+
+def _one_error_line(err: str) -> str:
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_synth_refuses_a_folder_that_is_not_its_output(tmp_path, capsys):
+    (tmp_path / "image_train").mkdir()
+    (tmp_path / "image_train" / "mine.jpg").write_bytes(b"x")
+    (tmp_path / "name_train.txt").write_text("mine.jpg\n")
+    assert main([*SYNTH, "--out", str(tmp_path)]) == 2
+    assert str(tmp_path) in _one_error_line(capsys.readouterr().err)
+    assert (tmp_path / "image_train" / "mine.jpg").exists()
+    assert (tmp_path / "name_train.txt").read_text() == "mine.jpg\n"
+
+
+def test_synth_replaces_its_own_output_and_a_forced_folder(tmp_path, capsys):
+    out = tmp_path / "data"
+    assert main([*SYNTH, "--out", str(out)]) == 0  # absent folder
+    assert main([*SYNTH, "--out", str(out), "--seed", "1"]) == 0  # its own output, no --force
+    (out / ".reid-synth").unlink()
+    (out / "summary.json").unlink()
+    assert main([*SYNTH, "--out", str(out)]) == 2
+    assert main([*SYNTH, "--out", str(out), "--force"]) == 0
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*SYNTH, "--out", str(empty)]) == 0
+
+
+def test_synth_out_that_cannot_be_created_is_one_error_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = blocker / "data"
+    assert main([*SYNTH, "--out", str(out)]) == 1
+    assert str(out) in _one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("key, value", [("SOLVER.MAX_EPOCHS", "0"), ("SOLVER.MAX_EPOCHS", "-1"),
+                                        ("SOLVER.IMS_PER_BATCH", "0"), ("SOLVER.IMS_PER_BATCH", "30"),
+                                        ("DATALOADER.NUM_INSTANCE", "0")])
+def test_bad_training_numbers_are_usage_errors_naming_the_key(key, value, tiny_config, tiny_opts, tiny_data,
+                                                             tmp_path, capsys):
+    code = main(["train", "--config", tiny_config, "--no-progress", *tiny_opts, "DATASETS.ROOT", tiny_data,
+                 "OUTPUT_DIR", str(tmp_path), key, value])
+    assert code == 2
+    assert key in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "config.yml").exists() and not (tmp_path / "model_final.pth").exists()
+
+
+def test_a_finished_run_is_not_replaced(tiny_config, tiny_opts, tiny_data, tmp_path, capsys):
+    final, config = tmp_path / "model_final.pth", tmp_path / "config.yml"
+    final.write_bytes(b"trained")
+    config.write_text("finished run\n")
+    base = ["train", "--config", tiny_config, "--no-progress", *tiny_opts, "DATASETS.ROOT", tiny_data,
+            "OUTPUT_DIR", str(tmp_path)]
+    assert main(base) == 2
+    assert "OUTPUT_DIR" in _one_error_line(capsys.readouterr().err)
+    assert main([*base, "MODEL.MGN.BRANCHES", "x"]) == 2  # a bad override replaces nothing either
+    assert final.read_bytes() == b"trained" and config.read_text() == "finished run\n"
+
+
+def test_a_failing_build_writes_no_config(tiny_config, tiny_opts, tiny_data, tmp_path, capsys):
+    code = main(["train", "--config", tiny_config, "--no-progress", *tiny_opts, "DATASETS.ROOT", tiny_data,
+                 "OUTPUT_DIR", str(tmp_path), "DATASETS.TRAIN", "['nonexistent']"])
+    assert code in (1, 2)
+    _one_error_line(capsys.readouterr().err)
+    assert not os.path.exists(tmp_path / "config.yml")
