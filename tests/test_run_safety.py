@@ -78,3 +78,23 @@ def test_a_failing_build_writes_no_config(tiny_config, tiny_opts, tiny_data, tmp
     assert code in (1, 2)
     _one_error_line(capsys.readouterr().err)
     assert not os.path.exists(tmp_path / "config.yml")
+
+
+def test_cosine_schedule_ends_exactly_at_the_last_iteration_when_epoch_lengths_vary(tiny_cfg, tiny_data, tmp_path):
+    from global_model.engine.trainer import build_trainer
+
+    cfg = tiny_cfg(tiny_data, str(tmp_path), "SOLVER.ITERS_PER_EPOCH", "0", "SOLVER.MAX_EPOCHS", "4",
+                   "SOLVER.IMS_PER_BATCH", "24",
+                   "SOLVER.SCHED", "cosine", "SOLVER.WARMUP_EPOCHS", "1", "SOLVER.ETA_MIN_LR", "0.0001")
+    trainer = build_trainer(cfg, progress=False)
+    counts = []
+    for epoch in range(1, 5):
+        trainer.sampler.set_epoch(epoch)
+        counts.append(len(trainer.train_loader))
+    assert len(set(counts)) > 1, counts  # the premise: this set's epochs differ in length
+    lrs = []
+    for _ in range(sum(counts)):
+        lrs.append(trainer.scheduler.get_lr())
+        trainer.scheduler.step()
+    assert min(lrs) > cfg.SOLVER.ETA_MIN_LR  # every iteration trains above the floor ...
+    assert trainer.scheduler.get_lr() == pytest.approx(cfg.SOLVER.ETA_MIN_LR)  # ... reached after the last one

@@ -130,7 +130,7 @@ class Trainer:
         self.loss_fn = self.build_loss(self.data, self.model)
         self.optimizers = self.build_optimizers(self.model, self.aux, self.loss_fn)
         self.optimizer = self.optimizers["main"].optimizer
-        self.scheduler = WarmupScheduler(self.optimizer, cfg, len(self.train_loader))
+        self.scheduler = WarmupScheduler(self.optimizer, cfg, self.epoch_iterations())
         self.amp_dtype = resolve_amp(cfg.SOLVER.AMP, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=needs_grad_scaler(self.amp_dtype, self.device))
         net = TrainNet(self.model, self.aux, self.train_forward) if self.aux else self.model
@@ -222,6 +222,11 @@ class Trainer:
         for module in aux.values():
             groups += param_groups(module, self.cfg, backbone_prefixes=(), skip=claimed)
         return {"main": OptimizerSpec(build_optimizer(groups, self.cfg)), **extra}
+
+    def epoch_iterations(self) -> List[int]:
+        """The iterations of epochs 1..``SOLVER.MAX_EPOCHS`` (the main sampler's batches), sizing the
+        schedule: on a small set the P×K sampler's count varies between epochs."""
+        return [self.sampler.batches_in_epoch(e) for e in range(1, self.cfg.SOLVER.MAX_EPOCHS + 1)]
 
     def wrap_distributed(self, model: nn.Module) -> nn.Module:
         if self.world_size == 1:
