@@ -1,6 +1,7 @@
 """Regression tests of issue 18: commands that must not destroy earlier outputs or fail with a traceback."""
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
@@ -98,3 +99,48 @@ def test_cosine_schedule_ends_exactly_at_the_last_iteration_when_epoch_lengths_v
         trainer.scheduler.step()
     assert min(lrs) > cfg.SOLVER.ETA_MIN_LR  # every iteration trains above the floor ...
     assert trainer.scheduler.get_lr() == pytest.approx(cfg.SOLVER.ETA_MIN_LR)  # ... reached after the last one
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_bars_are_drawn_only_on_a_terminal_and_when_not_turned_off():
+    from post_processing.progress import set_progress, show_progress
+
+    assert not show_progress(True, io.StringIO())
+    assert show_progress(True, _Terminal()) and show_progress(None, _Terminal())
+    assert not show_progress(False, _Terminal())
+    try:
+        set_progress(False)
+        assert not show_progress(True, _Terminal())
+    finally:
+        set_progress(True)
+
+
+def test_training_and_extraction_write_no_bar_into_a_log(tiny_cfg, tiny_data, tmp_path, capfd):
+    from global_model.engine.extractor import extract_features
+    from global_model.engine.trainer import build_trainer
+
+    cfg = tiny_cfg(tiny_data, str(tmp_path), "SOLVER.ITERS_PER_EPOCH", "2", "SOLVER.LOG_PERIOD", "1")
+    trainer = build_trainer(cfg, progress=True)
+    capfd.readouterr()
+    trainer.train_epoch(1)
+    extract_features(trainer.model, trainer.train_records[:8], cfg, progress=True)
+    captured = capfd.readouterr()
+    assert "\r" not in captured.err and "\r" not in captured.out
+
+
+def test_ensemble_no_progress_turns_bars_off():
+    from click.testing import CliRunner
+
+    from ensembles.cli import main as ensemble
+    from post_processing.progress import set_progress, show_progress
+
+    try:
+        result = CliRunner().invoke(ensemble, ["--no-progress", "steps"])
+        assert result.exit_code == 0, result.output
+        assert not show_progress(True, _Terminal())
+    finally:
+        set_progress(True)

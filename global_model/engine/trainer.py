@@ -286,7 +286,7 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> Dict[str, float]:
         """One pass of the P×K sampler; returns the mean of each loss part over the steps that reported it."""
-        from tqdm import tqdm
+        from post_processing.progress import progress_bar
 
         self.train_model.train()
         self.sampler.set_epoch(epoch)
@@ -296,8 +296,8 @@ class Trainer:
         sums: Dict[str, float] = defaultdict(float)
         counts: Dict[str, int] = defaultdict(int)  # parts a step may omit (e.g. SJDL's real-fog terms)
         steps, start = 0, time.time()
-        bar = tqdm(self.train_loader, desc=f"epoch {epoch}/{self.cfg.SOLVER.MAX_EPOCHS}", unit="it",
-                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        bar = progress_bar(self.train_loader, self.progress, desc=f"epoch {epoch}/{self.cfg.SOLVER.MAX_EPOCHS}",
+                           unit="it", leave=False, dynamic_ncols=True)
         try:
             for batch in bar:
                 parts = self.run_step(batch)
