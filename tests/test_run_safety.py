@@ -144,3 +144,17 @@ def test_ensemble_no_progress_turns_bars_off():
         assert not show_progress(True, _Terminal())
     finally:
         set_progress(True)
+
+
+
+def test_synth_into_a_folder_it_cannot_write_is_one_error_line(tmp_path, capsys, monkeypatch):
+    from global_model.data.synth import writer
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(writer, "_make_folders", lambda stage, real: refuse(stage))
+    out = tmp_path / "ro"
+    out.mkdir()
+    assert main([*SYNTH, "--out", str(out)]) == 1
+    assert str(out) in _one_error_line(capsys.readouterr().err)

@@ -213,7 +213,10 @@ def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] 
     stage = os.path.join(out_dir, f"{_STAGING_PREFIX}{os.getpid()}")
     shutil.rmtree(stage, ignore_errors=True)
     try:
-        _make_folders(stage, real=bool(p.groups.real_train or p.groups.real_test))
+        try:
+            _make_folders(stage, real=bool(p.groups.real_train or p.groups.real_test))
+        except OSError as exc:
+            raise ReidError(f"--out {out_dir}: cannot write there ({exc.strerror or exc})") from None
         rendered = _render(_RenderSettings(seed, p.cameras, hw, stage), p.jobs, workers)
         _write_aic_lists(stage, p.aic)
         summary = _summarise(p, hw, rendered, workers, round(time.time() - start, 2))
