@@ -23,6 +23,7 @@ import click
 from post_processing.distance import METRICS
 from post_processing.errors import ReidError, exit_code
 from post_processing.fileio import check_output, write_together
+from post_processing.progress import set_progress
 from post_processing.submission import TOPK
 
 from .cli_steps import StepCommand, grids_from_options, pipeline_from_options
@@ -42,8 +43,11 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-def main():
+@click.option("--no-progress", is_flag=True,
+              help="no progress bars (they are drawn only when stderr is a terminal anyway)")
+def main(no_progress):
     """Fuse ReID features of several models into challenge submissions."""
+    set_progress(not no_progress)
     # Before any numba kernel runs: idle OpenMP workers otherwise spin, burning the CPUs others need.
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 

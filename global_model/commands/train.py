@@ -12,6 +12,12 @@ import os
 
 from . import add_run_options
 
+# (key, smallest value) of the numbers the trainer needs in range; checked before anything is written.
+_MINIMA = (("SOLVER.MAX_EPOCHS", 1), ("SOLVER.IMS_PER_BATCH", 1), ("DATALOADER.NUM_INSTANCE", 1),
+           ("SOLVER.ITERS_PER_EPOCH", 0), ("SOLVER.WARMUP_EPOCHS", 0), ("SOLVER.BASE_LR", 0),
+           ("SOLVER.CHECKPOINT_PERIOD", 0), ("SOLVER.EVAL_PERIOD", 0), ("DATALOADER.NUM_WORKERS", 0),
+           ("TEST.IMS_PER_BATCH", 1))
+
 HELP = "train a model from a yacs config (torchrun for multi-GPU)"
 
 
@@ -19,7 +25,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="YAML config (see global_model/configs/)")
     parser.add_argument("--resume", default=None, metavar="auto|PATH",
                         help="continue a run: a checkpoint path, or 'auto' for OUTPUT_DIR/last.pth if present")
+    parser.add_argument("--force", action="store_true",
+                        help="start over in an OUTPUT_DIR that holds a finished run (model_final.pth)")
     add_run_options(parser, "SOLVER.MAX_EPOCHS 2 OUTPUT_DIR outputs/r18")
+
+
+def check_config(cfg) -> None:
+    """Raise :class:`ConfigError` naming the key for a number the trainer cannot use."""
+    from ..config import ConfigError
+
+    for key, least in _MINIMA:
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        if node < least:
+            raise ConfigError(f"{key} must be at least {least}, got {node}")
+    batch, k = cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_INSTANCE
+    if batch % k:
+        raise ConfigError(f"SOLVER.IMS_PER_BATCH ({batch}) must be a multiple of DATALOADER.NUM_INSTANCE ({k})")
+
+
+def check_output_dir(output_dir: str, resume, force: bool) -> None:
+    """Refuse to start over where a finished run's outputs would be replaced (``--resume``/``--force`` allow it)."""
+    from ..config import ConfigError
+
+    final = os.path.join(output_dir, "model_final.pth")
+    if os.path.exists(final) and not resume and not force:
+        raise ConfigError(f"OUTPUT_DIR {output_dir} holds a finished run ({final}); training would replace it. "
+                          "Choose another OUTPUT_DIR, continue it with --resume, or pass --force")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,14 +63,18 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.trainer import build_trainer
 
     cfg = load_config(args.config, args.opts)
+    check_config(cfg)
+    check_output_dir(cfg.OUTPUT_DIR, args.resume, args.force)
     world = setup_distributed()
     is_main = not dist.is_initialized() or dist.get_rank() == 0
     setup_logging(cfg.OUTPUT_DIR, is_main)
-    if is_main:
-        save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yml"))
-        logging.getLogger("global_model").info("config %s -> %s (%d process(es))", args.config, cfg.OUTPUT_DIR, world)
     try:
+        # Built before config.yml is written: a config the trainer refuses replaces nothing.
         trainer = build_trainer(cfg, resume=args.resume, progress=not args.no_progress)
+        if is_main:
+            save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yml"))
+            logging.getLogger("global_model").info("config %s -> %s (%d process(es))", args.config, cfg.OUTPUT_DIR,
+                                                   world)
         metrics = trainer.train()
     finally:
         if dist.is_initialized():

@@ -72,16 +72,30 @@ class PKSampler:
             chosen = rng.choice(np.asarray(avail), p_global, replace=False)
             batches.append(np.concatenate([groups[int(pid)].pop() for pid in chosen]))
 
-    def global_batches(self, epoch: int) -> Tuple[List[np.ndarray], np.ndarray]:
-        """All ranks' batches of ``epoch`` and one augmentation seed per sample (batches × P·K·world)."""
-        if self._cache is not None and self._cache[0] == epoch:
-            return self._cache[1]
+    def _draw(self, epoch: int) -> Tuple[List[np.ndarray], np.random.Generator]:
+        """The global batches of ``epoch`` and the generator that drew them (it draws the seeds next)."""
         rng = np.random.default_rng([self.seed, epoch])
         batches = self._one_pass(rng)
         while self.iters_per_epoch and len(batches) < self.iters_per_epoch:
             batches += self._one_pass(rng)
         if self.iters_per_epoch:
             batches = batches[:self.iters_per_epoch]
+        return batches, rng
+
+    def batches_in_epoch(self, epoch: int) -> int:
+        """The number of batches (iterations per rank) of ``epoch``: on a small set it varies between
+        epochs, since how many P-identity batches a pass gives depends on the draw."""
+        if self.iters_per_epoch:
+            return self.iters_per_epoch
+        if self._cache is not None and self._cache[0] == epoch:
+            return len(self._cache[1][0])
+        return len(self._draw(epoch)[0])
+
+    def global_batches(self, epoch: int) -> Tuple[List[np.ndarray], np.ndarray]:
+        """All ranks' batches of ``epoch`` and one augmentation seed per sample (batches × P·K·world)."""
+        if self._cache is not None and self._cache[0] == epoch:
+            return self._cache[1]
+        batches, rng = self._draw(epoch)
         seeds = rng.integers(0, 2 ** 63 - 1, size=(len(batches), self.batch_size * self.world_size))
         self._cache = (epoch, (batches, seeds))
         return batches, seeds

@@ -66,7 +66,7 @@ def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, devi
                      progress: bool = True) -> Tuple[List[str], np.ndarray]:
     """``(names, feats)`` for ``records`` in order: names are file names, feats N×D float32
     (unit-norm when ``TEST.NORM``). Leaves the model in the train/eval mode it had."""
-    from tqdm import tqdm
+    from post_processing.progress import progress_bar
 
     from ..data.dataset import build_test_loader
 
@@ -81,7 +81,7 @@ def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, devi
     chunks = []
     try:
         loader = build_test_loader(cfg, records)
-        for batch in tqdm(loader, desc="extract", unit="batch", disable=not progress, leave=False):
+        for batch in progress_bar(loader, progress, desc="extract", unit="batch", leave=False):
             images = batch["images"].to(device, non_blocking=True)
             chunks.append(infer_batch(model, images, cfg.TEST.FLIP, dtype, channels_last, cfg.TEST.NORM).cpu())
     except ImageReadError as exc:

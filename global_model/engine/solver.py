@@ -7,9 +7,11 @@ optimizer (class centres, a GAN discriminator) are declared with :class:`Optimiz
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from dataclasses import dataclass
-from typing import AbstractSet, Dict, Iterable, List, Tuple
+from typing import AbstractSet, Dict, Iterable, List, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -81,9 +83,12 @@ def build_optimizer(groups: List[Dict], cfg) -> torch.optim.Optimizer:
 
 class WarmupScheduler:
     """Linear warm-up from ``WARMUP_FACTOR`` over ``WARMUP_EPOCHS`` worth of iterations, then
-    multistep (×``GAMMA`` after each epoch in ``STEPS``) or cosine decay to ``ETA_MIN_LR``."""
+    multistep (×``GAMMA`` after each epoch in ``STEPS``) or cosine decay to ``ETA_MIN_LR``.
 
-    def __init__(self, optimizer: torch.optim.Optimizer, cfg, iters_per_epoch: int):
+    ``epoch_iters`` is the number of iterations of every epoch (``SOLVER.MAX_EPOCHS`` counts, or
+    one count for all): the schedule ends exactly at the last iteration even when epochs differ."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg, epoch_iters: Union[int, Sequence[int]]):
         s = cfg.SOLVER
         if s.SCHED not in ("multistep", "cosine"):
             raise ConfigError(f"SOLVER.SCHED {s.SCHED!r} is not one of multistep, cosine")
@@ -91,16 +96,18 @@ class WarmupScheduler:
         self.base_lr, self.sched, self.gamma = s.BASE_LR, s.SCHED, s.GAMMA
         self.steps = sorted(s.STEPS)
         self.eta_min = s.ETA_MIN_LR
-        self.iters_per_epoch = max(1, int(iters_per_epoch))
-        self.total = self.iters_per_epoch * s.MAX_EPOCHS
-        self.warmup_iters = int(round(s.WARMUP_EPOCHS * self.iters_per_epoch))
+        counts = [epoch_iters] * s.MAX_EPOCHS if isinstance(epoch_iters, int) else list(epoch_iters)
+        counts = [max(1, int(c)) for c in counts] or [1]
+        self.epoch_ends = list(itertools.accumulate(counts))  # iteration at which each epoch ends
+        self.total = self.epoch_ends[-1]
+        self.warmup_iters = int(round(s.WARMUP_EPOCHS * (self.total / len(counts))))
         self.warmup_factor = s.WARMUP_FACTOR
         self.iteration = 0
         self._apply()
 
     def lr_at(self, it: int) -> float:
         if self.sched == "multistep":
-            done_epochs = it // self.iters_per_epoch
+            done_epochs = bisect.bisect_right(self.epoch_ends, it)
             lr = self.base_lr * self.gamma ** sum(done_epochs >= m for m in self.steps)
         else:
             span = max(1, self.total - self.warmup_iters)

@@ -130,7 +130,7 @@ class Trainer:
         self.loss_fn = self.build_loss(self.data, self.model)
         self.optimizers = self.build_optimizers(self.model, self.aux, self.loss_fn)
         self.optimizer = self.optimizers["main"].optimizer
-        self.scheduler = WarmupScheduler(self.optimizer, cfg, len(self.train_loader))
+        self.scheduler = WarmupScheduler(self.optimizer, cfg, self.epoch_iterations())
         self.amp_dtype = resolve_amp(cfg.SOLVER.AMP, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=needs_grad_scaler(self.amp_dtype, self.device))
         net = TrainNet(self.model, self.aux, self.train_forward) if self.aux else self.model
@@ -223,6 +223,11 @@ class Trainer:
             groups += param_groups(module, self.cfg, backbone_prefixes=(), skip=claimed)
         return {"main": OptimizerSpec(build_optimizer(groups, self.cfg)), **extra}
 
+    def epoch_iterations(self) -> List[int]:
+        """The iterations of epochs 1..``SOLVER.MAX_EPOCHS`` (the main sampler's batches), sizing the
+        schedule: on a small set the P×K sampler's count varies between epochs."""
+        return [self.sampler.batches_in_epoch(e) for e in range(1, self.cfg.SOLVER.MAX_EPOCHS + 1)]
+
     def wrap_distributed(self, model: nn.Module) -> nn.Module:
         if self.world_size == 1:
             return model
@@ -281,7 +286,7 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> Dict[str, float]:
         """One pass of the P×K sampler; returns the mean of each loss part over the steps that reported it."""
-        from tqdm import tqdm
+        from post_processing.progress import progress_bar
 
         self.train_model.train()
         self.sampler.set_epoch(epoch)
@@ -291,8 +296,8 @@ class Trainer:
         sums: Dict[str, float] = defaultdict(float)
         counts: Dict[str, int] = defaultdict(int)  # parts a step may omit (e.g. SJDL's real-fog terms)
         steps, start = 0, time.time()
-        bar = tqdm(self.train_loader, desc=f"epoch {epoch}/{self.cfg.SOLVER.MAX_EPOCHS}", unit="it",
-                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        bar = progress_bar(self.train_loader, self.progress, desc=f"epoch {epoch}/{self.cfg.SOLVER.MAX_EPOCHS}",
+                           unit="it", leave=False, dynamic_ncols=True)
         try:
             for batch in bar:
                 parts = self.run_step(batch)

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 
+from post_processing.errors import ReidError, ReidUsageError
 from post_processing.fileio import atomic_write
 
 from .look import make_look
@@ -23,6 +24,8 @@ from .scene import Camera
 AIC_OUTPUTS = ("image_train", "image_query", "image_test", "name_train.txt", "name_query.txt", "name_test.txt",
                "train_label.xml", "query_label.xml", "test_label.xml", "train_track.txt", "train_track_id.txt",
                "test_track.txt", "test_track_id.txt", "fvrid", "summary.json")
+MARKER = ".reid-synth"  # written into the output folder before anything there is replaced
+_STAGING_PREFIX = ".synth-staging-"
 _JOBS_PER_TASK = 4  # identities per worker task (each task builds its renderer once)
 
 
@@ -32,6 +35,10 @@ class _RenderSettings:
     cameras: Tuple[Camera, ...]
     size: Tuple[int, int]
     stage: str  # the staging folder the relative output paths are under
+
+
+class SynthOutputError(ReidUsageError):
+    """An ``--out`` folder that holds other data than an earlier synth output (``--force`` overrides)."""
 
 
 def _render_jobs(settings: _RenderSettings, jobs: Sequence[RenderJob]) -> int:
@@ -152,6 +159,32 @@ def _swap_in(stage: str, out_dir: str, entries: Sequence[str]) -> None:
         os.replace(src, dst)
 
 
+def _is_synth_output(out_dir: str) -> bool:
+    """Whether ``out_dir`` holds the marker, or the ``summary.json`` of a synth output made before it."""
+    if os.path.isfile(os.path.join(out_dir, MARKER)):
+        return True
+    try:
+        with open(os.path.join(out_dir, "summary.json"), encoding="utf-8") as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and {"seed", "ids", "images", "foggy_fraction"} <= summary.keys()
+
+
+def _prepare_out_dir(out_dir: str, force: bool) -> None:
+    """Create ``out_dir``; refuse a non-empty folder that is not an earlier synth output unless ``force``."""
+    if os.path.isdir(out_dir) and not force and not _is_synth_output(out_dir):
+        kept = [e for e in os.listdir(out_dir) if not e.startswith(_STAGING_PREFIX)]
+        if kept:
+            raise SynthOutputError(f"--out {out_dir}: the folder is not empty and is not an earlier synth output "
+                                   f"(no {MARKER}); synth would replace the image folders, name lists and "
+                                   "labels there. Choose an empty folder, or pass --force")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise ReidError(f"--out {out_dir}: cannot create the folder ({exc.strerror or exc})") from None
+
+
 def _check_size(size: Sequence[int]) -> Tuple[int, int]:
     h, w = (int(v) for v in size)
     if not 32 <= h <= 1024 or not 32 <= w <= 1024:
@@ -160,28 +193,35 @@ def _check_size(size: Sequence[int]) -> Tuple[int, int]:
 
 
 def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] = (96, 128), cameras: int = 6,
-             real_ids: Optional[int] = None, workers: int = 1, test_ids: Optional[int] = None) -> Dict[str, object]:
+             real_ids: Optional[int] = None, workers: int = 1, test_ids: Optional[int] = None,
+             force: bool = False) -> Dict[str, object]:
     """Generate the benchmark into ``out_dir`` and return the summary (also ``out_dir/summary.json``).
 
     ``ids`` identities are split into ``test_ids`` test identities (default half) and the rest
     for training (disjoint, as in AIC); ``real_ids`` more
     (default ``max(4, ids // 4)``) make up ``fvrid/FVRID_real``. Rendering runs in ``workers``
     processes; the output does not depend on it. Earlier outputs in ``out_dir`` are replaced only
-    once the new dataset is complete. Raises :class:`SynthError` for a setting out of range.
+    once the new dataset is complete. Raises :class:`SynthError` for a setting out of range,
+    :class:`SynthOutputError` for a non-empty ``out_dir`` without the synth marker (unless ``force``)
+    and :class:`ReidError` when ``out_dir`` cannot be created.
     """
     start = time.time()
     hw = _check_size(size)
     p = plan(seed, ids, test_ids=test_ids, cameras=cameras, real_ids=real_ids)
     out_dir = os.path.abspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    stage = os.path.join(out_dir, f".synth-staging-{os.getpid()}")
+    _prepare_out_dir(out_dir, force)
+    stage = os.path.join(out_dir, f"{_STAGING_PREFIX}{os.getpid()}")
     shutil.rmtree(stage, ignore_errors=True)
     try:
-        _make_folders(stage, real=bool(p.groups.real_train or p.groups.real_test))
+        try:
+            _make_folders(stage, real=bool(p.groups.real_train or p.groups.real_test))
+        except OSError as exc:
+            raise ReidError(f"--out {out_dir}: cannot write there ({exc.strerror or exc})") from None
         rendered = _render(_RenderSettings(seed, p.cameras, hw, stage), p.jobs, workers)
         _write_aic_lists(stage, p.aic)
         summary = _summarise(p, hw, rendered, workers, round(time.time() - start, 2))
         _write_text(os.path.join(stage, "summary.json"), json.dumps(summary, indent=2) + "\n")
+        _write_text(os.path.join(out_dir, MARKER), "written by python -m global_model synth\n")
         _swap_in(stage, out_dir, AIC_OUTPUTS)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
