@@ -302,7 +302,8 @@ def search(gallery_features, query_dir, checkpoint, config, query_features, data
         raise click.UsageError("give --query-dir with --checkpoint, or --query-features")
     gs = load_features(gallery_features)
     gallery = gallery_records(gs.names, gallery_features, data_root, gallery_dir)
-    idx, dist = run_search(qf, gs.feats, topk, distance)
+    idx, dist = run_search(qf, gs.feats, topk, distance, query_source=query_features or query_dir,
+                           gallery_source=gallery_features)
     write_result_csv(out, result_rows(q_names, idx, dist, gallery))
     click.echo(f"wrote {out} ({len(q_names)} queries x top-{idx.shape[1]})")
 

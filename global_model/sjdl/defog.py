@@ -30,9 +30,8 @@ OUTPUTS = ("enhanced", "decoded", "both")
 
 def defog_folder(weights: str, src: str, out: str, output: str = "enhanced", opts=(), progress: bool = True) -> int:
     """Defog every image of ``src`` into ``out``; returns the number of images written."""
-    from tqdm import tqdm
-
     from post_processing.fileio import atomic_write
+    from post_processing.progress import progress_bar
 
     from ..data.dataset import build_test_loader
 
@@ -63,7 +62,7 @@ def defog_folder(weights: str, src: str, out: str, output: str = "enhanced", opt
     written = 0
     try:
         with torch.inference_mode():
-            for batch in tqdm(build_test_loader(cfg, records), desc="defog", unit="batch", disable=not progress):
+            for batch in progress_bar(build_test_loader(cfg, records), progress, desc="defog", unit="batch"):
                 images = batch["images"].to(device)
                 with autocast(device, dtype):
                     decoded, enhanced = defog(model, decoder, images)

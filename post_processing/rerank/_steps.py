@@ -8,6 +8,7 @@ import numpy as np
 
 from post_processing.errors import ReidError
 
+from ..progress import show_progress
 from ._jaccard_kernels import _invert, _normalise_rows, _query_expand
 
 _WEIGHT_DTYPES = (np.float32, np.float16)
@@ -73,8 +74,9 @@ def _blend_constants(lambda_value):
 
 
 def _show(progress, work, threshold):
-    """Whether to show the progress bar: as asked, else only when ``work`` reaches ``threshold``."""
-    return bool(progress) if progress is not None else work >= threshold
+    """Whether to show the progress bar: as asked, else only when ``work`` reaches ``threshold``; never
+    when bars are turned off or stderr is not a terminal."""
+    return show_progress(bool(progress) if progress is not None else work >= threshold)
 
 
 def _check_max(col_max, q, where):
