@@ -3,6 +3,7 @@
 Each is built once, the first time a test asks for it, then shared by every test file; tests that
 change the tree or the checkpoint work on a copy.
 """
+import json
 import os
 
 import pytest
@@ -41,24 +42,48 @@ def tiny_opts() -> tuple:
 
 
 @pytest.fixture(scope="session")
-def tiny_cfg(tiny_config, tiny_opts):
+def short_run() -> tuple:
+    """Overrides for one 2-iteration epoch without validation: for tests of the plumbing, not of learning."""
+    return ("SOLVER.MAX_EPOCHS", "1", "SOLVER.ITERS_PER_EPOCH", "2", "SOLVER.EVAL_PERIOD", "0")
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides(tiny_opts):
+    """``tiny_overrides(root, out_dir, *extra)``: the ``KEY VALUE`` list of a tiny run on dataset ``root``
+    writing to ``out_dir`` (``extra`` last, so it wins), for ``load_config`` or a ``train`` command line."""
+
+    def make(root: str, out_dir: str, *extra: str) -> list:
+        return [*tiny_opts, "DATASETS.ROOT", root, "OUTPUT_DIR", out_dir, *extra]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg(tiny_config, tiny_overrides):
     """``tiny_cfg(root, out_dir, *extra_opts)``: the shrunk tiny config on dataset ``root``, writing to ``out_dir``."""
     from global_model.config import load_config
 
     def make(root: str, out_dir: str, *extra: str):
-        return load_config(tiny_config, [*tiny_opts, "DATASETS.ROOT", root, "OUTPUT_DIR", out_dir, *extra])
+        return load_config(tiny_config, tiny_overrides(root, out_dir, *extra))
 
     return make
 
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> str:
-    """A small AIC20-layout synthetic dataset with query/test ground truth (24 train ids); read-only."""
+    """A small AIC20-layout synthetic dataset with query/test ground truth (24 of its 48 ids train); read-only."""
     from global_model.data.synth import generate
 
     root = str(tmp_path_factory.mktemp("tiny_data"))
     generate(root, seed=0, ids=48, size=(48, 64), cameras=3, real_ids=0)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_train_ids(tiny_data) -> int:
+    """How many training identities :func:`tiny_data` has (from the generator's ``summary.json``)."""
+    with open(os.path.join(tiny_data, "summary.json")) as f:
+        return json.load(f)["ids"]["train"]
 
 
 @pytest.fixture(scope="session")
