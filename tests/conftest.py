@@ -30,6 +30,24 @@ def repo_root() -> str:
 
 
 @pytest.fixture(scope="session")
+def fake_trees():
+    """Builders of tiny fake dataset trees in each loader's real layout and quirks, and the names they
+    write (implemented in ``tests/fake_trees.py``)."""
+    import fake_trees as trees
+
+    return trees
+
+
+@pytest.fixture(scope="session")
+def ensemble_fakes():
+    """``build_tree`` (a fake AIC-layout tree with tracks and ground truth) and ``write_features`` (noisy
+    per-model feature files for it), implemented in ``tests/ensemble_fakes.py``."""
+    import ensemble_fakes as fakes
+
+    return fakes
+
+
+@pytest.fixture(scope="session")
 def tiny_config() -> str:
     """Path of the demo's tiny global-model config (``global_model/configs/tiny_cpu.yml``)."""
     return os.path.join(REPO, "global_model", "configs", "tiny_cpu.yml")

@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from ensemble_fakes import build_tree, write_features
 
 from ensembles.cli import main
 from post_processing.errors import ReidError, ReidUsageError
@@ -16,10 +15,10 @@ NOISE = {"a": 1.0, "b": 1.1, "c": 1.2}
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
+def case(tmp_path_factory, ensemble_fakes):
     base = tmp_path_factory.mktemp("ens")
-    tree = build_tree(str(base / "data"))
-    write_features(str(base / "feats"), tree, NOISE)
+    tree = ensemble_fakes.build_tree(str(base / "data"))
+    ensemble_fakes.write_features(str(base / "feats"), tree, NOISE)
     return base, tree
 
 
@@ -64,9 +63,9 @@ def test_fuse_writes_a_valid_submission_whose_metrics_equal_evaluate(case, tmp_p
         assert e[key] == m[key], key
 
 
-def test_features_are_aligned_by_name_not_position(case, tmp_path):
+def test_features_are_aligned_by_name_not_position(case, tmp_path, ensemble_fakes):
     base, tree = case
-    write_features(str(tmp_path / "feats"), tree, NOISE, shuffle=False)
+    ensemble_fakes.write_features(str(tmp_path / "feats"), tree, NOISE, shuffle=False)
     run("fuse", "--models", "a,b,c", "--features-dir", tmp_path / "feats", "--data-root", base / "data",
         "--out", tmp_path / "sorted.txt")
     run(*fuse_args(base, tmp_path / "shuffled.txt"))
@@ -91,12 +90,12 @@ def test_missing_model_error_lists_the_models_that_exist(case, tmp_path):
     assert not (tmp_path / "t.txt").exists()
 
 
-def test_differing_name_sets_error_lists_first_missing_names(case, tmp_path):
+def test_differing_name_sets_error_lists_first_missing_names(case, tmp_path, ensemble_fakes):
     from post_processing.features import load_features, save_features
 
     base, tree = case
     feats = tmp_path / "feats"
-    write_features(str(feats), tree, NOISE)
+    ensemble_fakes.write_features(str(feats), tree, NOISE)
     g = load_features(str(feats / "gallery_b.pkl"))
     drop = {tree.gallery[5], tree.gallery[9]}
     keep = [i for i, n in enumerate(g.names) if n not in drop]
@@ -171,10 +170,10 @@ def test_a_programming_error_keeps_its_traceback(case, tmp_path, monkeypatch):
     assert isinstance(res.exception, ValueError) and "error:" not in res.output
 
 
-def test_existing_out_is_kept_when_the_run_fails(case, tmp_path):
+def test_existing_out_is_kept_when_the_run_fails(case, tmp_path, ensemble_fakes):
     base, tree = case
     nogt = tmp_path / "nogt"
-    build_tree(str(nogt), ground_truth=False)
+    ensemble_fakes.build_tree(str(nogt), ground_truth=False)
     out = tmp_path / "track2.txt"
     out.write_text("previous\n")
     res = run("fuse", "--models", "a,b", "--features-dir", base / "feats", "--data-root", nogt, "--out", out,
@@ -184,10 +183,10 @@ def test_existing_out_is_kept_when_the_run_fails(case, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["nogt", "track2.txt"]  # no temporary left behind
 
 
-def test_without_ground_truth_writes_submission_and_null_metrics(case, tmp_path):
+def test_without_ground_truth_writes_submission_and_null_metrics(case, tmp_path, ensemble_fakes):
     base, tree = case
     nogt = tmp_path / "nogt"
-    build_tree(str(nogt), ground_truth=False)
+    ensemble_fakes.build_tree(str(nogt), ground_truth=False)
     out, metrics = tmp_path / "t.txt", tmp_path / "m.json"
     res = run("fuse", "--models", "a,b", "--features-dir", base / "feats", "--data-root", nogt, "--out", out,
               "--metrics-out", metrics, "--track-expand")

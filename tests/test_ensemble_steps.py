@@ -10,7 +10,6 @@ import re
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from ensemble_fakes import build_tree, write_features
 
 from ensembles.cli import main
 from ensembles.fusion import FusionError, block_distance, make_blocks
@@ -19,12 +18,13 @@ from post_processing.registry import RegistryError
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
+def case(tmp_path_factory, ensemble_fakes):
     base = tmp_path_factory.mktemp("steps")
-    tree = build_tree(str(base / "data"), train_ids=12)
-    write_features(str(base / "feats"), tree, {"a": 1.0, "b": 1.2})
+    tree = ensemble_fakes.build_tree(str(base / "data"), train_ids=12)
+    ensemble_fakes.write_features(str(base / "feats"), tree, {"a": 1.0, "b": 1.2})
     cams = dataclasses.replace(tree, q_pids=tree.q_cams, g_pids=tree.g_cams, train=[], t_pids=[])
-    write_features(str(base / "feats"), cams, {"cam": 0.1}, seed=5)  # a "camera model": features of the camera
+    # a "camera model": features of the camera
+    ensemble_fakes.write_features(str(base / "feats"), cams, {"cam": 0.1}, seed=5)
     return base, tree
 
 
@@ -140,10 +140,10 @@ def test_step_options_run_in_data_flow_order(case, tmp_path):
     assert [s["name"] for s in steps] == ["track_average", "dba", "qe", "rerank", "track_expand"]
 
 
-def test_metric_learning_without_training_features_names_the_file(case, tmp_path):
+def test_metric_learning_without_training_features_names_the_file(case, tmp_path, ensemble_fakes):
     base, tree = case
     feats = tmp_path / "feats"
-    write_features(str(feats), dataclasses.replace(tree, train=[], t_pids=[]), {"a": 1.0})
+    ensemble_fakes.write_features(str(feats), dataclasses.replace(tree, train=[], t_pids=[]), {"a": 1.0})
     res = CliRunner().invoke(main, ["fuse", "--models", "a", "--features-dir", str(feats), "--data-root",
                                     str(base / "data"), "--out", str(tmp_path / "t.txt"), "--metric", "lfda"])
     assert res.exit_code == 1 and "train_a.pkl" in res.output
@@ -193,15 +193,15 @@ def test_tune_grid_dedupes_equivalent_weights_and_refuses_grids_over_budget(case
     assert not (tmp_path / "p.yaml").exists()
 
 
-def test_foggy_queries_are_scored_on_their_own(tmp_path):
+def test_foggy_queries_are_scored_on_their_own(tmp_path, ensemble_fakes):
     """Queries marked foggy="1" in query_label.xml get their own mAP column and JSON key, equal to
     evaluating the written submission on those queries alone."""
     from ensembles.inputs import labels_of, load_split_lists
     from post_processing.evaluation import evaluate_ranking
     from post_processing.submission import read_track2
 
-    tree = build_tree(str(tmp_path / "data"), foggy_every=3)
-    write_features(str(tmp_path / "feats"), tree, {"a": 1.0, "b": 1.2})
+    tree = ensemble_fakes.build_tree(str(tmp_path / "data"), foggy_every=3)
+    ensemble_fakes.write_features(str(tmp_path / "feats"), tree, {"a": 1.0, "b": 1.2})
     res = fuse(tmp_path, tmp_path / "t.txt")
     assert "mAP foggy q" in res.output
     metrics = json.loads((tmp_path / "t.txt.json").read_text())

@@ -6,17 +6,16 @@ import csv
 import cv2
 import pytest
 from click.testing import CliRunner
-from ensemble_fakes import build_tree, write_features
 
 from ensembles.cli import main
 from ensembles.visualize import BORDER, CELL, GREEN, GREY, LABEL_H, RED
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
+def case(tmp_path_factory, ensemble_fakes):
     base = tmp_path_factory.mktemp("tools")
-    tree = build_tree(str(base / "data"), images=True)
-    write_features(str(base / "feats"), tree, {"a": 0.6})
+    tree = ensemble_fakes.build_tree(str(base / "data"), images=True)
+    ensemble_fakes.write_features(str(base / "feats"), tree, {"a": 0.6})
     res = CliRunner().invoke(main, ["fuse", "--models", "a", "--features-dir", str(base / "feats"),
                                     "--data-root", str(base / "data"), "--out", str(base / "track2.txt"),
                                     "--metrics-out", str(base / "metrics.json")])
@@ -95,9 +94,9 @@ def test_visualize_draws_green_and_red_borders_and_cmc(case, tmp_path):
     assert cv2.imread(str(cmc)) is not None
 
 
-def test_visualize_without_ground_truth_uses_grey_borders(case, tmp_path):
+def test_visualize_without_ground_truth_uses_grey_borders(case, tmp_path, ensemble_fakes):
     base, _ = case
-    nogt = build_tree(str(tmp_path / "nogt"), ground_truth=False, images=True)
+    nogt = ensemble_fakes.build_tree(str(tmp_path / "nogt"), ground_truth=False, images=True)
     png = tmp_path / "ranklist.png"
     run("visualize", base / "track2.txt", "--data-root", nogt.root, "--out", png, "--queries", 2, "--topk", 3)
     assert border_colors(png, 2, 3) == {GREY}

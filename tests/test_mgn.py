@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from fake_trees import AIC_QUERY, AIC_TEST, build_aic20
 
 import mgn_model  # registers "mgn"
 from global_model.cli import main
@@ -134,11 +133,11 @@ def test_loss_decreases_on_a_tiny_batch():
     assert losses[-1] < 0.7 * losses[0]
 
 
-def test_train_and_extract_through_global_model_engine(tmp_path):
+def test_train_and_extract_through_global_model_engine(tmp_path, fake_trees):
     """`mgn_model train` (global_model's trainer) then `python -m mgn_model extract` (its extractor) write
     query/gallery pickles of the config's documented dimension: its 4 branch-global vectors (TEST_VECTORS)
     × REDUCTION_DIM, unit norm."""
-    root = build_aic20(str(tmp_path / "aic"), ground_truth=True)
+    root = fake_trees.build_aic20(str(tmp_path / "aic"), ground_truth=True)
     run = tmp_path / "run"
     config = os.path.join(os.path.dirname(mgn_model.__file__), "configs", "mgn_tiny.yml")
     opts = ["MODEL.BACKBONE", "timm:test_resnet", "MODEL.MGN.REDUCTION_DIM", str(WIDTH), "DATASETS.ROOT", root,
@@ -153,7 +152,7 @@ def test_train_and_extract_through_global_model_engine(tmp_path):
     done = subprocess.run([sys.executable, "-m", "mgn_model", "extract", "--weights", str(weights), "--out-dir",
                            str(out), "--name", "mgn", "--no-progress"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    for split, names in (("query", AIC_QUERY), ("gallery", AIC_TEST)):
+    for split, names in (("query", fake_trees.AIC_QUERY), ("gallery", fake_trees.AIC_TEST)):
         fs = load_features(str(out / f"{split}_mgn.pkl"))
         assert list(fs.names) == names
         assert fs.feats.shape == (len(names), 4 * WIDTH) and fs.feats.dtype == np.float32
