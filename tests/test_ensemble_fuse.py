@@ -38,29 +38,51 @@ def fuse_args(base, out, *extra, models="a,b,c"):
             "--out", out, *extra]
 
 
-def test_fuse_writes_a_valid_submission_whose_metrics_equal_evaluate(case, tmp_path):
-    base, tree = case
-    out, metrics = tmp_path / "track2.txt", tmp_path / "metrics.json"
+@pytest.fixture(scope="module")
+def fused(case, tmp_path_factory):
+    """One ``fuse`` run of three models with every kind of step: its output, submission and metrics."""
+    base, _ = case
+    tmp = tmp_path_factory.mktemp("fused")
+    out, metrics = tmp / "track2.txt", tmp / "metrics.json"
     res = run(*fuse_args(base, out, "--metrics-out", metrics, "--dba", "2", "--qe", "2", "--rerank", "--k1", "6",
                          "--k2", "2", "--track-expand"))
-    assert "model a" in res.output and "fusion concat" in res.output and "+ rerank(k1=6" in res.output
-    fusion_line = next(line for line in res.output.splitlines() if line.startswith("fusion concat"))
-    assert fusion_line.split()[-1].startswith("+")  # its mAP gain over the best single model
-    lines = out.read_text().splitlines()
-    assert len(lines) == len(tree.query) and all(len(line.split()) == 100 for line in lines)
-    run("validate", out, "--data-root", base / "data")
+    return {"output": res.output, "out": out, "metrics": json.loads(metrics.read_text()), "tmp": tmp}
 
-    m = json.loads(metrics.read_text())
+
+def test_fuse_reports_each_model_the_fusion_and_the_steps(fused):
+    assert "model a" in fused["output"] and "fusion concat" in fused["output"] and "+ rerank(k1=6" in fused["output"]
+
+
+def test_fuse_reports_the_fusion_gain_over_the_best_model(fused):
+    fusion_line = next(line for line in fused["output"].splitlines() if line.startswith("fusion concat"))
+    assert fusion_line.split()[-1].startswith("+")  # its mAP gain over the best single model
+
+
+def test_fuse_writes_a_valid_submission(case, fused):
+    base, tree = case
+    lines = fused["out"].read_text().splitlines()
+    assert len(lines) == len(tree.query) and all(len(line.split()) == 100 for line in lines)
+    run("validate", fused["out"], "--data-root", base / "data")
+
+
+def test_fuse_metrics_list_the_models_and_steps(fused):
+    m = fused["metrics"]
     assert set(m["per_model"]) == {"a", "b", "c"}
     assert [s["name"] for s in m["steps"]] == ["dba", "qe", "rerank", "track_expand"]
-    assert m["fusion"]["mAP"] > max(s["mAP"] for s in m["per_model"].values())
     assert m["mAP"] == m["steps"][-1]["mAP"] and m["cmc"] == m["steps"][-1]["cmc"]
 
-    scored = tmp_path / "scores.json"
-    run("evaluate", out, "--data-root", base / "data", "--json-out", scored)
+
+def test_fusion_beats_every_single_model(fused):
+    m = fused["metrics"]
+    assert m["fusion"]["mAP"] > max(s["mAP"] for s in m["per_model"].values())
+
+
+def test_fuse_metrics_equal_evaluate_on_its_submission(case, fused):
+    scored = fused["tmp"] / "scores.json"
+    run("evaluate", fused["out"], "--data-root", case[0] / "data", "--json-out", scored)
     e = json.loads(scored.read_text())
     for key in ("mAP", "aic_map", "mINP", "rank1", "rank5", "rank10", "cmc"):
-        assert e[key] == m[key], key
+        assert e[key] == fused["metrics"][key], key
 
 
 def test_features_are_aligned_by_name_not_position(case, tmp_path, ensemble_fakes):

@@ -34,30 +34,51 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_search_writes_ranked_csv_with_gallery_ids_and_paths(case, tmp_path):
-    base, tree = case
-    out = tmp_path / "result.csv"
+TOPK = 5
+
+
+@pytest.fixture(scope="module")
+def searched(case, tmp_path_factory):
+    """The rows of one ``search --topk TOPK`` run of model a, grouped by query (``by_query``) too."""
+    base, _ = case
+    out = tmp_path_factory.mktemp("search") / "result.csv"
     run("search", "--query-features", base / "feats" / "query_a.pkl", "--gallery-features",
-        base / "feats" / "gallery_a.pkl", "--data-root", base / "data", "--topk", 5, "--out", out)
+        base / "feats" / "gallery_a.pkl", "--data-root", base / "data", "--topk", TOPK, "--out", out)
     rows = read_csv(out)
-    assert list(rows[0]) == ["query_filename", "predicted_id", "predicted_path", "distance", "rank"]
-    assert len(rows) == 5 * len(tree.query)
     by_query = {}
     for r in rows:
         by_query.setdefault(r["query_filename"], []).append(r)
-    assert set(by_query) == set(tree.query)
-    gallery_pid = dict(zip(tree.gallery, tree.g_pids))
-    query_pid = dict(zip(tree.query, tree.q_pids))
-    correct = 0
-    for q, rs in by_query.items():
-        assert [int(r["rank"]) for r in rs] == [1, 2, 3, 4, 5]
+    return {"rows": rows, "by_query": by_query}
+
+
+def test_search_writes_topk_rows_per_query_under_a_header(case, searched):
+    _, tree = case
+    rows = searched["rows"]
+    assert list(rows[0]) == ["query_filename", "predicted_id", "predicted_path", "distance", "rank"]
+    assert len(rows) == TOPK * len(tree.query)
+    assert set(searched["by_query"]) == set(tree.query)
+
+
+def test_search_ranks_by_increasing_distance(searched):
+    for rs in searched["by_query"].values():
+        assert [int(r["rank"]) for r in rs] == list(range(1, TOPK + 1))
         dists = [float(r["distance"]) for r in rs]
         assert dists == sorted(dists)
-        for r in rs:
-            name = r["predicted_path"].replace("\\", "/").split("/")[-1]
-            assert r["predicted_path"].endswith(f"image_test/{name}") and int(r["predicted_id"]) == gallery_pid[name]
-        correct += int(rs[0]["predicted_id"]) == query_pid[q]
-    assert correct / len(by_query) > 0.8
+
+
+def test_search_names_the_gallery_image_and_its_id(case, searched):
+    _, tree = case
+    gallery_pid = dict(zip(tree.gallery, tree.g_pids))
+    for r in searched["rows"]:
+        name = r["predicted_path"].replace("\\", "/").split("/")[-1]
+        assert r["predicted_path"].endswith(f"image_test/{name}") and int(r["predicted_id"]) == gallery_pid[name]
+
+
+def test_search_top1_is_mostly_right(case, searched):
+    _, tree = case
+    query_pid = dict(zip(tree.query, tree.q_pids))
+    correct = sum(int(rs[0]["predicted_id"]) == query_pid[q] for q, rs in searched["by_query"].items())
+    assert correct / len(searched["by_query"]) > 0.8
 
 
 def test_search_without_dataset_uses_gallery_dir_and_unknown_ids(case, tmp_path):
