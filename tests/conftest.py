@@ -1,7 +1,9 @@
-"""Shared pytest fixtures: one tiny synthetic dataset and one tiny trained model per test session.
+"""Shared pytest fixtures: one tiny synthetic dataset and one tiny trained model per test session,
+the tiny config and its overrides, and the fake dataset trees and ensemble inputs.
 
 Each is built once, the first time a test asks for it, then shared by every test file; tests that
-change the tree or the checkpoint work on a copy.
+change the tree or the checkpoint work on a copy. Test files take these as fixtures instead of
+importing helper modules from ``tests/`` by name.
 """
 import json
 import os
