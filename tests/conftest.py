@@ -1,8 +1,11 @@
-"""Shared pytest fixtures: one tiny synthetic dataset and one tiny trained model per test session.
+"""Shared pytest fixtures: one tiny synthetic dataset and one tiny trained model per test session,
+the tiny config and its overrides, and the fake dataset trees and ensemble inputs.
 
 Each is built once, the first time a test asks for it, then shared by every test file; tests that
-change the tree or the checkpoint work on a copy.
+change the tree or the checkpoint work on a copy. Test files take these as fixtures instead of
+importing helper modules from ``tests/`` by name.
 """
+import json
 import os
 
 import pytest
@@ -29,6 +32,24 @@ def repo_root() -> str:
 
 
 @pytest.fixture(scope="session")
+def fake_trees():
+    """Builders of tiny fake dataset trees in each loader's real layout and quirks, and the names they
+    write (implemented in ``tests/fake_trees.py``)."""
+    import fake_trees as trees
+
+    return trees
+
+
+@pytest.fixture(scope="session")
+def ensemble_fakes():
+    """``build_tree`` (a fake AIC-layout tree with tracks and ground truth) and ``write_features`` (noisy
+    per-model feature files for it), implemented in ``tests/ensemble_fakes.py``."""
+    import ensemble_fakes as fakes
+
+    return fakes
+
+
+@pytest.fixture(scope="session")
 def tiny_config() -> str:
     """Path of the demo's tiny global-model config (``global_model/configs/tiny_cpu.yml``)."""
     return os.path.join(REPO, "global_model", "configs", "tiny_cpu.yml")
@@ -41,24 +62,48 @@ def tiny_opts() -> tuple:
 
 
 @pytest.fixture(scope="session")
-def tiny_cfg(tiny_config, tiny_opts):
+def short_run() -> tuple:
+    """Overrides for one 2-iteration epoch without validation: for tests of the plumbing, not of learning."""
+    return ("SOLVER.MAX_EPOCHS", "1", "SOLVER.ITERS_PER_EPOCH", "2", "SOLVER.EVAL_PERIOD", "0")
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides(tiny_opts):
+    """``tiny_overrides(root, out_dir, *extra)``: the ``KEY VALUE`` list of a tiny run on dataset ``root``
+    writing to ``out_dir`` (``extra`` last, so it wins), for ``load_config`` or a ``train`` command line."""
+
+    def make(root: str, out_dir: str, *extra: str) -> list:
+        return [*tiny_opts, "DATASETS.ROOT", root, "OUTPUT_DIR", out_dir, *extra]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg(tiny_config, tiny_overrides):
     """``tiny_cfg(root, out_dir, *extra_opts)``: the shrunk tiny config on dataset ``root``, writing to ``out_dir``."""
     from global_model.config import load_config
 
     def make(root: str, out_dir: str, *extra: str):
-        return load_config(tiny_config, [*tiny_opts, "DATASETS.ROOT", root, "OUTPUT_DIR", out_dir, *extra])
+        return load_config(tiny_config, tiny_overrides(root, out_dir, *extra))
 
     return make
 
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> str:
-    """A small AIC20-layout synthetic dataset with query/test ground truth (24 train ids); read-only."""
+    """A small AIC20-layout synthetic dataset with query/test ground truth (24 of its 48 ids train); read-only."""
     from global_model.data.synth import generate
 
     root = str(tmp_path_factory.mktemp("tiny_data"))
     generate(root, seed=0, ids=48, size=(48, 64), cameras=3, real_ids=0)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_train_ids(tiny_data) -> int:
+    """How many training identities :func:`tiny_data` has (from the generator's ``summary.json``)."""
+    with open(os.path.join(tiny_data, "summary.json")) as f:
+        return json.load(f)["ids"]["train"]
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""A small AIC20-layout tree with ground truth and fake per-model features, for the `ensemble` tests.
+"""A small AIC20-layout tree with ground truth and fake per-model features, for the `ensemble` tests
+(through the ``ensemble_fakes`` fixture of ``conftest.py``).
 
 Features are id prototypes plus independent noise per model, so fusing the models averages the
 noise out and beats each model alone.

@@ -1,4 +1,5 @@
-"""Tiny dataset trees with the real naming schemes and quirks, built by tests under ``tmp_path``.
+"""Tiny dataset trees with the real naming schemes and quirks, built by tests under ``tmp_path``
+(through the ``fake_trees`` fixture of ``conftest.py``).
 
 Each ``build_*`` writes 8×8 JPEGs plus the format's lists/labels and returns the dataset root.
 """

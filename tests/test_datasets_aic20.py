@@ -3,14 +3,12 @@ import os
 
 import pytest
 
-from fake_trees import (AIC_QUERY, AIC_TEST, build_aic20, build_aic20_sim, label_xml, names, write_jpeg,
-                        write_text)
 from global_model.data.datasets import DatasetError, load_dataset
 
 
 @pytest.fixture
-def aic(tmp_path):
-    return build_aic20(str(tmp_path / "AIC20_ReID"))
+def aic(tmp_path, fake_trees):
+    return fake_trees.build_aic20(str(tmp_path / "AIC20_ReID"))
 
 
 def test_train_labels_cameras_and_tracks(aic):
@@ -21,10 +19,10 @@ def test_train_labels_cameras_and_tracks(aic):
     assert ds.train[0].path == os.path.join(aic, "image_train", "000001.jpg")
 
 
-def test_query_gallery_keep_name_file_order_and_tracks(aic):
+def test_query_gallery_keep_name_file_order_and_tracks(aic, fake_trees):
     ds = load_dataset("aic20", aic)
-    assert names(ds.query) == AIC_QUERY  # not sorted: track2.txt rows follow name_query.txt
-    assert names(ds.gallery) == AIC_TEST
+    assert fake_trees.names(ds.query) == fake_trees.AIC_QUERY  # not sorted: track2.txt rows follow name_query.txt
+    assert fake_trees.names(ds.gallery) == fake_trees.AIC_TEST
     assert ds.gallery[2].path == os.path.join(aic, "image_test", "000003.jpg")
     assert {(r.pid, r.camid) for r in ds.query + ds.gallery} == {(-1, -1)}
     # test_track.txt: line 0 = 000002 000004, blank line skipped, line 1 = 000001 000003; 000005 in none
@@ -34,29 +32,29 @@ def test_query_gallery_keep_name_file_order_and_tracks(aic):
     assert ds.extra["has_ground_truth"] is False
 
 
-def test_ground_truth_labels_when_present(tmp_path):
-    ds = load_dataset("aic20", build_aic20(str(tmp_path / "a"), ground_truth=True))
+def test_ground_truth_labels_when_present(tmp_path, fake_trees):
+    ds = load_dataset("aic20", fake_trees.build_aic20(str(tmp_path / "a"), ground_truth=True))
     assert ds.extra["has_ground_truth"] is True
     assert [(r.pid, r.camid) for r in ds.query] == [(10, 3), (11, 4), (10, 5)]
     assert [(r.pid, r.camid) for r in ds.gallery] == [(10, 3), (11, 3), (10, 3), (11, 3), (12, 4)]
 
 
-def test_half_ground_truth_is_an_error(tmp_path):
-    root = build_aic20(str(tmp_path / "a"), ground_truth=True)
+def test_half_ground_truth_is_an_error(tmp_path, fake_trees):
+    root = fake_trees.build_aic20(str(tmp_path / "a"), ground_truth=True)
     os.remove(os.path.join(root, "test_label.xml"))
     with pytest.raises(DatasetError, match="found .*query_label.xml but missing .*test_label.xml"):
         load_dataset("aic20", root)
 
 
-def test_ground_truth_must_cover_every_listed_image(tmp_path):
-    root = build_aic20(str(tmp_path / "a"), ground_truth=True)
+def test_ground_truth_must_cover_every_listed_image(tmp_path, fake_trees):
+    root = fake_trees.build_aic20(str(tmp_path / "a"), ground_truth=True)
     with open(os.path.join(root, "test_label.xml"), "wb") as f:
-        f.write(label_xml([{"imageName": "000001.jpg", "vehicleID": "1", "cameraID": "c1"}]))
+        f.write(fake_trees.label_xml([{"imageName": "000001.jpg", "vehicleID": "1", "cameraID": "c1"}]))
     with pytest.raises(DatasetError, match="test_label.xml has no <Item> for 000002.jpg"):
         load_dataset("aic20", root)
 
 
-def test_lists_only_mode_for_the_ensemble(aic):
+def test_lists_only_mode_for_the_ensemble(aic, fake_trees):
     for folder in ("image_train", "image_query", "image_test"):
         for name in os.listdir(os.path.join(aic, folder)):
             os.remove(os.path.join(aic, folder, name))
@@ -64,13 +62,13 @@ def test_lists_only_mode_for_the_ensemble(aic):
     with pytest.raises(DatasetError, match="aic20 loader: missing .*image_train"):
         load_dataset("aic20", aic)
     ds = load_dataset("aic20", aic, require_images=False)
-    assert names(ds.query) == AIC_QUERY and len(ds.train) == 6
+    assert fake_trees.names(ds.query) == fake_trees.AIC_QUERY and len(ds.train) == 6
     os.remove(os.path.join(aic, "train_label.xml"))
     assert load_dataset("aic20", aic, require_images=False).train == []
 
 
-def test_simulation_set_is_train_only(tmp_path):
-    sim = load_dataset("aic20_sim", build_aic20_sim(str(tmp_path / "sim")))
+def test_simulation_set_is_train_only(tmp_path, fake_trees):
+    sim = load_dataset("aic20_sim", fake_trees.build_aic20_sim(str(tmp_path / "sim")))
     assert sim.query == [] and sim.gallery == []
     assert [(r.pid, r.camid) for r in sim.train] == [(1, 1), (2, 2)]
     assert sim.train[0].attrs == {"colorID": 3, "typeID": 2, "orientation": 12.5}
@@ -103,14 +101,14 @@ def test_listed_image_missing_from_folder(aic):
         load_dataset("aic20", aic)
 
 
-def test_track_naming_an_unknown_image(aic):
-    write_text(os.path.join(aic, "test_track.txt"), "000001.jpg \n000009.jpg 000002.jpg \n")
+def test_track_naming_an_unknown_image(aic, fake_trees):
+    fake_trees.write_text(os.path.join(aic, "test_track.txt"), "000001.jpg \n000009.jpg 000002.jpg \n")
     with pytest.raises(DatasetError, match="test_track.txt: track 2 lists 000009.jpg"):
         load_dataset("aic20", aic)
 
 
-def test_train_name_without_label(aic):
-    write_jpeg(os.path.join(aic, "image_train", "000007.jpg"))
+def test_train_name_without_label(aic, fake_trees):
+    fake_trees.write_jpeg(os.path.join(aic, "image_train", "000007.jpg"))
     with open(os.path.join(aic, "name_train.txt"), "a") as f:
         f.write("000007.jpg\n")
     with pytest.raises(DatasetError, match="name_train.txt lists 000007.jpg, which has no <Item>"):

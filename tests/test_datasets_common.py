@@ -4,7 +4,6 @@ import os
 
 import pytest
 
-from fake_trees import label_xml, write_text
 from global_model.data.datasets import DATASETS, DatasetError, load_dataset
 from global_model.data.datasets.common import parse_label_xml, parse_track_file, read_labels, read_name_list
 from post_processing.errors import ReidError, ReidUsageError
@@ -19,15 +18,15 @@ def _write(path, data: bytes):
     return str(path)
 
 
-def test_label_xml_declared_gb2312_with_chinese_text(tmp_path):
-    data = label_xml(ITEMS)
+def test_label_xml_declared_gb2312_with_chinese_text(tmp_path, fake_trees):
+    data = fake_trees.label_xml(ITEMS)
     assert b'encoding="gb2312"' in data and "车辆".encode("gb2312") in data
     assert parse_label_xml(_write(tmp_path / "l.xml", data)) == ITEMS
 
 
 @pytest.mark.parametrize("variant", ["bom_utf8", "no_declaration", "utf8_content_gb2312_declared", "gbk_only_char"])
-def test_label_xml_variants(tmp_path, variant):
-    text = label_xml(ITEMS).decode("gb2312")
+def test_label_xml_variants(tmp_path, variant, fake_trees):
+    text = fake_trees.label_xml(ITEMS).decode("gb2312")
     if variant == "bom_utf8":
         data = codecs.BOM_UTF8 + text.replace('encoding="gb2312"', 'encoding="utf-8"').encode("utf-8")
     elif variant == "no_declaration":
@@ -39,8 +38,8 @@ def test_label_xml_variants(tmp_path, variant):
     assert parse_label_xml(_write(tmp_path / "l.xml", data)) == ITEMS
 
 
-def test_read_labels_converts_ids_and_keeps_other_attributes(tmp_path):
-    labels = read_labels("aic20", _write(tmp_path / "l.xml", label_xml(ITEMS)))
+def test_read_labels_converts_ids_and_keeps_other_attributes(tmp_path, fake_trees):
+    labels = read_labels("aic20", _write(tmp_path / "l.xml", fake_trees.label_xml(ITEMS)))
     assert list(labels) == ["021284.jpg", "000002.jpg"]
     assert labels["021284.jpg"] == (347, 26, {"colorID": 3})
     assert labels["000002.jpg"] == (1, 1, {"orientation": 12.5})
@@ -53,28 +52,28 @@ def test_read_labels_converts_ids_and_keeps_other_attributes(tmp_path):
     ([{"imageName": "a.jpg", "vehicleID": "1", "cameraID": "c1"}] * 2, "a.jpg is labelled twice"),
     ([], "has no <Item> elements"),
 ])
-def test_read_labels_bad_items(tmp_path, items, message):
-    path = _write(tmp_path / "l.xml", label_xml(items))
+def test_read_labels_bad_items(tmp_path, items, message, fake_trees):
+    path = _write(tmp_path / "l.xml", fake_trees.label_xml(items))
     with pytest.raises(DatasetError, match="aic20 loader") as err:
         read_labels("aic20", path)
     assert message in str(err.value) and path in str(err.value)
 
 
-def test_malformed_xml_names_the_file(tmp_path):
-    path = _write(tmp_path / "broken.xml", label_xml(ITEMS)[:-40])
+def test_malformed_xml_names_the_file(tmp_path, fake_trees):
+    path = _write(tmp_path / "broken.xml", fake_trees.label_xml(ITEMS)[:-40])
     with pytest.raises(DatasetError, match="broken.xml: malformed XML"):
         parse_label_xml(path)
 
 
-def test_name_list_and_track_quirks(tmp_path):
-    names = write_text(str(tmp_path / "n.txt"), "\ufeff000002.jpg\r\n\r\n000001.jpg \r\n")
+def test_name_list_and_track_quirks(tmp_path, fake_trees):
+    names = fake_trees.write_text(str(tmp_path / "n.txt"), "\ufeff000002.jpg\r\n\r\n000001.jpg \r\n")
     assert read_name_list(names) == ["000002.jpg", "000001.jpg"]
-    tracks = write_text(str(tmp_path / "t.txt"), "000002.jpg 000004.jpg \n\n  \n000001.jpg \n")
+    tracks = fake_trees.write_text(str(tmp_path / "t.txt"), "000002.jpg 000004.jpg \n\n  \n000001.jpg \n")
     assert parse_track_file(tracks) == [["000002.jpg", "000004.jpg"], ["000001.jpg"]]
 
 
-def test_bad_name_list_line_names_file_and_line(tmp_path):
-    path = write_text(str(tmp_path / "n.txt"), "a.jpg\nb.jpg c.jpg\n")
+def test_bad_name_list_line_names_file_and_line(tmp_path, fake_trees):
+    path = fake_trees.write_text(str(tmp_path / "n.txt"), "a.jpg\nb.jpg c.jpg\n")
     with pytest.raises(DatasetError, match="n.txt:2: expected one image name per line"):
         read_name_list(path)
 

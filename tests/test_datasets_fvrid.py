@@ -3,16 +3,15 @@ import os
 
 import pytest
 
-from fake_trees import FVRID_SYN, build_fvrid, names
 from global_model.data.datasets import DatasetError, load_dataset
 
 
 @pytest.fixture
-def fvrid(tmp_path):
-    return build_fvrid(str(tmp_path / "FVRID"))
+def fvrid(tmp_path, fake_trees):
+    return fake_trees.build_fvrid(str(tmp_path / "FVRID"))
 
 
-def test_syn_pairs(fvrid):
+def test_syn_pairs(fvrid, fake_trees):
     ds = load_dataset("fvrid", fvrid, split="syn")
     assert [(r.name, r.pid, r.camid) for r in ds.train] == [
         ("00000_c013_298403_0.jpg", 0, 13), ("00000_c014_298500_0.jpg", 0, 14), ("00003_c001_000100_0.jpg", 3, 1)]
@@ -21,7 +20,7 @@ def test_syn_pairs(fvrid):
         assert r.path.endswith("_foggy" + os.sep + r.name)
         assert r.clear_path == r.path.replace("_foggy" + os.sep, "_clear" + os.sep)
         assert r.attrs == {"domain": "syn"}
-    assert names(ds.gallery) == FVRID_SYN["gallery"]
+    assert fake_trees.names(ds.gallery) == fake_trees.FVRID_SYN["gallery"]
 
 
 def test_real_fog_has_no_clear_twins(fvrid):

@@ -44,18 +44,32 @@ def test_missing_image_names_the_file(tmp_path):
         read_image(path)
 
 
-def test_check_images_raises_or_skips(tmp_path):
+@pytest.fixture
+def records(tmp_path):
+    """A readable image, an unreadable one, a readable one with an unreadable clear twin, and a readable pair."""
     ok = _png(tmp_path / "ok.png", (1, 2, 3))
     bad = _garbage(tmp_path / "bad.jpg")
     bad_twin = _garbage(tmp_path / "bad_clear.jpg")
-    records = [ImageRecord(ok, 1, 0), ImageRecord(bad, 2, 0), ImageRecord(ok, 3, 0, clear_path=bad_twin),
-               ImageRecord(ok, 4, 0, clear_path=ok)]
-    with pytest.raises(ImageReadError, match=f"cannot read image {bad}"):
+    return [ImageRecord(ok, 1, 0), ImageRecord(bad, 2, 0), ImageRecord(ok, 3, 0, clear_path=bad_twin),
+            ImageRecord(ok, 4, 0, clear_path=ok)]
+
+
+def test_check_images_raises_on_the_first_bad_image(records):
+    with pytest.raises(ImageReadError, match=f"cannot read image {records[1].path}"):
         check_images(records)
+
+
+def test_check_images_can_skip_bad_images_and_twins(records):
     good, bad_paths = check_images(records, skip_bad=True)
     assert [r.pid for r in good] == [1, 4]
-    assert bad_paths == [bad, bad_twin]
+    assert bad_paths == [records[1].path, records[2].clear_path]
+
+
+def test_check_images_keeps_readable_records(records):
     assert check_images(records[:1]) == (records[:1], [])
-    os.remove(ok)
+
+
+def test_check_images_names_a_missing_file(records):
+    os.remove(records[0].path)
     with pytest.raises(ImageReadError, match="no such file"):
         check_images(records[:1])

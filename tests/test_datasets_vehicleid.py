@@ -3,14 +3,13 @@ import os
 
 import pytest
 
-from fake_trees import VID_TEST, build_vehicleid, write_text
 from global_model.data.datasets import DatasetError, load_dataset
 from global_model.data.datasets.vehicleid import vehicleid_splits
 
 
 @pytest.fixture
-def vid(tmp_path):
-    return build_vehicleid(str(tmp_path / "VehicleID"))
+def vid(tmp_path, fake_trees):
+    return fake_trees.build_vehicleid(str(tmp_path / "VehicleID"))
 
 
 def test_train_list_quirks(vid):
@@ -19,15 +18,15 @@ def test_train_list_quirks(vid):
     assert ds.train[0].path == os.path.join(vid, "image", "0000001.jpg")
 
 
-def test_one_gallery_image_per_id_rest_queries(vid):
+def test_one_gallery_image_per_id_rest_queries(vid, fake_trees):
     ds = load_dataset("vehicleid", vid, repeat=3)
     assert sorted(r.pid for r in ds.gallery) == [10, 11, 12]
     assert len(ds.query) == 9
-    assert sorted(r.name for r in ds.query + ds.gallery) == sorted(f"{n}.jpg" for n, _ in VID_TEST)
+    assert sorted(r.name for r in ds.query + ds.gallery) == sorted(f"{n}.jpg" for n, _ in fake_trees.VID_TEST)
     assert not {r.path for r in ds.query} & {r.path for r in ds.gallery}
     assert {r.camid for r in ds.query} == {0} and {r.camid for r in ds.gallery} == {1}
     for r in ds.query + ds.gallery:  # every image keeps its listed id
-        assert dict((f"{n}.jpg", v) for n, v in VID_TEST)[r.name] == r.pid
+        assert dict((f"{n}.jpg", v) for n, v in fake_trees.VID_TEST)[r.name] == r.pid
 
 
 def test_repeats_are_seeded_and_differ(vid):
@@ -65,7 +64,7 @@ def test_missing_test_list(vid):
     ("0000001 1\n0000002\n", "train_list.txt:2: expected '<image> <vehicle_id>', got '0000002'"),
     ("0000001 1\n0000099 1\n", "vehicleid loader: images listed in .* missing from .*image: 0000099.jpg"),
 ])
-def test_bad_line_and_missing_image(vid, train_list, message):
-    write_text(os.path.join(vid, "train_test_split", "train_list.txt"), train_list)
+def test_bad_line_and_missing_image(vid, train_list, message, fake_trees):
+    fake_trees.write_text(os.path.join(vid, "train_test_split", "train_list.txt"), train_list)
     with pytest.raises(DatasetError, match=message):
         load_dataset("vehicleid", vid)

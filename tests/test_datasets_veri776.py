@@ -3,23 +3,22 @@ import os
 
 import pytest
 
-from fake_trees import VERI_TEST, VERI_TRAIN, build_veri776, names, write_jpeg
 from global_model.data.datasets import DatasetError, load_dataset
 
 
 @pytest.fixture
-def veri(tmp_path):
-    return build_veri776(str(tmp_path / "VeRi"))
+def veri(tmp_path, fake_trees):
+    return fake_trees.build_veri776(str(tmp_path / "VeRi"))
 
 
-def test_ids_and_cameras_from_names_in_list_order(veri):
+def test_ids_and_cameras_from_names_in_list_order(veri, fake_trees):
     ds = load_dataset("veri776", veri)
-    assert names(ds.train) == VERI_TRAIN  # name_train.txt order, not sorted
+    assert fake_trees.names(ds.train) == fake_trees.VERI_TRAIN  # name_train.txt order, not sorted
     assert [(r.pid, r.camid) for r in ds.train] == [(2, 3), (1, 1), (1, 2)]
     assert [(r.name, r.pid, r.camid) for r in ds.query] == [("0002_c002_00030600_0.jpg", 2, 2)]
     assert ds.query[0].path == os.path.join(veri, "image_query", "0002_c002_00030600_0.jpg")
     # no name_test.txt: sorted listing, Thumbs.db ignored
-    assert names(ds.gallery) == sorted(VERI_TEST)
+    assert fake_trees.names(ds.gallery) == sorted(fake_trees.VERI_TEST)
     assert [(r.pid, r.camid) for r in ds.gallery] == [(2, 2), (2, 3), (5, 1)]
 
 
@@ -39,14 +38,15 @@ def test_missing_folder(veri):
                               f"(expected image_query/ with the query images)")
 
 
-def test_listed_image_missing(veri):
-    os.remove(os.path.join(veri, "image_train", VERI_TRAIN[1]))
-    with pytest.raises(DatasetError, match=f"name_train.txt are missing from .*image_train: {VERI_TRAIN[1]}"):
+def test_listed_image_missing(veri, fake_trees):
+    missing = fake_trees.VERI_TRAIN[1]
+    os.remove(os.path.join(veri, "image_train", missing))
+    with pytest.raises(DatasetError, match=f"name_train.txt are missing from .*image_train: {missing}"):
         load_dataset("veri776", veri)
 
 
-def test_unparsable_name(veri):
-    write_jpeg(os.path.join(veri, "image_test", "car_42.jpg"))
+def test_unparsable_name(veri, fake_trees):
+    fake_trees.write_jpeg(os.path.join(veri, "image_test", "car_42.jpg"))
     with pytest.raises(DatasetError, match=r"veri776 loader: cannot parse .*image_test.car_42.jpg: "
                                            r"expected a name like 0002_c002_00030600_0.jpg"):
         load_dataset("veri776", veri)

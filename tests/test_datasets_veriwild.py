@@ -3,16 +3,15 @@ import os
 
 import pytest
 
-from fake_trees import WILD_QUERY, WILD_TEST, WILD_TRAIN, build_veriwild, write_text
 from global_model.data.datasets import DatasetError, load_dataset
 
 
 @pytest.fixture
-def wild(tmp_path):
-    return build_veriwild(str(tmp_path / "VeRi-Wild"))
+def wild(tmp_path, fake_trees):
+    return fake_trees.build_veriwild(str(tmp_path / "VeRi-Wild"))
 
 
-def test_splits_ids_cameras_and_attributes(wild):
+def test_splits_ids_cameras_and_attributes(wild, fake_trees):
     ds = load_dataset("veriwild", wild)
     assert [(r.name, r.pid, r.camid) for r in ds.train] == [
         ("000001.jpg", 1, 1), ("000002.jpg", 1, 2), ("000003.jpg", 2, 17)]
@@ -20,23 +19,23 @@ def test_splits_ids_cameras_and_attributes(wild):
     assert ds.train[0].attrs == {"time": "2018-03-11 17:56:00", "model": "Chevrolet#Epica",
                                  "type": "sedan", "color": "gray"}
     # official protocol: the gallery is the whole test list (queries included)
-    assert [r.path for r in ds.gallery] == [os.path.join(wild, "images", k + ".jpg") for k in WILD_TEST]
-    assert [r.path for r in ds.query] == [os.path.join(wild, "images", k + ".jpg") for k in WILD_QUERY]
+    assert [r.path for r in ds.gallery] == [os.path.join(wild, "images", k + ".jpg") for k in fake_trees.WILD_TEST]
+    assert [r.path for r in ds.query] == [os.path.join(wild, "images", k + ".jpg") for k in fake_trees.WILD_QUERY]
     assert [(r.pid, r.camid) for r in ds.query] == [(3, 5), (4, 7)]
     assert [(r.pid, r.camid) for r in ds.gallery] == [(3, 5), (3, 6), (4, 7), (4, 7)]
 
 
-def test_lists_with_extensions_are_tolerated(wild):
-    write_text(os.path.join(wild, "train_test_split", "train_list.txt"),
-               "\r\n".join(k + ".jpg" for k in WILD_TRAIN) + "\r\n")
+def test_lists_with_extensions_are_tolerated(wild, fake_trees):
+    fake_trees.write_text(os.path.join(wild, "train_test_split", "train_list.txt"),
+                          "\r\n".join(k + ".jpg" for k in fake_trees.WILD_TRAIN) + "\r\n")
     assert [r.pid for r in load_dataset("veriwild", wild).train] == [1, 1, 2]
 
 
-def test_missing_camera_names_the_image(wild):
+def test_missing_camera_names_the_image(wild, fake_trees):
     info = os.path.join(wild, "train_test_split", "vehicle_info.txt")
     with open(info) as f:
         lines = [line for line in f if not line.startswith("00003/000005;")]
-    write_text(info, "".join(lines))
+    fake_trees.write_text(info, "".join(lines))
     with pytest.raises(DatasetError, match="veriwild loader: image 00003/000005 has no camera line in "
                                            ".*vehicle_info.txt"):
         load_dataset("veriwild", wild)
@@ -52,12 +51,13 @@ def test_test_size(wild, test_size, message):
 
 
 @pytest.mark.parametrize("spoil, message", [
-    (lambda split_dir: os.remove(os.path.join(split_dir, "vehicle_info.txt")),
+    (lambda split_dir, trees: os.remove(os.path.join(split_dir, "vehicle_info.txt")),
      "veriwild loader: missing .*vehicle_info.txt"),
-    (lambda split_dir: write_text(os.path.join(split_dir, "test_3000_query.txt"), "00003/000004\n000006\n"),
+    (lambda split_dir, trees: trees.write_text(os.path.join(split_dir, "test_3000_query.txt"),
+                                               "00003/000004\n000006\n"),
      "test_3000_query.txt:2: expected 'vid/img', got '000006'"),
 ])
-def test_missing_vehicle_info_and_bad_line(wild, spoil, message):
-    spoil(os.path.join(wild, "train_test_split"))
+def test_missing_vehicle_info_and_bad_line(wild, fake_trees, spoil, message):
+    spoil(os.path.join(wild, "train_test_split"), fake_trees)
     with pytest.raises(DatasetError, match=message):
         load_dataset("veriwild", wild)

@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from ensemble_fakes import build_tree, write_features
 
 from ensembles.cli import main
 from post_processing.errors import ReidError, ReidUsageError
@@ -16,10 +15,10 @@ NOISE = {"a": 1.0, "b": 1.1, "c": 1.2}
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
+def case(tmp_path_factory, ensemble_fakes):
     base = tmp_path_factory.mktemp("ens")
-    tree = build_tree(str(base / "data"))
-    write_features(str(base / "feats"), tree, NOISE)
+    tree = ensemble_fakes.build_tree(str(base / "data"))
+    ensemble_fakes.write_features(str(base / "feats"), tree, NOISE)
     return base, tree
 
 
@@ -39,34 +38,56 @@ def fuse_args(base, out, *extra, models="a,b,c"):
             "--out", out, *extra]
 
 
-def test_fuse_writes_a_valid_submission_whose_metrics_equal_evaluate(case, tmp_path):
-    base, tree = case
-    out, metrics = tmp_path / "track2.txt", tmp_path / "metrics.json"
+@pytest.fixture(scope="module")
+def fused(case, tmp_path_factory):
+    """One ``fuse`` run of three models with every kind of step: its output, submission and metrics."""
+    base, _ = case
+    tmp = tmp_path_factory.mktemp("fused")
+    out, metrics = tmp / "track2.txt", tmp / "metrics.json"
     res = run(*fuse_args(base, out, "--metrics-out", metrics, "--dba", "2", "--qe", "2", "--rerank", "--k1", "6",
                          "--k2", "2", "--track-expand"))
-    assert "model a" in res.output and "fusion concat" in res.output and "+ rerank(k1=6" in res.output
-    fusion_line = next(line for line in res.output.splitlines() if line.startswith("fusion concat"))
-    assert fusion_line.split()[-1].startswith("+")  # its mAP gain over the best single model
-    lines = out.read_text().splitlines()
-    assert len(lines) == len(tree.query) and all(len(line.split()) == 100 for line in lines)
-    run("validate", out, "--data-root", base / "data")
+    return {"output": res.output, "out": out, "metrics": json.loads(metrics.read_text()), "tmp": tmp}
 
-    m = json.loads(metrics.read_text())
+
+def test_fuse_reports_each_model_the_fusion_and_the_steps(fused):
+    assert "model a" in fused["output"] and "fusion concat" in fused["output"] and "+ rerank(k1=6" in fused["output"]
+
+
+def test_fuse_reports_the_fusion_gain_over_the_best_model(fused):
+    fusion_line = next(line for line in fused["output"].splitlines() if line.startswith("fusion concat"))
+    assert fusion_line.split()[-1].startswith("+")  # its mAP gain over the best single model
+
+
+def test_fuse_writes_a_valid_submission(case, fused):
+    base, tree = case
+    lines = fused["out"].read_text().splitlines()
+    assert len(lines) == len(tree.query) and all(len(line.split()) == 100 for line in lines)
+    run("validate", fused["out"], "--data-root", base / "data")
+
+
+def test_fuse_metrics_list_the_models_and_steps(fused):
+    m = fused["metrics"]
     assert set(m["per_model"]) == {"a", "b", "c"}
     assert [s["name"] for s in m["steps"]] == ["dba", "qe", "rerank", "track_expand"]
-    assert m["fusion"]["mAP"] > max(s["mAP"] for s in m["per_model"].values())
     assert m["mAP"] == m["steps"][-1]["mAP"] and m["cmc"] == m["steps"][-1]["cmc"]
 
-    scored = tmp_path / "scores.json"
-    run("evaluate", out, "--data-root", base / "data", "--json-out", scored)
+
+def test_fusion_beats_every_single_model(fused):
+    m = fused["metrics"]
+    assert m["fusion"]["mAP"] > max(s["mAP"] for s in m["per_model"].values())
+
+
+def test_fuse_metrics_equal_evaluate_on_its_submission(case, fused):
+    scored = fused["tmp"] / "scores.json"
+    run("evaluate", fused["out"], "--data-root", case[0] / "data", "--json-out", scored)
     e = json.loads(scored.read_text())
     for key in ("mAP", "aic_map", "mINP", "rank1", "rank5", "rank10", "cmc"):
-        assert e[key] == m[key], key
+        assert e[key] == fused["metrics"][key], key
 
 
-def test_features_are_aligned_by_name_not_position(case, tmp_path):
+def test_features_are_aligned_by_name_not_position(case, tmp_path, ensemble_fakes):
     base, tree = case
-    write_features(str(tmp_path / "feats"), tree, NOISE, shuffle=False)
+    ensemble_fakes.write_features(str(tmp_path / "feats"), tree, NOISE, shuffle=False)
     run("fuse", "--models", "a,b,c", "--features-dir", tmp_path / "feats", "--data-root", base / "data",
         "--out", tmp_path / "sorted.txt")
     run(*fuse_args(base, tmp_path / "shuffled.txt"))
@@ -91,12 +112,12 @@ def test_missing_model_error_lists_the_models_that_exist(case, tmp_path):
     assert not (tmp_path / "t.txt").exists()
 
 
-def test_differing_name_sets_error_lists_first_missing_names(case, tmp_path):
+def test_differing_name_sets_error_lists_first_missing_names(case, tmp_path, ensemble_fakes):
     from post_processing.features import load_features, save_features
 
     base, tree = case
     feats = tmp_path / "feats"
-    write_features(str(feats), tree, NOISE)
+    ensemble_fakes.write_features(str(feats), tree, NOISE)
     g = load_features(str(feats / "gallery_b.pkl"))
     drop = {tree.gallery[5], tree.gallery[9]}
     keep = [i for i, n in enumerate(g.names) if n not in drop]
@@ -171,10 +192,10 @@ def test_a_programming_error_keeps_its_traceback(case, tmp_path, monkeypatch):
     assert isinstance(res.exception, ValueError) and "error:" not in res.output
 
 
-def test_existing_out_is_kept_when_the_run_fails(case, tmp_path):
+def test_existing_out_is_kept_when_the_run_fails(case, tmp_path, ensemble_fakes):
     base, tree = case
     nogt = tmp_path / "nogt"
-    build_tree(str(nogt), ground_truth=False)
+    ensemble_fakes.build_tree(str(nogt), ground_truth=False)
     out = tmp_path / "track2.txt"
     out.write_text("previous\n")
     res = run("fuse", "--models", "a,b", "--features-dir", base / "feats", "--data-root", nogt, "--out", out,
@@ -184,10 +205,10 @@ def test_existing_out_is_kept_when_the_run_fails(case, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["nogt", "track2.txt"]  # no temporary left behind
 
 
-def test_without_ground_truth_writes_submission_and_null_metrics(case, tmp_path):
+def test_without_ground_truth_writes_submission_and_null_metrics(case, tmp_path, ensemble_fakes):
     base, tree = case
     nogt = tmp_path / "nogt"
-    build_tree(str(nogt), ground_truth=False)
+    ensemble_fakes.build_tree(str(nogt), ground_truth=False)
     out, metrics = tmp_path / "t.txt", tmp_path / "m.json"
     res = run("fuse", "--models", "a,b", "--features-dir", base / "feats", "--data-root", nogt, "--out", out,
               "--metrics-out", metrics, "--track-expand")

@@ -10,7 +10,6 @@ import re
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from ensemble_fakes import build_tree, write_features
 
 from ensembles.cli import main
 from ensembles.fusion import FusionError, block_distance, make_blocks
@@ -19,12 +18,13 @@ from post_processing.registry import RegistryError
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
+def case(tmp_path_factory, ensemble_fakes):
     base = tmp_path_factory.mktemp("steps")
-    tree = build_tree(str(base / "data"), train_ids=12)
-    write_features(str(base / "feats"), tree, {"a": 1.0, "b": 1.2})
+    tree = ensemble_fakes.build_tree(str(base / "data"), train_ids=12)
+    ensemble_fakes.write_features(str(base / "feats"), tree, {"a": 1.0, "b": 1.2})
     cams = dataclasses.replace(tree, q_pids=tree.q_cams, g_pids=tree.g_cams, train=[], t_pids=[])
-    write_features(str(base / "feats"), cams, {"cam": 0.1}, seed=5)  # a "camera model": features of the camera
+    # a "camera model": features of the camera
+    ensemble_fakes.write_features(str(base / "feats"), cams, {"cam": 0.1}, seed=5)
     return base, tree
 
 
@@ -62,23 +62,36 @@ def dummy_step():
     STEPS.unregister("dummy_scale")
 
 
-def test_a_step_registered_in_a_test_is_listed_an_option_and_a_tune_axis(case, tmp_path, dummy_step):
-    base, _ = case
+def test_a_registered_step_takes_its_place_in_the_canonical_order(dummy_step):
     assert canonical_order().index("dummy_scale") == canonical_order().index("rerank") + 1  # order 35 of its stage
+
+
+def test_a_registered_step_is_listed_by_the_steps_command(dummy_step):
     listed = CliRunner().invoke(main, ["steps"]).output
     assert "dummy_scale  [distances]  test step" in listed and "factor: a number >= 0, default 1.0" in listed
+
+
+def test_a_registered_step_gets_fuse_options(dummy_step):
     helped = CliRunner().invoke(main, ["fuse", "--help"]).output
     assert "--dummy-scale / --no-dummy-scale" in helped and "--dummy-scale-factor FLOAT" in helped
 
-    fuse(base, tmp_path / "t.txt", "--track-distance", "--dummy-scale", "--dummy-scale-factor", "3", "--rerank")
+
+def test_a_registered_step_runs_from_its_options_in_order(case, tmp_path, dummy_step):
+    fuse(case[0], tmp_path / "t.txt", "--track-distance", "--dummy-scale", "--dummy-scale-factor", "3", "--rerank")
     steps = json.loads((tmp_path / "t.txt.json").read_text())["steps"]
     assert [(s["name"], s["params"]) for s in steps][1:] == [("dummy_scale", {"factor": 3.0}), ("track_distance", {})]
-    res = fuse(base, tmp_path / "t.txt", "--dummy-scale-factor", "3", code=2)
-    assert "add --dummy-scale" in res.output
-    res = fuse(base, tmp_path / "t.txt", "--dummy-scale", "--dummy-scale-factor", "-1", code=2)
-    assert "expected a number >= 0, got -1" in res.output
 
-    data, feats = base / "data", base / "feats"
+
+@pytest.mark.parametrize("options, message", [
+    (["--dummy-scale-factor", "3"], "add --dummy-scale"),
+    (["--dummy-scale", "--dummy-scale-factor", "-1"], "expected a number >= 0, got -1"),
+], ids=["parameter_without_the_step", "parameter_out_of_range"])
+def test_a_registered_step_bad_options_are_usage_errors(case, tmp_path, dummy_step, options, message):
+    assert message in fuse(case[0], tmp_path / "t.txt", *options, code=2).output
+
+
+def test_a_registered_step_is_a_tune_axis(case, tmp_path, dummy_step):
+    data, feats = case[0] / "data", case[0] / "feats"
     res = CliRunner().invoke(main, ["tune", "--models", "a,b", "--features-dir", str(feats), "--data-root", str(data),
                                     "--fusion", "concat", "--weight-grid", "1", "--dummy-scale",
                                     "--dummy-scale-factor-grid", "0.25,4", "--search", "grid",
@@ -87,15 +100,20 @@ def test_a_step_registered_in_a_test_is_listed_an_option_and_a_tune_axis(case, t
     tried = [line for line in res.output.splitlines() if line.startswith("trial")]
     assert len(tried) == 3 and "dummy_scale(factor=0.25)" in tried[1] and "dummy_scale(factor=4)" in tried[2]
 
-    STEPS.unregister("dummy_scale")  # the generated options go with the step
+
+def test_an_unregistered_step_takes_its_options_with_it(case, tmp_path, dummy_step):
+    STEPS.unregister("dummy_scale")
     assert "--dummy-scale" not in CliRunner().invoke(main, ["fuse", "--help"]).output
-    res = fuse(base, tmp_path / "t.txt", "--dummy-scale", code=2)
+    res = fuse(case[0], tmp_path / "t.txt", "--dummy-scale", code=2)
     assert "No such option '--dummy-scale'" in res.output
 
 
-def test_a_step_name_is_registered_once_and_unknown_names_get_close_matches(dummy_step):
+def test_a_step_name_is_registered_once(dummy_step):
     with pytest.raises(RegistryError, match="'dummy_scale' is registered twice"):
         register_step("dummy_scale", DISTANCES, 36, "another")(lambda state, p: None)
+
+
+def test_unknown_step_names_get_close_matches():
     with pytest.raises(PipelineError, match="unknown step 'rerankk'; did you mean 'rerank'"):
         Step.make("rerankk")
 
@@ -140,10 +158,10 @@ def test_step_options_run_in_data_flow_order(case, tmp_path):
     assert [s["name"] for s in steps] == ["track_average", "dba", "qe", "rerank", "track_expand"]
 
 
-def test_metric_learning_without_training_features_names_the_file(case, tmp_path):
+def test_metric_learning_without_training_features_names_the_file(case, tmp_path, ensemble_fakes):
     base, tree = case
     feats = tmp_path / "feats"
-    write_features(str(feats), dataclasses.replace(tree, train=[], t_pids=[]), {"a": 1.0})
+    ensemble_fakes.write_features(str(feats), dataclasses.replace(tree, train=[], t_pids=[]), {"a": 1.0})
     res = CliRunner().invoke(main, ["fuse", "--models", "a", "--features-dir", str(feats), "--data-root",
                                     str(base / "data"), "--out", str(tmp_path / "t.txt"), "--metric", "lfda"])
     assert res.exit_code == 1 and "train_a.pkl" in res.output
@@ -160,10 +178,13 @@ def test_concat_fusion_distance_is_the_weighted_sum_of_squared_model_distances()
                                0.75 * singles[0] ** 2 + 0.25 * singles[1] ** 2, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(block_distance(dist, "query", "gallery"), 0.75 * singles[0] + 0.25 * singles[1],
                                rtol=1e-5, atol=1e-6)
-    with pytest.raises(FusionError, match="weight > 0"):
-        make_blocks(["a", "b"], feats, {"a": 0, "b": 0})
-    with pytest.raises(FusionError, match="'c'|c which"):
-        make_blocks(["a", "b"], feats, {"c": 1})
+
+
+@pytest.mark.parametrize("weights, message", [({"a": 0, "b": 0}, "weight > 0"), ({"c": 1}, "'c'|c which")])
+def test_make_blocks_refuses_bad_weights(weights, message):
+    feats = {s: {m: np.zeros((n, 5), np.float32) for m in "ab"} for s, n in (("query", 4), ("gallery", 6))}
+    with pytest.raises(FusionError, match=message):
+        make_blocks(["a", "b"], feats, weights)
 
 
 def test_pipeline_dict_round_trip_and_labels(tmp_path):
@@ -193,15 +214,15 @@ def test_tune_grid_dedupes_equivalent_weights_and_refuses_grids_over_budget(case
     assert not (tmp_path / "p.yaml").exists()
 
 
-def test_foggy_queries_are_scored_on_their_own(tmp_path):
+def test_foggy_queries_are_scored_on_their_own(tmp_path, ensemble_fakes):
     """Queries marked foggy="1" in query_label.xml get their own mAP column and JSON key, equal to
     evaluating the written submission on those queries alone."""
     from ensembles.inputs import labels_of, load_split_lists
     from post_processing.evaluation import evaluate_ranking
     from post_processing.submission import read_track2
 
-    tree = build_tree(str(tmp_path / "data"), foggy_every=3)
-    write_features(str(tmp_path / "feats"), tree, {"a": 1.0, "b": 1.2})
+    tree = ensemble_fakes.build_tree(str(tmp_path / "data"), foggy_every=3)
+    ensemble_fakes.write_features(str(tmp_path / "feats"), tree, {"a": 1.0, "b": 1.2})
     res = fuse(tmp_path, tmp_path / "t.txt")
     assert "mAP foggy q" in res.output
     metrics = json.loads((tmp_path / "t.txt.json").read_text())

@@ -6,17 +6,16 @@ import csv
 import cv2
 import pytest
 from click.testing import CliRunner
-from ensemble_fakes import build_tree, write_features
 
 from ensembles.cli import main
 from ensembles.visualize import BORDER, CELL, GREEN, GREY, LABEL_H, RED
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
+def case(tmp_path_factory, ensemble_fakes):
     base = tmp_path_factory.mktemp("tools")
-    tree = build_tree(str(base / "data"), images=True)
-    write_features(str(base / "feats"), tree, {"a": 0.6})
+    tree = ensemble_fakes.build_tree(str(base / "data"), images=True)
+    ensemble_fakes.write_features(str(base / "feats"), tree, {"a": 0.6})
     res = CliRunner().invoke(main, ["fuse", "--models", "a", "--features-dir", str(base / "feats"),
                                     "--data-root", str(base / "data"), "--out", str(base / "track2.txt"),
                                     "--metrics-out", str(base / "metrics.json")])
@@ -35,30 +34,51 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_search_writes_ranked_csv_with_gallery_ids_and_paths(case, tmp_path):
-    base, tree = case
-    out = tmp_path / "result.csv"
+TOPK = 5
+
+
+@pytest.fixture(scope="module")
+def searched(case, tmp_path_factory):
+    """The rows of one ``search --topk TOPK`` run of model a, grouped by query (``by_query``) too."""
+    base, _ = case
+    out = tmp_path_factory.mktemp("search") / "result.csv"
     run("search", "--query-features", base / "feats" / "query_a.pkl", "--gallery-features",
-        base / "feats" / "gallery_a.pkl", "--data-root", base / "data", "--topk", 5, "--out", out)
+        base / "feats" / "gallery_a.pkl", "--data-root", base / "data", "--topk", TOPK, "--out", out)
     rows = read_csv(out)
-    assert list(rows[0]) == ["query_filename", "predicted_id", "predicted_path", "distance", "rank"]
-    assert len(rows) == 5 * len(tree.query)
     by_query = {}
     for r in rows:
         by_query.setdefault(r["query_filename"], []).append(r)
-    assert set(by_query) == set(tree.query)
-    gallery_pid = dict(zip(tree.gallery, tree.g_pids))
-    query_pid = dict(zip(tree.query, tree.q_pids))
-    correct = 0
-    for q, rs in by_query.items():
-        assert [int(r["rank"]) for r in rs] == [1, 2, 3, 4, 5]
+    return {"rows": rows, "by_query": by_query}
+
+
+def test_search_writes_topk_rows_per_query_under_a_header(case, searched):
+    _, tree = case
+    rows = searched["rows"]
+    assert list(rows[0]) == ["query_filename", "predicted_id", "predicted_path", "distance", "rank"]
+    assert len(rows) == TOPK * len(tree.query)
+    assert set(searched["by_query"]) == set(tree.query)
+
+
+def test_search_ranks_by_increasing_distance(searched):
+    for rs in searched["by_query"].values():
+        assert [int(r["rank"]) for r in rs] == list(range(1, TOPK + 1))
         dists = [float(r["distance"]) for r in rs]
         assert dists == sorted(dists)
-        for r in rs:
-            name = r["predicted_path"].replace("\\", "/").split("/")[-1]
-            assert r["predicted_path"].endswith(f"image_test/{name}") and int(r["predicted_id"]) == gallery_pid[name]
-        correct += int(rs[0]["predicted_id"]) == query_pid[q]
-    assert correct / len(by_query) > 0.8
+
+
+def test_search_names_the_gallery_image_and_its_id(case, searched):
+    _, tree = case
+    gallery_pid = dict(zip(tree.gallery, tree.g_pids))
+    for r in searched["rows"]:
+        name = r["predicted_path"].replace("\\", "/").split("/")[-1]
+        assert r["predicted_path"].endswith(f"image_test/{name}") and int(r["predicted_id"]) == gallery_pid[name]
+
+
+def test_search_top1_is_mostly_right(case, searched):
+    _, tree = case
+    query_pid = dict(zip(tree.query, tree.q_pids))
+    correct = sum(int(rs[0]["predicted_id"]) == query_pid[q] for q, rs in searched["by_query"].items())
+    assert correct / len(searched["by_query"]) > 0.8
 
 
 def test_search_without_dataset_uses_gallery_dir_and_unknown_ids(case, tmp_path):
@@ -95,9 +115,9 @@ def test_visualize_draws_green_and_red_borders_and_cmc(case, tmp_path):
     assert cv2.imread(str(cmc)) is not None
 
 
-def test_visualize_without_ground_truth_uses_grey_borders(case, tmp_path):
+def test_visualize_without_ground_truth_uses_grey_borders(case, tmp_path, ensemble_fakes):
     base, _ = case
-    nogt = build_tree(str(tmp_path / "nogt"), ground_truth=False, images=True)
+    nogt = ensemble_fakes.build_tree(str(tmp_path / "nogt"), ground_truth=False, images=True)
     png = tmp_path / "ranklist.png"
     run("visualize", base / "track2.txt", "--data-root", nogt.root, "--out", png, "--queries", 2, "--topk", 3)
     assert border_colors(png, 2, 3) == {GREY}

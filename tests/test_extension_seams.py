@@ -1,12 +1,12 @@
 """Extending from a test file alone: a loss term and a whole model family, used through the public commands."""
 import os
+import shutil
 
 import pytest
 import torch
 from torch import nn
 from yacs.config import CfgNode as CN
 
-from engine_helpers import TINY_CONFIG, TINY_OPTS, tiny_data
 from global_model.cli import main
 from global_model.config import CONFIG_EXTENSIONS, add_config
 from global_model.engine.checkpoint import load_checkpoint
@@ -17,7 +17,7 @@ from global_model.modeling.baseline import Baseline
 from global_model.modeling.losses import LOSS_TERMS, LossTerm, register_loss_term
 from post_processing.features import load_features
 
-RUN = ["SOLVER.MAX_EPOCHS", "1", "SOLVER.ITERS_PER_EPOCH", "2", "SOLVER.EVAL_PERIOD", "0"]
+CRITIC_LR = 0.02  # the family config's value (the family's default is 0.01)
 
 
 # ----------------------------------------------------------------------------- a loss term
@@ -47,12 +47,11 @@ def norm_term():
     CONFIG_EXTENSIONS.unregister("unit_norm")
 
 
-def test_a_registered_loss_term_trains_and_is_reported(norm_term, tmp_path_factory, tmp_path):
-    root = tiny_data(tmp_path_factory)
+def test_a_registered_loss_term_trains_and_is_reported(norm_term, tiny_data, tiny_config, tiny_overrides, short_run,
+                                                       tmp_path):
     out = str(tmp_path / "run")
-    args = ["train", "--config", TINY_CONFIG, "--no-progress", *TINY_OPTS, "DATASETS.ROOT", root, "OUTPUT_DIR", out,
-            *RUN, "LOSS.UNIT_NORM_WEIGHT", "0.001"]
-    assert main(args) == 0
+    opts = tiny_overrides(tiny_data, out, *short_run, "LOSS.UNIT_NORM_WEIGHT", "0.001")
+    assert main(["train", "--config", tiny_config, "--no-progress", *opts]) == 0
     log = open(os.path.join(out, "log.txt")).read()
     assert "unit_norm" in log and "center" in log
 
@@ -99,29 +98,51 @@ def add_unit_family_config(cfg):
 
 
 @pytest.fixture(scope="module")
-def family_yaml(tmp_path_factory):
+def family_yaml(tmp_path_factory, tiny_config):
     path = tmp_path_factory.mktemp("family") / "unit_family.yml"
-    path.write_text(f"_BASE_: {TINY_CONFIG}\nMODEL:\n  META_ARCH: unit_family\n  UNIT_FAMILY:\n    CRITIC_LR: 0.02\n")
+    path.write_text(f"_BASE_: {tiny_config}\nMODEL:\n  META_ARCH: unit_family\n  UNIT_FAMILY:\n    CRITIC_LR: {CRITIC_LR}\n")
     yield str(path)
     for registry in (ARCHS, TRAINERS, CONFIG_EXTENSIONS):
         registry.unregister("unit_family")
 
 
-def test_a_registered_family_trains_resumes_and_extracts(family_yaml, tmp_path_factory, tmp_path):
-    root = tiny_data(tmp_path_factory)
-    out = str(tmp_path / "run")
-    args = ["--no-progress", *TINY_OPTS, "DATASETS.ROOT", root, "OUTPUT_DIR", out, *RUN]
+@pytest.fixture(scope="module")
+def family_run(family_yaml, tiny_data, tiny_overrides, short_run, tmp_path_factory):
+    """One short run of the family through the ``train`` command: its ``--no-progress`` + overrides, output, last.pth."""
+    out = str(tmp_path_factory.mktemp("family_run") / "run")
+    args = ["--no-progress", *tiny_overrides(tiny_data, out, *short_run)]
     assert main(["train", "--config", family_yaml, *args]) == 0
-    last = load_checkpoint(os.path.join(out, "last.pth"))
+    return {"args": args, "out": out, "last": load_checkpoint(os.path.join(out, "last.pth"))}
+
+
+def test_a_family_checkpoints_its_aux_module_and_optimizers(family_run):
+    last = family_run["last"]
     assert set(last["aux"]) == {"critic"} and set(last["optimizers"]) == {"terms.center.centers", "critic"}
-    assert last["optimizers"]["critic"]["state"], "the critic's own optimizer stepped"
-    assert last["optimizers"]["critic"]["param_groups"][0]["lr"] == 0.02
-    critic = {k: v.clone() for k, v in last["aux"]["critic"].items()}
-    assert "critic" in open(os.path.join(out, "log.txt")).read()
-    assert main(["train", "--config", family_yaml, "--resume", "auto", *args, "SOLVER.MAX_EPOCHS", "2"]) == 0
+
+
+def test_a_family_aux_optimizer_steps_at_the_configured_lr(family_run):
+    critic = family_run["last"]["optimizers"]["critic"]
+    assert critic["state"], "the critic's own optimizer stepped"
+    assert critic["param_groups"][0]["lr"] == CRITIC_LR
+
+
+def test_a_family_aux_loss_is_logged(family_run):
+    assert "critic" in open(os.path.join(family_run["out"], "log.txt")).read()
+
+
+def test_a_family_resumes_and_trains_its_aux_module_on(family_yaml, family_run, tmp_path):
+    out = str(tmp_path / "run")
+    shutil.copytree(family_run["out"], out)  # the shared run stays as it was
+    epochs = family_run["last"]["epoch"] + 1
+    args = [*family_run["args"], "OUTPUT_DIR", out, "SOLVER.MAX_EPOCHS", str(epochs)]
+    assert main(["train", "--config", family_yaml, "--resume", "auto", *args]) == 0
     resumed = load_checkpoint(os.path.join(out, "last.pth"))
-    assert resumed["epoch"] == 2 and not torch.equal(resumed["aux"]["critic"]["weight"], critic["weight"])
+    assert resumed["epoch"] == epochs
+    assert not torch.equal(resumed["aux"]["critic"]["weight"], family_run["last"]["aux"]["critic"]["weight"])
+
+
+def test_a_family_checkpoint_extracts_features(family_run, tmp_path):
     feats = str(tmp_path / "feats")
-    assert main(["extract", "--no-progress", "--weights", os.path.join(out, "model_final.pth"), "--out-dir", feats,
-                 "--name", "fam"]) == 0
+    assert main(["extract", "--no-progress", "--weights", os.path.join(family_run["out"], "model_final.pth"),
+                 "--out-dir", feats, "--name", "fam"]) == 0
     assert load_features(os.path.join(feats, "query_fam.pkl")).feats.shape[0] > 0

@@ -15,7 +15,8 @@ from global_model.modeling.losses import (CenterLoss, CircleLoss, ReIDLoss, Trip
 from post_processing.registry import RegistryError, UnknownNameError
 
 
-def tiny_cfg(**model):
+def model_cfg(**model):
+    """The default config on the tiny timm test backbone with ``MODEL.<KEY>`` overrides."""
     cfg = get_cfg()
     cfg.MODEL.BACKBONE = "timm:test_resnet"
     for key, value in model.items():
@@ -53,7 +54,7 @@ def test_pooling_errors_name_the_key():
 ])
 def test_baseline_shapes_and_test_feature(pooling, reduction, neck, test_feat):
     torch.manual_seed(0)
-    model = build_model(tiny_cfg(POOLING=pooling, REDUCTION_DIM=reduction, NECK=neck, TEST_FEAT=test_feat), 5)
+    model = build_model(model_cfg(POOLING=pooling, REDUCTION_DIM=reduction, NECK=neck, TEST_FEAT=test_feat), 5)
     dim = reduction or 96
     assert model.feat_dim == dim
     out = model(torch.randn(4, 3, 32, 32))
@@ -70,13 +71,13 @@ def test_baseline_shapes_and_test_feature(pooling, reduction, neck, test_feat):
 
 
 def test_bnneck_shift_is_frozen_and_classifier_has_no_bias():
-    model = build_model(tiny_cfg(), 5)
+    model = build_model(model_cfg(), 5)
     assert not model.neck.bias.requires_grad and model.neck.weight.requires_grad
     assert model.classifier.bias is None and model.classifier.weight.std() < 0.01
 
 
 def test_last_stride_reaches_the_model():
-    maps = [build_model(tiny_cfg(LAST_STRIDE=s), 3).backbone(torch.zeros(1, 3, 64, 64)).shape[-1] for s in (1, 2)]
+    maps = [build_model(model_cfg(LAST_STRIDE=s), 3).backbone(torch.zeros(1, 3, 64, 64)).shape[-1] for s in (1, 2)]
     assert maps == [4, 2]
 
 
@@ -85,7 +86,7 @@ def test_last_stride_reaches_the_model():
     ("META_ARCH", "nonexistent", UnknownNameError, "unknown architecture 'nonexistent'.*known: .*baseline")])
 def test_model_config_errors(key, value, error, message):
     with pytest.raises(error, match=message):
-        build_model(tiny_cfg(**{key: value}), 3)
+        build_model(model_cfg(**{key: value}), 3)
 
 
 def test_register_arch_dispatches_and_refuses_duplicates():
@@ -94,7 +95,7 @@ def test_register_arch_dispatches_and_refuses_duplicates():
         return torch.nn.Linear(1, num_classes)
 
     try:
-        assert build_model(tiny_cfg(META_ARCH="unit_test_arch"), 7).out_features == 7
+        assert build_model(model_cfg(META_ARCH="unit_test_arch"), 7).out_features == 7
         with pytest.raises(RegistryError, match="registered twice"):
             register_arch("unit_test_arch")(lambda cfg, n: None)
     finally:
@@ -102,7 +103,7 @@ def test_register_arch_dispatches_and_refuses_duplicates():
 
 
 def test_forward_intermediates_names_the_stages_of_the_forward():
-    model = build_model(tiny_cfg(), 3).eval()
+    model = build_model(model_cfg(), 3).eval()
     images = torch.randn(2, 3, 64, 48)
     with torch.no_grad():
         final, maps = model.backbone.forward_intermediates(images, ("stem", "layer2"))
@@ -115,7 +116,7 @@ def test_forward_intermediates_names_the_stages_of_the_forward():
 
 
 def test_forward_intermediates_refuses_a_network_without_stages():
-    cfg = tiny_cfg(BACKBONE="torchvision:squeezenet1_1", LAST_STRIDE=2)
+    cfg = model_cfg(BACKBONE="torchvision:squeezenet1_1", LAST_STRIDE=2)
     with pytest.raises(BackboneError, match="squeezenet1_1' has no named stages.*ResNet-like"):
         build_model(cfg, 3).backbone.forward_intermediates(torch.zeros(1, 3, 32, 32), ("stem",))
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from fake_trees import AIC_QUERY, AIC_TEST, build_aic20
 
 import mgn_model  # registers "mgn"
 from global_model.cli import main
@@ -134,30 +133,55 @@ def test_loss_decreases_on_a_tiny_batch():
     assert losses[-1] < 0.7 * losses[0]
 
 
-def test_train_and_extract_through_global_model_engine(tmp_path):
-    """`mgn_model train` (global_model's trainer) then `python -m mgn_model extract` (its extractor) write
-    query/gallery pickles of the config's documented dimension: its 4 branch-global vectors (TEST_VECTORS)
-    × REDUCTION_DIM, unit norm."""
-    root = build_aic20(str(tmp_path / "aic"), ground_truth=True)
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def mgn_run(tmp_path_factory, fake_trees):
+    """`mgn_model train` (global_model's trainer) then `python -m mgn_model extract` (its extractor) on a fake
+    AIC20 tree: the run folder, the finished extract process and the features folder."""
+    tmp = tmp_path_factory.mktemp("mgn_run")
+    root = fake_trees.build_aic20(str(tmp / "aic"), ground_truth=True)
+    run = tmp / "run"
     config = os.path.join(os.path.dirname(mgn_model.__file__), "configs", "mgn_tiny.yml")
     opts = ["MODEL.BACKBONE", "timm:test_resnet", "MODEL.MGN.REDUCTION_DIM", str(WIDTH), "DATASETS.ROOT", root,
             "INPUT.SIZE_TRAIN", "[64, 64]", "INPUT.SIZE_TEST", "[64, 64]", "DATALOADER.NUM_WORKERS", "0",
             "DATALOADER.NUM_INSTANCE", "2", "SOLVER.IMS_PER_BATCH", "6", "SOLVER.MAX_EPOCHS", "2",
             "SOLVER.EVAL_PERIOD", "2", "TEST.IMS_PER_BATCH", "4", "OUTPUT_DIR", str(run)]
     assert main(["train", "--config", config, "--no-progress", *opts], prog="mgn_model") == 0
-    weights = run / "model_final.pth"
-    assert weights.is_file()
+    out = tmp / "features"
+    done = subprocess.run([sys.executable, "-m", "mgn_model", "extract", "--weights", str(run / "model_final.pth"),
+                           "--out-dir", str(out), "--name", "mgn", "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    return {"run": run, "extract": done, "features": out}
 
-    out = tmp_path / "features"
-    done = subprocess.run([sys.executable, "-m", "mgn_model", "extract", "--weights", str(weights), "--out-dir",
-                           str(out), "--name", "mgn", "--no-progress"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    for split, names in (("query", AIC_QUERY), ("gallery", AIC_TEST)):
-        fs = load_features(str(out / f"{split}_mgn.pkl"))
-        assert list(fs.names) == names
-        assert fs.feats.shape == (len(names), 4 * WIDTH) and fs.feats.dtype == np.float32
-        assert np.allclose(np.linalg.norm(fs.feats, axis=1), 1.0, atol=1e-4)
+
+def test_mgn_model_train_writes_the_final_weights(mgn_run):
+    assert (mgn_run["run"] / "model_final.pth").is_file()
+
+
+@pytest.fixture
+def mgn_features(mgn_run, fake_trees):
+    """``{split: (expected names, features)}`` written by `mgn_model extract`."""
+    assert mgn_run["extract"].returncode == 0, mgn_run["extract"].stderr
+    return {split: (names, load_features(str(mgn_run["features"] / f"{split}_mgn.pkl")))
+            for split, names in (("query", fake_trees.AIC_QUERY), ("gallery", fake_trees.AIC_TEST))}
+
+
+@pytest.mark.parametrize("split", ["query", "gallery"])
+def test_mgn_model_extract_keeps_the_dataset_order(mgn_features, split):
+    names, fs = mgn_features[split]
+    assert list(fs.names) == names
+
+
+@pytest.mark.parametrize("split", ["query", "gallery"])
+def test_mgn_features_have_the_documented_dimension(mgn_features, split):
+    """The config's documented dimension: its 4 branch-global vectors (TEST_VECTORS) × REDUCTION_DIM, float32."""
+    names, fs = mgn_features[split]
+    assert fs.feats.shape == (len(names), 4 * WIDTH) and fs.feats.dtype == np.float32
+
+
+@pytest.mark.parametrize("split", ["query", "gallery"])
+def test_mgn_features_are_unit_norm(mgn_features, split):
+    _, fs = mgn_features[split]
+    assert np.allclose(np.linalg.norm(fs.feats, axis=1), 1.0, atol=1e-4)
 
 
 def test_competition_config_builds_resnet152_mgn():

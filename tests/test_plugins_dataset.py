@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-from engine_helpers import TINY_CONFIG, TINY_OPTS
 from global_model.cli import main
 from global_model.data.datasets import DATASETS, DatasetSplits
 from global_model.data.records import ImageRecord
@@ -46,16 +45,21 @@ def toy_folder(tmp_path):
     DATASETS.unregister("toy_folder")
 
 
-def _train_args(root, out, *extra):
-    return ["train", "--config", TINY_CONFIG, "--no-progress", *TINY_OPTS, "DATASETS.ROOT", root,
-            "DATASETS.TRAIN", '["toy_folder"]', "DATASETS.TEST", "toy_folder", "OUTPUT_DIR", out,
-            "SOLVER.IMS_PER_BATCH", "16", "SOLVER.MAX_EPOCHS", "1", "SOLVER.ITERS_PER_EPOCH", "2",
-            "SOLVER.EVAL_PERIOD", "0", *extra]
+@pytest.fixture
+def train_args(tiny_config, tiny_overrides, short_run):
+    """``train_args(root, out, *extra)``: a short ``train`` command line on the toy folder at ``root``."""
+
+    def make(root, out, *extra):
+        return ["train", "--config", tiny_config, "--no-progress",
+                *tiny_overrides(root, out, "DATASETS.TRAIN", '["toy_folder"]', "DATASETS.TEST", "toy_folder",
+                                "SOLVER.IMS_PER_BATCH", "16", *short_run, *extra)]
+
+    return make
 
 
-def test_registered_loader_trains_and_extracts(toy_folder, tmp_path):
+def test_registered_loader_trains_and_extracts(toy_folder, train_args, tmp_path):
     out = str(tmp_path / "run")
-    assert main(_train_args(toy_folder, out)) == 0
+    assert main(train_args(toy_folder, out)) == 0
     feats = str(tmp_path / "feats")
     assert main(["extract", "--weights", os.path.join(out, "model_final.pth"), "--out-dir", feats,
                  "--name", "toy", "--no-progress"]) == 0
@@ -64,6 +68,6 @@ def test_registered_loader_trains_and_extracts(toy_folder, tmp_path):
     assert len(load_features(os.path.join(feats, "gallery_toy.pkl")).names) == 2 * (PER_ID - 1)
 
 
-def test_misspelt_loader_name_is_a_usage_error_with_close_matches(toy_folder, tmp_path, capsys):
-    assert main(_train_args(toy_folder, str(tmp_path / "run"), "DATASETS.TRAIN", '["toy_foldr"]')) == 2
+def test_misspelt_loader_name_is_a_usage_error_with_close_matches(toy_folder, train_args, tmp_path, capsys):
+    assert main(train_args(toy_folder, str(tmp_path / "run"), "DATASETS.TRAIN", '["toy_foldr"]')) == 2
     assert "unknown dataset 'toy_foldr'; did you mean 'toy_folder'" in capsys.readouterr().err

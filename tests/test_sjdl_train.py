@@ -23,13 +23,21 @@ def _vehicle(rng, pid):
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+# (domain, split, ids, images per id) of the tiny FVRID tree
+LAYOUT = [("FVRID_syn", "train", range(1, 7), 4), ("FVRID_syn", "query", range(7, 10), 1),
+          ("FVRID_syn", "gallery", range(7, 10), 2), ("FVRID_real", "train", range(101, 105), 4),
+          ("FVRID_real", "query", range(105, 107), 1), ("FVRID_real", "gallery", range(105, 107), 2)]
+
+
+def layout(domain, split):
+    """``(ids, images per id)`` of one domain's split in :data:`LAYOUT`."""
+    return next((ids, per) for d, s, ids, per in LAYOUT if (d, s) == (domain, split))
+
+
 def build_tiny_fvrid(root):
     rng = np.random.default_rng(0)
     depth = ground_plane_depth(SIZE, SIZE)
-    layout = [("FVRID_syn", "train", range(1, 7), 4), ("FVRID_syn", "query", range(7, 10), 1),
-              ("FVRID_syn", "gallery", range(7, 10), 2), ("FVRID_real", "train", range(101, 105), 4),
-              ("FVRID_real", "query", range(105, 107), 1), ("FVRID_real", "gallery", range(105, 107), 2)]
-    for domain, split, ids, per in layout:
+    for domain, split, ids, per in LAYOUT:
         for pid in ids:
             for k in range(per):
                 cam = k + (2 if split == "gallery" else 1)
@@ -46,7 +54,7 @@ def build_tiny_fvrid(root):
     return root
 
 
-def tiny_cfg(root, out, epochs=3, iters=8, eval_period=None):
+def sjdl_cfg(root, out, epochs=3, iters=8, eval_period=None):
     text = f"""
 MODEL: {{META_ARCH: sjdl, BACKBONE: resnet10t, LAST_STRIDE: 2,
         SJDL: {{WIDTH: 8, REAL_PERIOD: 2, DC_PATCH: 5, VAL_PAIRS: 'fvrid(split=syn)=fvrid', VAL_MAX: 6, VIS_NUM: 2}}}}
@@ -70,7 +78,7 @@ def model_weights(trainer):
 def run(tmp_path_factory):
     root = build_tiny_fvrid(str(tmp_path_factory.mktemp("data")))
     out = str(tmp_path_factory.mktemp("run"))
-    trainer = build_trainer(tiny_cfg(root, out), progress=False)
+    trainer = build_trainer(sjdl_cfg(root, out), progress=False)
     before = trainer.restoration_metrics("before")
     rest = []
     epoch_fn = trainer.train_epoch
@@ -85,25 +93,42 @@ def run(tmp_path_factory):
     return {"root": root, "out": out, "trainer": trainer, "before": before, "final": final, "rest": rest}
 
 
-def test_tiny_run_lowers_restoration_loss_and_raises_psnr(run):
+def test_the_trainer_reads_both_fvrid_domains(run):
     data = run["trainer"].data
-    assert len(data.streams["real"].records) == 16 and data.main_ids == 6 and data.num_classes == 10
-    rest, before, final = run["rest"], run["before"], run["final"]
+    (syn_ids, _), (real_ids, real_per) = layout("FVRID_syn", "train"), layout("FVRID_real", "train")
+    assert len(data.streams["real"].records) == len(real_ids) * real_per
+    assert data.main_ids == len(syn_ids) and data.num_classes == len(syn_ids) + len(real_ids)
+
+
+def test_tiny_run_lowers_restoration_loss(run):
+    rest = run["rest"]
     assert rest[-1] < 0.8 * rest[0], rest
+
+
+def test_tiny_run_raises_psnr_and_ssim(run):
+    before, final = run["before"], run["final"]
     assert final["psnr_decoded"] > before["psnr_decoded"] + 1.5, (before, final)
     assert final["ssim_decoded"] > before["ssim_decoded"]
-    for key in ("dark", "tv", "entropy", "fft", "real_ce", "mAP"):
-        assert np.isfinite(final[key]), key
+
+
+@pytest.mark.parametrize("key", ["dark", "tv", "entropy", "fft", "real_ce", "mAP"])
+def test_tiny_run_reports_finite_metrics(run, key):
+    assert np.isfinite(run["final"][key]), key
+
+
+def test_tiny_run_writes_a_panel_before_training_and_after_each_epoch(run):
+    epochs = run["trainer"].cfg.SOLVER.MAX_EPOCHS
     panels = sorted(os.listdir(os.path.join(run["out"], "defog_vis")))
-    assert len(panels) == 4 and panels[0].startswith("before_") and panels[-1].startswith("epoch_003_")
+    assert len(panels) == 1 + epochs and panels[0].startswith("before_")
+    assert panels[-1].startswith(f"epoch_{epochs:03d}_")
     assert cv2.imread(os.path.join(run["out"], "defog_vis", panels[-1])).shape == (SIZE, 4 * SIZE, 3)
 
 
 def test_resume_continues_exactly(run, tmp_path):
     """Decoder (aux/decoder), optimizer and real-fog stream resume: 1 epoch + resume = 2 epochs straight."""
-    straight = build_trainer(tiny_cfg(run["root"], str(tmp_path / "a"), epochs=2, iters=2, eval_period=0), progress=False)
+    straight = build_trainer(sjdl_cfg(run["root"], str(tmp_path / "a"), epochs=2, iters=2, eval_period=0), progress=False)
     straight.train()
-    cfg = tiny_cfg(run["root"], str(tmp_path / "b"), epochs=2, iters=2, eval_period=0)
+    cfg = sjdl_cfg(run["root"], str(tmp_path / "b"), epochs=2, iters=2, eval_period=0)
     first = build_trainer(cfg, progress=False)
     first.train_epoch(1)
     first.epoch = 1
@@ -122,21 +147,31 @@ def test_extract_runs_the_encoder_of_an_sjdl_checkpoint(run, tmp_path):
     final = os.path.join(run["out"], "model_final.pth")
     assert cli(["extract", "--weights", final, "--out-dir", str(tmp_path), "--name", "sjdl_t", "--no-progress"]) == 0
     fs = load_features(str(tmp_path / "query_sjdl_t.pkl"))
-    assert len(fs.names) == 3 and fs.feats.shape == (3, run["trainer"].model.feat_dim)
+    ids, per = layout("FVRID_syn", "query")  # DATASETS.TEST is the syn split
+    queries = len(ids) * per
+    assert len(fs.names) == queries and fs.feats.shape == (queries, run["trainer"].model.feat_dim)
 
 
-def test_defog_writes_same_size_images_and_refuses_other_checkpoints(run, tmp_path, capsys):
+REAL_FOGGY = ("fvrid", "FVRID_real", "gallery_foggy")
+
+
+@pytest.mark.parametrize("kind", ["decoded", "enhanced"])
+def test_defog_writes_same_size_images(run, tmp_path, kind):
     final = os.path.join(run["out"], "model_final.pth")
-    src = os.path.join(run["root"], "fvrid", "FVRID_real", "gallery_foggy")
+    src = os.path.join(run["root"], *REAL_FOGGY)
     out = tmp_path / "defogged"
     assert cli(["defog", "--weights", final, "--src", src, "--out", str(out), "--output", "both",
                 "--no-progress"]) == 0
-    for kind in ("decoded", "enhanced"):
-        written = sorted(os.listdir(out / kind))
-        assert written == sorted(os.listdir(src))
-        assert cv2.imread(str(out / kind / written[0])).shape == (SIZE, SIZE, 3)
+    written = sorted(os.listdir(out / kind))
+    assert written == sorted(os.listdir(src))
+    assert cv2.imread(str(out / kind / written[0])).shape == (SIZE, SIZE, 3)
+
+
+def test_defog_refuses_a_checkpoint_without_a_decoder(run, tmp_path, capsys):
+    final = os.path.join(run["out"], "model_final.pth")
     no_decoder = {k: v for k, v in load_checkpoint(final).items() if k != "aux"}
     bad = str(tmp_path / "plain.pth")
     save_checkpoint(bad, no_decoder)
+    src = os.path.join(run["root"], *REAL_FOGGY)
     assert cli(["defog", "--weights", bad, "--src", src, "--out", str(tmp_path / "x"), "--no-progress"]) == 1
     assert "no 'aux/decoder' entry" in capsys.readouterr().err
