@@ -161,7 +161,7 @@ def test_pipeline_and_step_options_are_exclusive(case, tmp_path):
 @pytest.mark.parametrize("extra, expected", [
     (["--k1", "0"], ["--rerank-k1", "expected an integer >= 1, got 0"]),
     (["--rerank", "--lambda", "2"], ["--lambda", "in [0, 1], got 2.0"]),
-    (["--subtract", "cam:x"], ["--subtract", "WEIGHT: expected a number, got 'x'"]),
+    (["--subtract", "cam:x"], ["--subtract", "WEIGHT: expected a number >= 0, got 'x'"]),
     (["--track-average", "--track-weighting", "foo"], ["one of mean, inverse_distance, pairwise, got 'foo'"]),
     (["--k2", "3"], ["--rerank-k2 sets a parameter of step 'rerank'; add --rerank"]),
     (["--weights", "1,2"], ["--weights", "has 2 values for 3 models"]),

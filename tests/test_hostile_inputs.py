@@ -1,10 +1,19 @@
 """Hostile and corrupt inputs (issue 18): every outcome is a result or a project error naming the input."""
+import os
 import pickle
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from ensembles.fusion import FeatureBlock, FusionError, make_blocks
+from ensembles.inputs import load_inputs
+from ensembles.pipeline import Labels, Pipeline, PipelineError, State, run_pipeline
+from ensembles.search import SearchError, search
+from global_model.config import load_config
+from post_processing.errors import ReidError
 from post_processing.features import FeatureFileError, load_features, save_features
 
 
@@ -101,8 +110,6 @@ def test_non_numeric_arrays_are_refused(tmp_path):
 
 # --- item 7: the pipeline YAML is validated completely before anything is loaded -------------------
 
-from ensembles.fusion import FeatureBlock  # noqa: E402
-from ensembles.pipeline import Labels, Pipeline, PipelineError, State, run_pipeline  # noqa: E402
 
 
 @pytest.mark.parametrize("data,match", [
@@ -138,22 +145,10 @@ def test_lfda_non_finite_transform_is_a_pipeline_error_suggesting_pca_dim():
 
 # --- item 11: messages name the file, key or option --------------------------------------------------
 
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 
-from ensemble_fakes import build_tree, write_features  # noqa: E402
-
-from ensembles.fusion import FusionError, make_blocks  # noqa: E402
-from ensembles.inputs import load_inputs  # noqa: E402
-from ensembles.search import SearchError, search  # noqa: E402
-from global_model.config import load_config  # noqa: E402
-from post_processing.errors import ReidError  # noqa: E402
-
-
-def test_duplicate_in_name_query_txt_names_the_file_and_the_name(tmp_path):
-    tree = build_tree(str(tmp_path / "data"), n_ids=4, per_id=2, ground_truth=False)
-    write_features(str(tmp_path / "f"), tree, {"m1": 0.1})
+def test_duplicate_in_name_query_txt_names_the_file_and_the_name(tmp_path, ensemble_fakes):
+    tree = ensemble_fakes.build_tree(str(tmp_path / "data"), n_ids=4, per_id=2, ground_truth=False)
+    ensemble_fakes.write_features(str(tmp_path / "f"), tree, {"m1": 0.1})
     with open(os.path.join(tree.root, "name_query.txt"), "a") as f:
         f.write(tree.query[1] + "\n")
     with pytest.raises(FeatureFileError) as info:

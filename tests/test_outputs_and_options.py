@@ -9,7 +9,6 @@ import stat
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from ensemble_fakes import build_tree, write_features
 
 from ensembles.cli import main
 from ensembles.pipeline import Pipeline
@@ -19,10 +18,10 @@ from post_processing.submission import SubmissionError, read_track2, validate_tr
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
+def case(tmp_path_factory, ensemble_fakes):
     base = tmp_path_factory.mktemp("outs")
-    tree = build_tree(str(base / "data"), images=True)
-    write_features(str(base / "feats"), tree, {"a": 1.0, "b": 1.1})
+    tree = ensemble_fakes.build_tree(str(base / "data"), images=True)
+    ensemble_fakes.write_features(str(base / "feats"), tree, {"a": 1.0, "b": 1.1})
     return base, tree
 
 

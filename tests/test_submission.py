@@ -57,16 +57,19 @@ def test_file_name_form_reads_with_and_without_gallery_names(tmp_path):
     assert read_track2(path) == r[:, :K].tolist()  # AIC-style: the number in the name
     shuffled = list(reversed(NAMES))  # names resolved by position in the list, not by their number
     assert read_track2(path, gallery_names=shuffled) == [[NG - 1 - v for v in row[:K]] for row in r]
-    assert validate_track2(path, NQ, NG) == []
-    assert validate_track2(path, NQ, NG, gallery_names=NAMES) == []
+    for problems in (validate_track2(path, NQ, NG), validate_track2(path, NQ, NG, gallery_names=NAMES)):
+        assert len(problems) == 1 and "file names" in problems[0] and "1-based gallery indices" in problems[0]
 
 
-def test_whitespace_variants_are_tolerated(tmp_path):
+def test_whitespace_variants_are_read_but_reported_by_validate(tmp_path):
     body = lines(rankings())
     text = "\ufeff" + "\r\n".join(line.replace(" ", "  \t", 3) + " " for line in body)  # no final newline
     path = put(tmp_path, text)
-    assert validate_track2(path, NQ, NG) == []
     assert read_track2(path) == rankings()[:, :K].tolist()
+    report = " ".join(validate_track2(path, NQ, NG))
+    for problem in ("byte-order mark", "(\\r\\n) line ends", "without tabs or leading/trailing spaces",
+                    "no newline at the end"):
+        assert problem in report, (problem, report)
 
 
 def malformed(kind):
