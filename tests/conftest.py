@@ -7,7 +7,9 @@ importing helper modules from ``tests/`` by name.
 """
 import json
 import os
+import struct
 
+import numpy as np
 import pytest
 
 # The entry points set this for numba's OpenMP threads (idle threads sleep instead of spinning);
@@ -119,3 +121,23 @@ def tiny_run(tmp_path_factory, tiny_data, tiny_cfg) -> dict:
     metrics = trainer.train()
     return {"root": tiny_data, "out": out, "trainer": trainer, "untrained": untrained, "metrics": metrics,
             "checkpoint": os.path.join(out, "model_final.pth")}
+
+@pytest.fixture(scope="session")
+def py2_feature_pickle():
+    """``build(items)``: the bytes Python 2 + numpy write for a feature dict given as ``[(b"name", vector)]``
+    (byte-string keys and array buffers, SHORT_BINSTRING), for the loader's compatibility and fuzz tests."""
+    return _py2_feature_pickle
+
+
+def _py2_feature_pickle(items):
+    """A feature dict as Python 2 + numpy pickle it: byte-string keys and buffers (SHORT_BINSTRING)."""
+    def s(b):
+        return b"U" + bytes([len(b)]) + b
+    out = b"\x80\x02}("
+    for key, vec in items:
+        raw = np.asarray(vec, "<f4").tobytes()
+        out += (s(key) + b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + s(b"b") + b"\x87R"
+                + b"(K\x01K" + bytes([len(vec)]) + b"\x85cnumpy\ndtype\n" + s(b"f4") + b"K\x00K\x01\x87R"
+                + b"(K\x03" + s(b"<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89"
+                + b"T" + struct.pack("<I", len(raw)) + raw + b"tb")
+    return out + b"u."

@@ -1,6 +1,5 @@
 import os
 import pickle
-import struct
 from collections import OrderedDict
 
 import numpy as np
@@ -48,23 +47,9 @@ def test_loose_pickle_values_are_flattened_to_float32(tmp_path):
     np.testing.assert_array_equal(fs.feats, np.arange(1, 10).reshape(3, 3))
 
 
-def _py2_pickle(items):
-    """Bytes as Python 2 + numpy write them: byte-string keys and array buffers (SHORT_BINSTRING)."""
-    def s(b):
-        return b"U" + bytes([len(b)]) + b
-    out = b"\x80\x02}("
-    for key, vec in items:
-        raw = np.asarray(vec, "<f4").tobytes()
-        out += (s(key) + b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + s(b"b") + b"\x87R"
-                + b"(K\x01K" + bytes([len(vec)]) + b"\x85cnumpy\ndtype\n" + s(b"f4") + b"K\x00K\x01\x87R"
-                + b"(K\x03" + s(b"<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89"
-                + b"T" + struct.pack("<I", len(raw)) + raw + b"tb")
-    return out + b"u."
-
-
-def test_python2_pickle_loads(tmp_path):
+def test_python2_pickle_loads(tmp_path, py2_feature_pickle):
     path = tmp_path / "query_old.pkl"
-    path.write_bytes(_py2_pickle([(b"000001.jpg", [1.5, -2.0, 3.25]), (b"000002.jpg", [0.5, 0.0, 1.0])]))
+    path.write_bytes(py2_feature_pickle([(b"000001.jpg", [1.5, -2.0, 3.25]), (b"000002.jpg", [0.5, 0.0, 1.0])]))
     fs = load_features(path)
     assert fs.names == ["000001.jpg", "000002.jpg"]
     np.testing.assert_array_equal(fs.feats, [[1.5, -2.0, 3.25], [0.5, 0.0, 1.0]])

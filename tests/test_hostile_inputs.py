@@ -17,20 +17,6 @@ from post_processing.errors import ReidError
 from post_processing.features import FeatureFileError, load_features, save_features
 
 
-def _py2_pickle(items):
-    """A feature dict as Python 2 + numpy pickle it: byte-string keys and buffers (SHORT_BINSTRING)."""
-    def s(b):
-        return b"U" + bytes([len(b)]) + b
-    out = b"\x80\x02}("
-    for key, vec in items:
-        raw = np.asarray(vec, "<f4").tobytes()
-        out += (s(key) + b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + s(b"b") + b"\x87R"
-                + b"(K\x01K" + bytes([len(vec)]) + b"\x85cnumpy\ndtype\n" + s(b"f4") + b"K\x00K\x01\x87R"
-                + b"(K\x03" + s(b"<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89"
-                + b"T" + struct.pack("<I", len(raw)) + raw + b"tb")
-    return out + b"u."
-
-
 def _mutations(data: bytes, count: int, seed: int):
     """``count`` corrupt variants of ``data``: flipped, overwritten, inserted, deleted bytes, truncations."""
     rng = np.random.default_rng(seed)
@@ -67,11 +53,14 @@ def _with_metadata(tmp_path):
 
 @pytest.mark.parametrize("make,count,seed", [
     (_with_metadata, 300, 0),
-    (lambda tmp: _py2_pickle([(b"a.jpg", [1.5, -2.0]), (b"b.jpg", [0.5, 1.0])]), 300, 1),
+    ("python2", 300, 1),
     (_py3_protocol2, 300, 2),
 ], ids=["protocol4+metadata", "python2", "python3-protocol2"])
-def test_mutated_feature_pickles_load_or_raise_feature_file_error(tmp_path, make, count, seed):
-    data = make(tmp_path)
+def test_mutated_feature_pickles_load_or_raise_feature_file_error(tmp_path, make, count, seed, py2_feature_pickle):
+    if make == "python2":
+        data = py2_feature_pickle([(b"a.jpg", [1.5, -2.0]), (b"b.jpg", [0.5, 1.0])])
+    else:
+        data = make(tmp_path)
     assert load_features(_write(tmp_path, "valid.pkl", data)).feats.shape == (2, 2)  # the seed file is valid
     path = tmp_path / "mutant.pkl"
     for i, mutant in enumerate(_mutations(data, count, seed)):
