@@ -62,8 +62,13 @@ def collate(samples: List[Dict[str, Any]]) -> Dict[str, Any]:
     return batch
 
 
-def _worker_init(_worker_id: int) -> None:
-    cv2.setNumThreads(1)  # workers already run in parallel; OpenCV's own pool would oversubscribe
+def _single_threaded_opencv(workers: int) -> None:
+    """With loader workers, OpenCV runs one thread per process: the workers already run in parallel
+    (its own pool would oversubscribe). Set in the parent, before the workers are forked: a forked
+    child that resizes an inherited, running thread pool can hang (its condition variables were
+    copied mid-wait), so the children only inherit the setting."""
+    if workers > 0:
+        cv2.setNumThreads(1)
 
 
 _SPEC = re.compile(r"^\s*([\w.-]+)\s*(?:\(([^)]*)\))?\s*(?:=(.*))?$", re.S)
@@ -182,17 +187,19 @@ def build_train_loader(cfg, records: Sequence[ImageRecord], rank: int = 0,
                         seed=cfg.SOLVER.SEED, rank=rank, world_size=world_size,
                         iters_per_epoch=cfg.SOLVER.ITERS_PER_EPOCH)
     workers = cfg.DATALOADER.NUM_WORKERS
+    _single_threaded_opencv(workers)
     loader = DataLoader(ReIDDataset(records, build_transforms(cfg, is_train=True)),
                         batch_size=cfg.SOLVER.IMS_PER_BATCH, sampler=sampler, num_workers=workers,
-                        collate_fn=collate, drop_last=True, worker_init_fn=_worker_init,
-                        persistent_workers=False, pin_memory=torch.cuda.is_available())
+                        collate_fn=collate, drop_last=True, persistent_workers=False,
+                        pin_memory=torch.cuda.is_available())
     return loader, sampler
 
 
 def build_test_loader(cfg, records: Sequence[ImageRecord], batch_size: Optional[int] = None) -> DataLoader:
     """In-order loader with the test transform (used by validation and extraction alike)."""
+    _single_threaded_opencv(cfg.DATALOADER.NUM_WORKERS)
     return DataLoader(ReIDDataset(records, build_transforms(cfg, is_train=False)),
                       batch_size=batch_size or cfg.TEST.IMS_PER_BATCH, shuffle=False,
-                      num_workers=cfg.DATALOADER.NUM_WORKERS, collate_fn=collate, worker_init_fn=_worker_init,
+                      num_workers=cfg.DATALOADER.NUM_WORKERS, collate_fn=collate,
                       pin_memory=torch.cuda.is_available(),
                       generator=torch.Generator())  # own generator: iterating never draws from the global RNG
