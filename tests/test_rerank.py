@@ -1,6 +1,8 @@
 """k-reciprocal re-ranking: the numba entry points against the plain numpy transcription
 ``post_processing.rerank.reference`` (argsort made stable so ties are defined), which the
 benchmark ``scripts/bench/rerank.py`` checks against too."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -125,11 +127,18 @@ def test_float16_weights_stay_close_to_float32():
     np.testing.assert_allclose(dist16, stable_topk(full16, 100)[1], rtol=0, atol=2e-3)
 
 
-def test_progress_bar_is_shown_on_request(capsys):
+def test_progress_bar_is_shown_on_request_on_a_terminal(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     Q, G = features("gauss", q=5, g=20, seed=9)
     re_ranking(*matrices(Q, G), k1=4, progress=True)
     re_ranking_features(Q, G, k1=4, progress=True)
     assert capsys.readouterr().err.count("re-ranking") >= 2
+
+
+def test_progress_bar_stays_out_of_logs(capsys):
+    Q, G = features("gauss", q=5, g=20, seed=9)
+    re_ranking(*matrices(Q, G), k1=4, progress=True)  # stderr is captured: not a terminal
+    assert "re-ranking" not in capsys.readouterr().err
 
 
 def _nan_at(d, i, j):
