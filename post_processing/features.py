@@ -16,19 +16,17 @@ from __future__ import annotations
 import _codecs
 import builtins
 import collections
-import contextlib
 import glob
 import io
 import json
 import os
 import pickle
-import shutil
 from dataclasses import dataclass, field
 from typing import IO, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from post_processing.fileio import atomic_write
+from post_processing.fileio import atomic_write, write_together
 from .errors import ReidError
 
 try:
@@ -443,30 +441,12 @@ def save_features(path: str, names: Sequence[str], feats, meta: Optional[Mapping
 
 def save_feature_files(files: Sequence[Tuple[str, Sequence[str], object, Optional[Mapping[str, object]]]]) -> None:
     """Write several feature files ``(path, names, feats, meta)`` so that they replace the old ones
-    together: every file is encoded and written to a staged name first, then all are renamed in
-    place back to back. An error before the renames leaves every old file untouched (the staged
-    ones are removed); only a crash between two renames can mix old and new files, and the
-    fingerprints in the metadata let :func:`check_same_model` catch that."""
-    staged: List[Tuple[str, str]] = []
-    try:
+    together (:func:`post_processing.fileio.write_together`): an error before the renames leaves every
+    old file untouched and no temporary file behind; only a crash between two renames can mix old and
+    new files, and the fingerprints in the metadata let :func:`check_same_model` catch that."""
+    with write_together():
         for path, names, feats, meta in files:
-            path = os.fspath(path)
-            data = _encode(path, names, feats, meta)
-            stage = os.path.join(os.path.dirname(os.path.abspath(path)),
-                                 f".{os.path.basename(path)}.{os.getpid()}.staged")
-            staged.append((path, stage))
-            with atomic_write(stage, "wb") as f:
-                f.write(data)
-            del data  # one encoded file in memory at a time
-            if os.path.exists(path):
-                shutil.copymode(path, stage)  # the replaced file keeps its permissions
-        for path, stage in staged:
-            os.replace(stage, path)
-    except BaseException:
-        for _, stage in staged:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(stage)
-        raise
+            save_features(path, names, feats, meta)
 
 
 def check_same_model(model: str, sets: Mapping[str, FeatureSet]) -> List[str]:
