@@ -14,6 +14,7 @@ import cv2
 import torch
 
 from post_processing.errors import ReidUsageError
+from post_processing.fileio import IMAGE_EXTENSIONS
 
 from ..data.datasets.common import list_images
 from ..data.image_io import ImageReadError, clean_read_error, read_image
@@ -41,7 +42,7 @@ def defog_folder(weights: str, src: str, out: str, output: str = "enhanced", opt
         raise ReidUsageError(f"--src {src!r} is not a directory")
     names = list_images(src)
     if not names:
-        raise ReidUsageError(f"--src {src!r} holds no images (.jpg, .jpeg, .png, .bmp)")
+        raise ReidUsageError(f"--src {src!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     ckpt = load_checkpoint(weights)
     # Checkpoints written before the trainer's auxiliary-module seam keep the decoder at the top level.
     stored = (ckpt.get("aux") or {}).get("decoder", ckpt.get("decoder"))
