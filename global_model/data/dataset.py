@@ -11,6 +11,7 @@ import ast
 import inspect
 import os
 import re
+from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -152,13 +153,17 @@ def build_train_records(cfg) -> Tuple[List[ImageRecord], int]:
     return merge_train_sets(sets, relabel_cameras=True)
 
 
-def build_test_split(cfg, root: Optional[str] = None,
-                     train: bool = False) -> Tuple[Dict[str, List[ImageRecord]], Dict[str, List[str]]]:
+def build_test_split(cfg, root: Optional[str] = None, train: bool = False,
+                     split: str = "test") -> Tuple[Dict[str, List[ImageRecord]], Dict[str, List[str]]]:
     """``({"query": ..., "gallery": ...}, skipped)`` of ``DATASETS.TEST`` (``root`` replaces its
     folder), in the format's order; with ``train`` also its ``"train"`` records (metric learning fits
-    on them), else the training labels and images are not read. ``skipped``: per split, the names
-    of the unreadable images ``DATASETS.SKIP_BAD`` left out (empty lists without it)."""
-    splits = load_dataset_spec(cfg.DATASETS.TEST, cfg, root, train=train)
+    on them), else the training labels and images are not read. ``split="val"``: the query/gallery of
+    the validation split its ``val_ids`` option holds out (:mod:`.datasets.validation`). ``skipped``:
+    per split, the names of the unreadable images ``DATASETS.SKIP_BAD`` left out (empty lists without it)."""
+    from .datasets.validation import split_view
+
+    loaded = load_dataset_spec(cfg.DATASETS.TEST, cfg, root, train=train or split == "val")
+    splits = replace(split_view(loaded, split), train=loaded.train)
     if not splits.query or not splits.gallery:
         raise DatasetError(f"dataset {cfg.DATASETS.TEST!r} at {splits.root}: query ({len(splits.query)}) and "
                            f"gallery ({len(splits.gallery)}) must both be non-empty")

@@ -54,8 +54,18 @@ def register(name: str) -> Callable:
 
 
 def load_dataset(name: str, root: str, **kwargs) -> DatasetSplits:
-    """Load dataset ``name`` from ``root``; an unknown name raises with the closest known names."""
-    return DATASETS.get(name)(root, **kwargs)
+    """Load dataset ``name`` from ``root``; an unknown name raises with the closest known names.
+
+    ``val_ids`` (N or a fraction) and ``val_seed``, for every loader, hold training identities out as a
+    validation split (:mod:`.validation`); not when the caller asked the loader for no training split
+    (``train=False``)."""
+    val = {k: kwargs.pop(k) for k in ("val_ids", "val_seed") if k in kwargs}
+    splits = DATASETS.get(name)(root, **kwargs)
+    if val.get("val_ids") is None or kwargs.get("train") is False:
+        return splits
+    from .validation import carve_validation
+
+    return carve_validation(splits, val["val_ids"], val.get("val_seed", 0))
 
 
 def merge_train_sets(sets: Sequence[Sequence[ImageRecord]], *,
