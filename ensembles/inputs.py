@@ -17,7 +17,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from global_model.data.datasets import DatasetSplits, load_dataset
+from global_model.data.datasets import DatasetError, DatasetSplits, load_dataset
+from global_model.data.datasets.validation import split_view
 from post_processing.features import (FeatureFileError, FeatureSet, align, check_same_model, find_feature_file,
                                       load_features)
 
@@ -39,10 +40,18 @@ class Inputs:
     notes: List[str] = field(default_factory=list)  # also logged as warnings: unchecked files, dropped images
 
 
-def load_split_lists(data_root: str, train: bool = False) -> DatasetSplits:
+def load_split_lists(data_root: str, train: bool = False, split: str = "test", val_ids=None,
+                     val_seed: int = 0) -> DatasetSplits:
     """AIC20 lists, tracks and (when present) labels, without requiring the image folders; the
-    training labels only with ``train``."""
-    return load_dataset(DATASET, data_root, require_images=False, train=train)
+    training labels only with ``train``. ``split="val"``: the query/gallery of the validation split
+    ``val_ids``/``val_seed`` hold out of the training identities. Given ``val_ids``, train (metric
+    learning) is the training identities minus those, for either split, as the models were trained."""
+    if split == "val" and val_ids is None:
+        raise DatasetError("--split val needs --val-ids (the identities held out of training, as the models "
+                           "were trained with)")
+    held = {"val_ids": val_ids, "val_seed": val_seed} if val_ids is not None else {}
+    full = load_dataset(DATASET, data_root, require_images=False, train=train or split == "val", **held)
+    return replace(split_view(full, split), train=full.train if train else [])
 
 
 SUBSET_ATTR = "foggy"  # query_label.xml attribute (0/1): those queries are also scored on their own
@@ -93,14 +102,18 @@ def _drop_skipped_train(ds: DatasetSplits, sets: Dict[str, FeatureSet], notes: L
 
 
 def load_inputs(features_dir: str, data_root: str, models: Sequence[str], train: bool = False,
-                dataset: Optional[DatasetSplits] = None) -> Inputs:
+                dataset: Optional[DatasetSplits] = None, split: str = "test", val_ids=None,
+                val_seed: int = 0) -> Inputs:
     """Features of ``models`` aligned to the AIC20 lists at ``data_root`` (train too when ``train``).
 
+    ``split="val"`` reads ``val_query_<m>``/``val_gallery_<m>`` and never a test feature file.
     Refuses a model whose files have different fingerprints; files without one are noted."""
-    ds = dataset if dataset is not None else load_split_lists(data_root, train=train)
+    ds = dataset if dataset is not None else load_split_lists(data_root, train, split, val_ids, val_seed)
     sides = {"query": [r.name for r in ds.query], "gallery": [r.name for r in ds.gallery]}
+    prefix = "val_" if split == "val" else ""
     loaded: Dict[str, Dict[str, FeatureSet]] = {
-        side: {m: load_features(find_feature_file(features_dir, m, side)) for m in models} for side in sides}
+        side: {m: load_features(find_feature_file(features_dir, m, prefix + side)) for m in models}
+        for side in sides}
     if train:
         if not ds.train:
             raise FeatureFileError(f"{data_root}: metric learning needs training labels (train_label.xml)")
@@ -116,7 +129,8 @@ def load_inputs(features_dir: str, data_root: str, models: Sequence[str], train:
     if train:
         ds = _drop_skipped_train(ds, loaded["train"], notes)
         sides["train"] = [r.name for r in ds.train]
-    lists = {"query": "name_query.txt", "gallery": "name_test.txt", "train": "train_label.xml"}
+    lists = ({"query": "name_query.txt", "gallery": "name_test.txt", "train": "train_label.xml"} if split == "test"
+             else {side: "train_label.xml (validation split)" for side in sides})
     feats = {side: align(loaded[side], order=names, source=os.path.join(data_root, lists[side]))[1]
              for side, names in sides.items()}
     for note in notes:

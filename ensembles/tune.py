@@ -164,3 +164,164 @@ def describe(pipe: Pipeline) -> str:
     """One line: fusion, weights and step labels."""
     w = ",".join(f"{m}={pipe.weights.get(m, 1.0):g}" for m in pipe.models)
     return " ".join([pipe.fusion, w] + [s.label() for s in pipe.steps])
+
+
+# ----------------------------------------------------------------------------- coordinate ascent
+
+# The steps `ascend` tries, in the order it tries them, each with the parameter sets it scores. The
+# camera penalty goes first: query expansion and DBA are camera-aware once it is in the pipeline.
+CANDIDATES: Tuple[Tuple[str, Tuple[Dict[str, object], ...]], ...] = (
+    ("camera_penalty", ({"penalty": 0.1}, {"penalty": 0.3}, {"penalty": 1.0})),
+    ("metric", ({"method": "lfda", "pca_dim": 64}, {"method": "lfda", "pca_dim": 128})),
+    ("dba", ({"k": 1}, {"k": 2}, {"k": 4})),
+    ("qe", ({"k": 1}, {"k": 2}, {"k": 4}, {"k": 2, "alpha": 3.0}, {"k": 6, "alpha": 3.0})),
+    ("rerank", ({"k1": 20, "k2": 6, "lambda": 0.3}, {"k1": 10, "k2": 3, "lambda": 0.3},
+                {"k1": 30, "k2": 6, "lambda": 0.5})),
+    ("track_distance", ({},)),
+)
+
+
+@dataclass
+class AscentResult:
+    """The chosen pipeline and the validation table behind it (one row per scored variant)."""
+
+    pipeline: Pipeline
+    table: List[Dict[str, object]]
+    trials: int
+
+    def kept(self) -> List[Dict[str, object]]:
+        return [r for r in self.table if r.get("kept")]
+
+
+class _Scorer:
+    """Scores pipelines on the (validation) inputs, each distinct pipeline once, within ``budget``."""
+
+    def __init__(self, inputs: Inputs, objective: str, budget: int, topk: int, dense_rerank_max: int,
+                 log: Optional[Callable[[str], None]]):
+        self.inputs, self.objective, self.budget = inputs, objective, budget
+        self.topk, self.dense_rerank_max, self.log = topk, dense_rerank_max, log
+        self.cache: Dict[str, Dict[str, object]] = {}
+
+    @property
+    def left(self) -> int:
+        return self.budget - len(self.cache)
+
+    def __call__(self, pipe: Pipeline) -> Optional[Dict[str, object]]:
+        """The pipeline's scores, or None once the budget is spent (cached pipelines are free)."""
+        key = repr(pipe.to_dict())
+        if key not in self.cache:
+            if self.left <= 0:
+                return None
+            pipe.validate("tune candidate")
+            ranking = run_ensemble(self.inputs, pipe, topk=self.topk, evaluate=False,
+                                   dense_rerank_max=self.dense_rerank_max).ranking
+            self.cache[key] = score(ranking, self.inputs.labels, self.topk)
+            if self.log is not None:
+                self.log(f"trial {len(self.cache):3d}: {self.objective} "
+                         f"{100 * float(self.cache[key][self.objective]):6.2f}  {describe(pipe)}")
+        return self.cache[key]
+
+    def value(self, scores: Optional[Dict[str, object]]) -> float:
+        return -math.inf if scores is None else float(scores[self.objective])
+
+
+def _with_step(pipe: Pipeline, name: str, params: Mapping[str, object]) -> Pipeline:
+    """``pipe`` plus step ``name`` (replacing one of that name), the steps kept in canonical order."""
+    from .pipeline import Step, canonical_order
+
+    order = canonical_order()
+    out = copy.deepcopy(pipe)
+    out.steps = [s for s in out.steps if s.name != name] + [Step.make(name, "tune candidate", **params)]
+    out.steps.sort(key=lambda s: order.index(s.name))
+    return out
+
+
+def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: str = "mAP",
+           weights: Sequence[float] = (0.0, 0.5, 1.0, 2.0), fusions: Sequence[str] = ("concat", "distance"),
+           candidates: Sequence[Tuple[str, Sequence[Mapping[str, object]]]] = CANDIDATES, min_gain: float = 0.001,
+           topk: int = TOPK, dense_rerank_max: int = DENSE_RERANK_MAX,
+           log: Optional[Callable[[str], None]] = None) -> AscentResult:
+    """Coordinate ascent on a labelled (validation) split, each move kept only if it gains.
+
+    1. each model alone; 2. the fusion: method, then each model's weight in turn over ``weights``
+    (0 drops the model; passes repeat while a weight moves); 3. each candidate step in turn, its
+    parameter sets scored on top of the pipeline so far, the best kept when it gains at least
+    ``min_gain`` (mAP as a fraction) over the pipeline without it. ``budget`` caps the distinct
+    pipelines scored. The table records every scored variant with its gain and whether it was kept.
+    """
+    if not inputs.labels.has_gt:
+        raise TuneError("tuning needs ground truth (a validation split, or query_label.xml and test_label.xml)")
+    if objective not in OBJECTIVES:
+        raise TuneError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if budget < len(models) + 1:
+        raise TuneError(f"budget {budget} is too small: the models alone and their fusion need {len(models) + 1}")
+    run = _Scorer(inputs, objective, budget, topk, dense_rerank_max, log)
+    table: List[Dict[str, object]] = []
+
+    def row(stage: str, label: str, scores, gain: Optional[float], kept: bool, why: str) -> None:
+        table.append({"stage": stage, "label": label, "scores": scores, "gain": gain, "kept": kept, "why": why})
+
+    singles = {}
+    for m in models:
+        singles[m] = run.value(run(Pipeline([m], {m: 1.0})))
+        row("model", f"model {m}", run.cache[repr(Pipeline([m], {m: 1.0}).to_dict())], None, False, "single model")
+    best_single = max(singles.values())
+    best = Pipeline(list(models), {m: 1.0 for m in models}, fusions[0])
+    best_value = run.value(run(best))
+    for fusion in fusions[1:]:
+        trial = copy.deepcopy(best)
+        trial.fusion = fusion
+        value = run.value(run(trial))
+        if value > best_value:
+            best, best_value = trial, value
+    if len(models) > 1:
+        moved = True
+        while moved and run.left > 0:
+            moved = False
+            for m in models:
+                for w in weights:
+                    trial = copy.deepcopy(best)
+                    trial.weights[m] = float(w)
+                    if sum(trial.weights.values()) <= 0:
+                        continue
+                    value = run.value(run(trial))
+                    if value > best_value + 1e-9:
+                        best, best_value, moved = trial, value, True
+    best = _drop_zero_weights(best)
+    row("fusion", f"fusion {describe(best)}", run(best), best_value - best_single, True,
+        "best fusion method and weights on this split" + (f"; dropped {', '.join(m for m in models if m not in best.models)}"
+                                                         if len(best.models) < len(models) else ""))
+    for name, variants in candidates:
+        scored = []
+        for params in variants:
+            trial = _with_step(best, name, params)
+            scores = run(trial)
+            if scores is None:
+                break
+            scored.append((run.value(scores), trial, scores))
+        if not scored:
+            row("step", name, None, None, False, "not tried: budget spent")
+            continue
+        value, trial, scores = max(scored, key=lambda t: t[0])
+        for v, t, s in scored:
+            if t is not trial:
+                row("variant", f"  {_step_label(t, name)}", s, v - best_value, False, "a better variant was found")
+        gain = value - best_value
+        kept = gain >= min_gain
+        row("step", _step_label(trial, name), scores, gain, kept,
+            f"{'gains' if kept else 'does not gain'} {100 * gain:+.2f} {objective} on this split"
+            + ("" if kept else f" (needs {100 * min_gain:+.2f})"))
+        if kept:
+            best, best_value = trial, value
+    return AscentResult(best, table, len(run.cache))
+
+
+def _drop_zero_weights(pipe: Pipeline) -> Pipeline:
+    kept = [m for m in pipe.models if pipe.weights.get(m, 1.0) > 0]
+    out = copy.deepcopy(pipe)
+    out.models, out.weights = kept, {m: pipe.weights.get(m, 1.0) for m in kept}
+    return out
+
+
+def _step_label(pipe: Pipeline, name: str) -> str:
+    return "+ " + next(s.label() for s in pipe.steps if s.name == name)
