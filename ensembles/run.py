@@ -95,7 +95,8 @@ def run_ensemble(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK, evaluate:
 
 
 def metrics_json(result: FuseResult, pipeline: Pipeline, inputs: Inputs, topk: int, track2: str) -> Dict[str, Any]:
-    """The ``--metrics-out`` document: top-level scores are the final ranking's (what was written)."""
+    """The ``--metrics-out`` document: top-level scores are the final ranking's (what was written);
+    ``validation`` is the table `ensemble tune` chose the pipeline by (None for an untuned pipeline)."""
     final = result.final or {"mAP": None, "cmc": None}
     return {**final,
             "per_model": result.per_model,
@@ -103,4 +104,6 @@ def metrics_json(result: FuseResult, pipeline: Pipeline, inputs: Inputs, topk: i
             "steps": [{**{k: v for k, v in s.items() if k != "scores"}, **s.get("scores", {})} for s in result.steps],
             "has_ground_truth": inputs.labels.has_gt,
             "num_query": len(inputs.labels.q_pids), "num_gallery": len(inputs.labels.g_pids),
-            "topk": topk, "track2": track2, "pipeline": pipeline.to_dict(), "notes": result.notes}
+            "topk": topk, "track2": track2,
+            "pipeline": {k: v for k, v in pipeline.to_dict().items() if k != "validation"},
+            "validation": pipeline.validation, "notes": result.notes}

@@ -259,7 +259,8 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
     table: List[Dict[str, object]] = []
 
     def row(stage: str, label: str, scores, gain: Optional[float], kept: bool, why: str) -> None:
-        table.append({"stage": stage, "label": label, "scores": scores, "gain": gain, "kept": kept, "why": why})
+        shown = {k: v for k, v in scores.items() if k != "cmc"} if scores else None
+        table.append({"stage": stage, "label": label, "scores": shown, "gain": gain, "kept": kept, "why": why})
 
     singles = {}
     for m in models:
@@ -288,6 +289,10 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
                     if value > best_value + 1e-9:
                         best, best_value, moved = trial, value, True
     best = _drop_zero_weights(best)
+    for r, m in zip(table, models):
+        r["kept"] = m in best.models
+        r["why"] = (f"fused with weight {best.weights[m]:g}" if r["kept"] else
+                    "dropped: the fusion scores best without it")
     row("fusion", f"fusion {describe(best)}", run(best), best_value - best_single, True,
         "best fusion method and weights on this split" + (f"; dropped {', '.join(m for m in models if m not in best.models)}"
                                                          if len(best.models) < len(models) else ""))

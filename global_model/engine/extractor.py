@@ -62,13 +62,39 @@ def infer_batch(model: nn.Module, images: torch.Tensor, flip: bool = True, dtype
     return feats
 
 
-def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, device: Optional[torch.device] = None,
-                     progress: bool = True) -> Tuple[List[str], np.ndarray]:
-    """``(names, feats)`` for ``records`` in order: names are file names, feats N×D float32
-    (unit-norm when ``TEST.NORM``). Leaves the model in the train/eval mode it had."""
-    from post_processing.progress import progress_bar
+class _InMemory(torch.utils.data.Dataset):
+    """Test-transformed items of images already in memory (H×W×3 uint8 RGB), one per record."""
 
-    from ..data.dataset import build_test_loader
+    def __init__(self, records: Sequence[ImageRecord], images: Sequence[np.ndarray], transform):
+        if len(records) != len(images):
+            raise ValueError(f"{len(images)} images for {len(records)} records")
+        self.records, self.images, self.transform = list(records), list(images), transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, idx: int):
+        rec = self.records[idx]
+        return {"images": torch.from_numpy(self.transform(self.images[idx], np.random.default_rng(0))),
+                "pids": rec.pid, "camids": rec.camid, "paths": rec.path}
+
+
+def _loader(cfg, records: Sequence[ImageRecord], images: Optional[Sequence[np.ndarray]]):
+    from ..data.dataset import build_test_loader, collate
+    from ..data.transforms import build_transforms
+
+    if images is None:
+        return build_test_loader(cfg, records)
+    return torch.utils.data.DataLoader(_InMemory(records, images, build_transforms(cfg, is_train=False)),
+                                       batch_size=cfg.TEST.IMS_PER_BATCH, shuffle=False, collate_fn=collate)
+
+
+def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, device: Optional[torch.device] = None,
+                     progress: bool = True, images: Optional[Sequence[np.ndarray]] = None) -> Tuple[List[str], np.ndarray]:
+    """``(names, feats)`` for ``records`` in order: names are file names, feats N×D float32
+    (unit-norm when ``TEST.NORM``). ``images`` (H×W×3 uint8 RGB per record, e.g. restored by SJDL)
+    replace reading the records' files. Leaves the model in the train/eval mode it had."""
+    from post_processing.progress import progress_bar
 
     model = unwrap_model(model)
     device = device or next(model.parameters()).device
@@ -80,7 +106,7 @@ def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, devi
     model.eval()
     chunks = []
     try:
-        loader = build_test_loader(cfg, records)
+        loader = _loader(cfg, records, images)
         for batch in progress_bar(loader, progress, desc="extract", unit="batch", leave=False):
             images = batch["images"].to(device, non_blocking=True)
             chunks.append(infer_batch(model, images, cfg.TEST.FLIP, dtype, channels_last, cfg.TEST.NORM).cpu())
