@@ -255,7 +255,8 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
         raise TuneError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if budget < len(models) + 1:
         raise TuneError(f"budget {budget} is too small: the models alone and their fusion need {len(models) + 1}")
-    run = _Scorer(inputs, objective, budget, topk, dense_rerank_max, log)
+    # A validation gallery can be smaller than a submission's depth: rank all of it then.
+    run = _Scorer(inputs, objective, budget, min(topk, len(inputs.labels.g_pids)), dense_rerank_max, log)
     table: List[Dict[str, object]] = []
 
     def row(stage: str, label: str, scores, gain: Optional[float], kept: bool, why: str) -> None:

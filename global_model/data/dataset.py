@@ -107,9 +107,12 @@ def load_dataset_spec(spec: str, cfg, root_override: Optional[str] = None, train
     """Load one ``DATASETS`` entry (see :func:`parse_dataset_spec`); ``root_override`` replaces its folder.
 
     ``train=False``: the caller needs query and gallery only; a loader with a ``train`` keyword
-    (aic20) is told so and does not read its training labels and images."""
+    (aic20) is told so and does not read its training labels and images. ``DATASETS.VAL_IDS``/
+    ``VAL_SEED`` become the entry's ``val_ids``/``val_seed`` unless it names its own."""
     name, root, options = parse_dataset_spec(spec, cfg.DATASETS.ROOT)
     root = root_override or root
+    if cfg.DATASETS.VAL_IDS and "val_ids" not in options:
+        options = {"val_ids": cfg.DATASETS.VAL_IDS, "val_seed": cfg.DATASETS.VAL_SEED, **options}
     if not os.path.isdir(root):
         raise DatasetError(f"dataset {name!r}: root folder {root!r} does not exist")
     if not train and "train" in inspect.signature(DATASETS.get(name)).parameters:

@@ -1,0 +1,80 @@
+"""`ensemble tune --split val`: coordinate ascent on the validation split only, its pipeline and
+validation table round-trip through `fuse --pipeline` on the test split."""
+import os
+
+import numpy as np
+import pytest
+
+from ensembles.inputs import load_inputs, load_split_lists
+from ensembles.pipeline import Pipeline
+from ensembles.run import metrics_json, run_ensemble
+from ensembles.tune import ascend
+from post_processing.features import save_features
+
+NOISE = {"a": 0.8, "b": 1.0, "c": 3.0}
+SMALL = (("camera_penalty", ({"penalty": 0.3},)), ("qe", ({"k": 1}, {"k": 2, "alpha": 3.0})),
+         ("rerank", ({"k1": 6, "k2": 3, "lambda": 0.3},)))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, ensemble_fakes):
+    """A tree with 24 test ids and 20 training ids (6 held out for validation), and val + test features:
+    id prototypes shared by all splits plus per-model noise."""
+    root = str(tmp_path_factory.mktemp("tune_tree"))
+    tree = ensemble_fakes.build_tree(root, n_ids=24, per_id=5, n_cams=4, train_ids=20)
+    feats = str(tmp_path_factory.mktemp("tune_feats"))
+    ensemble_fakes.write_features(feats, tree, NOISE)
+    val = load_split_lists(root, split="val", val_ids=6, val_seed=0)
+    rng = np.random.default_rng(1)
+    protos = {m: rng.normal(size=(60, 16)).astype(np.float32) for m in NOISE}
+    for m, sigma in NOISE.items():
+        for side, recs in (("val_query", val.query), ("val_gallery", val.gallery)):
+            pids = np.array([r.pid for r in recs])
+            save_features(os.path.join(feats, f"{side}_{m}.pkl"), [r.name for r in recs],
+                          protos[m][pids] + sigma * rng.normal(size=(len(recs), 16)).astype(np.float32))
+    return {"root": root, "features": feats}
+
+
+def _val_only(data, tmp_path):
+    """A copy of the feature folder without any test feature file."""
+    only = tmp_path / "val_only"
+    only.mkdir()
+    for name in os.listdir(data["features"]):
+        if name.startswith("val_"):
+            os.link(os.path.join(data["features"], name), only / name)
+    return str(only)
+
+
+def test_tune_on_val_never_reads_test_features(data, tmp_path):
+    features = _val_only(data, tmp_path)
+    inputs = load_inputs(features, data["root"], list(NOISE), split="val", val_ids=6, val_seed=0)
+    result = ascend(inputs, list(NOISE), budget=40, candidates=SMALL)
+    assert result.trials <= 40
+    labels = [r["label"] for r in result.table]
+    assert labels[:3] == ["model a", "model b", "model c"] and any(r["stage"] == "fusion" for r in result.table)
+    assert {r["label"].split("(")[0] for r in result.table if r["stage"] == "step"} == {
+        "+ camera_penalty", "+ qe", "+ rerank"}
+    kept = [r for r in result.table if r["stage"] == "step" and r["kept"]]
+    assert [s.name for s in result.pipeline.steps] == [r["label"][2:].split("(")[0] for r in kept]
+    for r in result.table:
+        if r["stage"] == "step":
+            assert r["kept"] == (r["gain"] >= 0.001)
+    with pytest.raises(Exception, match="no query_a.pkl"):
+        load_inputs(features, data["root"], ["a"])
+
+
+def test_the_chosen_pipeline_round_trips_through_fuse_on_test(data, tmp_path):
+    inputs = load_inputs(data["features"], data["root"], list(NOISE), split="val", val_ids=6, val_seed=0)
+    result = ascend(inputs, list(NOISE), budget=30, candidates=SMALL)
+    chosen = result.pipeline
+    chosen.validation = {"split": "val", "rows": result.table}
+    path = str(tmp_path / "pipeline.yaml")
+    chosen.save(path)
+    loaded = Pipeline.load(path)
+    assert loaded.to_dict() == chosen.to_dict()
+    test = load_inputs(data["features"], data["root"], loaded.models)
+    fused = run_ensemble(test, loaded, topk=20)
+    doc = metrics_json(fused, loaded, test, 20, "track2.txt")
+    assert doc["validation"]["rows"][0]["label"] == "model a"
+    assert doc["pipeline"]["steps"] == chosen.to_dict()["steps"] and "validation" not in doc["pipeline"]
+    assert doc["per_model"].keys() == set(loaded.models) and len(doc["steps"]) == len(loaded.steps)
