@@ -259,9 +259,11 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
     run = _Scorer(inputs, objective, budget, min(topk, len(inputs.labels.g_pids)), dense_rerank_max, log)
     table: List[Dict[str, object]] = []
 
-    def row(stage: str, label: str, scores, gain: Optional[float], kept: bool, why: str) -> None:
+    def row(stage: str, label: str, scores, gain: Optional[float], kept: bool, why: str,
+            step: Optional[Dict[str, object]] = None) -> None:
         shown = {k: v for k, v in scores.items() if k != "cmc"} if scores else None
-        table.append({"stage": stage, "label": label, "scores": shown, "gain": gain, "kept": kept, "why": why})
+        table.append({"stage": stage, "label": label, "scores": shown, "gain": gain, "kept": kept, "why": why,
+                      **({"step": step} if step else {})})
 
     singles = {}
     for m in models:
@@ -316,7 +318,8 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
         kept = gain >= min_gain
         row("step", _step_label(trial, name), scores, gain, kept,
             f"{'gains' if kept else 'does not gain'} {100 * gain:+.2f} {objective} on this split"
-            + ("" if kept else f" (needs {100 * min_gain:+.2f})"))
+            + ("" if kept else f" (needs {100 * min_gain:+.2f})"),
+            step={"name": name, **next(s.params for s in trial.steps if s.name == name)})
         if kept:
             best, best_value = trial, value
     return AscentResult(best, table, len(run.cache))
@@ -331,3 +334,25 @@ def _drop_zero_weights(pipe: Pipeline) -> Pipeline:
 
 def _step_label(pipe: Pipeline, name: str) -> str:
     return "+ " + next(s.label() for s in pipe.steps if s.name == name)
+
+
+def replay_dropped(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK,
+                   dense_rerank_max: int = DENSE_RERANK_MAX) -> List[Dict[str, object]]:
+    """What each step the tuner tried and dropped (``pipeline.validation`` rows) would have done on
+    ``inputs`` (the test split): reported beside the chosen pipeline, never used to choose."""
+    rows = (pipeline.validation or {}).get("rows") or []
+    base = None
+    out: List[Dict[str, object]] = []
+    for r in rows:
+        if r.get("stage") != "step" or r.get("kept") or not r.get("step"):
+            continue
+        if base is None:
+            base = score(run_ensemble(inputs, pipeline, topk=topk, evaluate=False,
+                                      dense_rerank_max=dense_rerank_max).ranking, inputs.labels, topk)
+        params = {k: v for k, v in r["step"].items() if k != "name"}
+        trial = _with_step(pipeline, str(r["step"]["name"]), params)
+        scores = score(run_ensemble(inputs, trial, topk=topk, evaluate=False,
+                                    dense_rerank_max=dense_rerank_max).ranking, inputs.labels, topk)
+        out.append({"label": r["label"], "validation_gain": r.get("gain"), "scores": scores,
+                    "gain": float(scores["mAP"]) - float(base["mAP"])})
+    return out

@@ -153,21 +153,32 @@ def load_model_from_checkpoint(weights: str, cfg=None, opts: Sequence[str] = (),
 _RUN_ONLY_KEYS = ("DATALOADER", "DATASETS", "OUTPUT_DIR", "SOLVER", "TEST.IMS_PER_BATCH", "MODEL.DEVICE")
 
 
-def model_fingerprint(weights: str, cfg) -> Dict[str, str]:
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_fingerprint(weights: str, cfg, defog_with: Optional[str] = None) -> Dict[str, str]:
     """What a feature file records of its model: ``fingerprint`` (16 hex digits of the checkpoint's
     and the config's SHA-256 together), ``checkpoint`` (the path), ``checkpoint_sha256`` and
     ``config_sha256`` (of the config without its run-only keys). Feature files of one model with
-    different fingerprints do not belong together (``ensemble fuse`` refuses them)."""
-    digest = hashlib.sha256()
-    with open(weights, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    ckpt_sha = digest.hexdigest()
+    different fingerprints do not belong together (``ensemble fuse`` refuses them). ``defog_with``:
+    the SJDL checkpoint that restored the images first (``defog_with`` and ``defog_sha256`` recorded,
+    and part of the fingerprint)."""
+    ckpt_sha = _file_sha256(weights)
     shown = cfg.clone()
     shown.defrost()
     for key in _RUN_ONLY_KEYS:
         node, _, leaf = key.rpartition(".")
         (shown[node] if node else shown).pop(leaf, None)
     cfg_sha = hashlib.sha256(shown.dump().encode("utf-8")).hexdigest()
-    return {"fingerprint": hashlib.sha256(f"{ckpt_sha}:{cfg_sha}".encode()).hexdigest()[:16],
-            "checkpoint": str(weights), "checkpoint_sha256": ckpt_sha, "config_sha256": cfg_sha}
+    key = f"{ckpt_sha}:{cfg_sha}"
+    extra: Dict[str, str] = {}
+    if defog_with:
+        extra = {"defog_with": str(defog_with), "defog_sha256": _file_sha256(defog_with)}
+        key += f":{extra['defog_sha256']}"
+    return {"fingerprint": hashlib.sha256(key.encode()).hexdigest()[:16],
+            "checkpoint": str(weights), "checkpoint_sha256": ckpt_sha, "config_sha256": cfg_sha, **extra}
