@@ -86,13 +86,13 @@ for entry in $MODELS; do
             [ -n "${DEFOG_WITH:-}" ] || fail "$name: a @defog model needs DEFOG_WITH (an SJDL checkpoint)"
             defog="--defog-with $DEFOG_WITH" ;;
     esac
-    echo "$name: global_model extract --weights $weights${config:+ --config $config}${defog:+ $defog}"
+    echo "$name: global_model extract --checkpoint $weights${config:+ --config $config}${defog:+ $defog}"
     # shellcheck disable=SC2086  # EXTRACT_ARGS is a list of words
     if [ -n "$config" ]; then
-        "$PYTHON" -m global_model extract --config "$config" --weights "$weights" --data-root "$DATA_ROOT" \
+        "$PYTHON" -m global_model extract --config "$config" --checkpoint "$weights" --data-root "$DATA_ROOT" \
             --out-dir "$STAGE" --name "$name" --no-progress $defog $EXTRACT_ARGS || fail "$name: extraction failed"
     else
-        "$PYTHON" -m global_model extract --weights "$weights" --data-root "$DATA_ROOT" \
+        "$PYTHON" -m global_model extract --checkpoint "$weights" --data-root "$DATA_ROOT" \
             --out-dir "$STAGE" --name "$name" --no-progress $defog $EXTRACT_ARGS || fail "$name: extraction failed"
     fi
     names="$names $name"
