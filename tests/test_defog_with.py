@@ -76,3 +76,35 @@ def test_the_defogger_is_part_of_the_fingerprint(setup):
     plain = model_fingerprint(weights, setup["cfg"])
     defogged = model_fingerprint(weights, setup["cfg"], defog_with=setup["sjdl"])
     assert defogged["fingerprint"] != plain["fingerprint"] and defogged["defog_with"] == setup["sjdl"]
+
+
+def test_extract_cli_writes_val_and_test_features_of_restored_images(setup, ensemble_fakes, tmp_path):
+    from ensembles.inputs import load_split_lists
+    from global_model.cli import main as cli
+    from post_processing.features import load_features
+
+    root = str(tmp_path / "tree")
+    tree = ensemble_fakes.build_tree(root, n_ids=6, per_id=3, n_cams=3, images=True, train_ids=8)
+    os.makedirs(os.path.join(root, "image_train"))
+    rng = np.random.default_rng(1)
+    for name in tree.train:
+        assert cv2.imwrite(os.path.join(root, "image_train", name), rng.integers(0, 255, (20, 16, 3)).astype(np.uint8))
+    cfg = load_config_string(CFG.format(arch="baseline", root=root, extra=""))
+    cfg.defrost()
+    cfg.DATASETS.VAL_IDS = 3.0
+    weights = str(tmp_path / "r.pth")
+    save_checkpoint(weights, {"model": setup["model"].state_dict(), "cfg": cfg.dump(), "num_classes": 5})
+    out = tmp_path / "feats"
+    assert cli(["extract", "--checkpoint", weights, "--out-dir", str(out), "--name", "r@defog", "--split", "val",
+                "--split", "both", "--defog-with", setup["sjdl"], "--no-progress"]) == 0
+    val = load_split_lists(root, split="val", val_ids=3)
+    query = load_features(str(out / "val_query_r@defog.pkl"))
+    assert sorted(query.names) == sorted(r.name for r in val.query)
+    assert query.meta["defog_with"] == setup["sjdl"]
+    assert sorted(load_features(str(out / "gallery_r@defog.pkl")).names) == sorted(tree.gallery)
+    records = [r for r in val.query]
+    records = [type(r)(os.path.join(root, "image_train", r.name), r.pid, r.camid) for r in records]
+    restored = Restorer(setup["sjdl"]).restore(records, progress=False)
+    names, feats = extract_features(setup["model"], records, cfg, progress=False, images=restored)
+    order = [query.names.index(n) for n in names]
+    np.testing.assert_allclose(query.feats[order], feats, atol=2e-3)

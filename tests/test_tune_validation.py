@@ -78,3 +78,38 @@ def test_the_chosen_pipeline_round_trips_through_fuse_on_test(data, tmp_path):
     assert doc["validation"]["rows"][0]["label"] == "model a"
     assert doc["pipeline"]["steps"] == chosen.to_dict()["steps"] and "validation" not in doc["pipeline"]
     assert doc["per_model"].keys() == set(loaded.models) and len(doc["steps"]) == len(loaded.steps)
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from ensembles.cli import main
+
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return res.output
+
+
+def test_cli_tunes_on_val_without_test_files_and_fuse_applies_it_to_test(data, tmp_path):
+    import json
+
+    features = _val_only(data, tmp_path)
+    pipeline = tmp_path / "pipeline.yaml"
+    out = _cli("tune", "--split", "val", "--val-ids", 6, "--search", "ascent", "--models", "a,b,c",
+               "--features-dir", features, "--data-root", data["root"], "--budget", 30, "--topk", 10,
+               "--camera-penalty", 0.3, "--qe", 2, "--out", pipeline)
+    assert "validation table (val split" in out and "+ qe(k=2)" in out
+    chosen = Pipeline.load(str(pipeline))
+    assert chosen.validation["split"] == "val" and chosen.validation["val_ids"] == 6
+    for name in os.listdir(features):  # the test split's files are back
+        os.unlink(os.path.join(features, name))
+    for name in os.listdir(data["features"]):
+        os.link(os.path.join(data["features"], name), os.path.join(features, name))
+    metrics = tmp_path / "metrics.json"
+    out = _cli("fuse", "--pipeline", pipeline, "--features-dir", features, "--data-root", data["root"],
+               "--topk", 20, "--out", tmp_path / "track2.txt", "--metrics-out", metrics)
+    doc = json.loads(metrics.read_text())
+    assert doc["validation"]["rows"] == chosen.validation["rows"]
+    assert doc["pipeline"]["models"] == chosen.models and "(test split)" in out
+    dropped = [r["label"] for r in chosen.validation["rows"] if r["stage"] == "step" and not r["kept"]]
+    assert [d["label"] for d in doc["dropped_steps"]] == dropped

@@ -33,16 +33,26 @@ def command(ctx, **o):
     result = run_ensemble(inputs, pipe, topk=o["topk"], dense_rerank_max=o["dense_rerank_max"])
     for note in result.notes:
         click.echo(f"note: {note}")
+    dropped = []
+    if pipe.validation and result.fusion is not None:
+        from ..tune import replay_dropped
+
+        dropped = replay_dropped(inputs, pipe, o["topk"], o["dense_rerank_max"])
     with write_together():
         write_track2(o["out"], result.ranking, topk=o["topk"], num_gallery=len(inputs.labels.g_pids))
         if o["metrics_out"]:
-            write_json(o["metrics_out"], metrics_json(result, pipe, inputs, o["topk"], o["out"]))
+            write_json(o["metrics_out"], {**metrics_json(result, pipe, inputs, o["topk"], o["out"]),
+                                          "dropped_steps": dropped})
         if o["save_pipeline"]:
             pipe.save(o["save_pipeline"])
     if result.fusion is not None:
         click.echo("")
         click.echo(format_table(*result.rows(pipe)))
         click.echo("")
+        if dropped:
+            click.echo("steps the tuner dropped (no gain on validation), added to this pipeline here for the record:")
+            click.echo(format_table([(d["label"], d["scores"]) for d in dropped], [d["gain"] for d in dropped]))
+            click.echo("")
     else:
         click.echo("no ground truth (query_label.xml / test_label.xml): no metrics")
     click.echo(f"wrote {o['out']} ({len(result.ranking)} queries x {o['topk']})")

@@ -4,7 +4,9 @@ Rebuilds the model from the checkpoint (its stored config, or ``--config``), fol
 the convolutions, extracts every split asked for, then writes ``DIR/<split>_NAME.pkl`` (or ``.npz``)
 for all of them together: a failure on one split replaces none of the files, so a new query file
 never sits beside an old gallery file. Each file records the model's fingerprint and the images
-``DATASETS.SKIP_BAD`` left out (see :mod:`post_processing.features`).
+``DATASETS.SKIP_BAD`` left out (see :mod:`post_processing.features`). ``--split val`` extracts the
+validation split ``DATASETS.VAL_IDS`` holds out of training (stored in the checkpoint's config);
+``--defog-with`` restores each image with an SJDL checkpoint before the model sees it.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ import click
 from . import OVERRIDES, checkpoint_option, run_options
 
 SPLIT_CHOICES = {"query": ("query",), "gallery": ("gallery",), "train": ("train",),
-                 "both": ("query", "gallery"), "all": ("query", "gallery", "train")}
+                 "both": ("query", "gallery"), "all": ("query", "gallery", "train"),
+                 "val": ("val_query", "val_gallery")}
 
 
 @click.command(context_settings=OVERRIDES, short_help="extract query/gallery features to pickles")
@@ -26,13 +29,17 @@ SPLIT_CHOICES = {"query": ("query",), "gallery": ("gallery",), "train": ("train"
               help="dataset folder with the query/gallery split (default: DATASETS.TEST's root)")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False), help="features folder")
 @click.option("--name", required=True, help="model name used in the file names: query_NAME.pkl")
-@click.option("--split", type=click.Choice(tuple(SPLIT_CHOICES)), default="both", show_default=True,
-              help="what to extract: both = query + gallery; all adds the training images "
-                   "(train_NAME.pkl, which `ensemble fuse --metric` fits on)")
+@click.option("--split", type=click.Choice(tuple(SPLIT_CHOICES)), multiple=True,
+              help="what to extract (repeat for several): both = query + gallery (default); all adds the "
+                   "training images (train_NAME.pkl, which `ensemble fuse --metric` fits on); val = the "
+                   "validation split DATASETS.VAL_IDS holds out (val_query_NAME.pkl, val_gallery_NAME.pkl)")
+@click.option("--defog-with", type=click.Path(dir_okay=False),
+              help="SJDL checkpoint: restore every image with it first, then extract (an extra ensemble "
+                   "member, e.g. --name r18@defog)")
 @click.option("--format", "fmt", type=click.Choice(("pkl", "npz")), default="pkl", show_default=True,
               help="feature file format")
 @run_options("TEST.FLIP False TEST.IMS_PER_BATCH 64")
-def command(config, checkpoint, data_root, out_dir, name, split, fmt, no_progress, opts) -> int:
+def command(config, checkpoint, data_root, out_dir, name, split, defog_with, fmt, no_progress, opts) -> int:
     """Extract features of the query/gallery (or training) images with a trained model; all files are
     written together."""
     from post_processing.features import save_feature_files
@@ -46,12 +53,22 @@ def command(config, checkpoint, data_root, out_dir, name, split, fmt, no_progres
     cfg = load_config(config, opts) if config else None
     model, cfg = load_model_from_checkpoint(checkpoint, cfg, opts)
     model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
-    wanted = SPLIT_CHOICES[split]
+    wanted = list(dict.fromkeys(part for choice in split or ("both",) for part in SPLIT_CHOICES[choice]))
     splits, skipped = build_test_split(cfg, data_root, train="train" in wanted)
-    source = model_fingerprint(checkpoint, cfg)
+    if "val_query" in wanted:
+        val, val_skipped = build_test_split(cfg, data_root, split="val")
+        splits.update({f"val_{k}": v for k, v in val.items()})
+        skipped.update({f"val_{k}": v for k, v in val_skipped.items()})
+    restorer = None
+    if defog_with:
+        from ..sjdl.restore import Restorer
+
+        restorer = Restorer(defog_with)
+    source = model_fingerprint(checkpoint, cfg, defog_with)
     files = []
     for part in wanted:
-        names, feats = extract_features(model, splits[part], cfg, progress=not no_progress)
+        images = restorer.restore(splits[part], progress=not no_progress) if restorer else None
+        names, feats = extract_features(model, splits[part], cfg, progress=not no_progress, images=images)
         path = os.path.join(out_dir, f"{part}_{name}.{fmt}")
         files.append((path, names, feats, {**source, "split": part, "skipped": skipped[part]}))
     save_feature_files(files)
