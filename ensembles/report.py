@@ -93,3 +93,15 @@ def format_validation(table: Sequence[Mapping[str, Any]]) -> str:
         out.append(line.ljust(width) + ("  yes " if r.get("kept") else "  no  ") + (r.get("why") or ""))
     out += [f"{r['label']}: {r['why']}" for r in table if not r.get("scores")]
     return "\n".join(out)
+
+
+def tuner_summary(validation: Mapping[str, Any]) -> str:
+    """What ``ensemble tune`` kept and dropped, each with its validation gain (from a pipeline's
+    ``validation`` record): the lines `ensemble fuse --pipeline` prints under the test table."""
+    split = validation.get("split", "validation")
+    lines = [f"chosen on the {split} split ({validation.get('trials', '?')} pipelines scored):"]
+    for r in validation.get("rows") or []:
+        if r.get("stage") in ("model", "fusion", "step"):
+            mark = "kept   " if r.get("kept") else "dropped"
+            lines.append(f"  {mark} {r['label']}: {r.get('why', '')}")
+    return "\n".join(lines)

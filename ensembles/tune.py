@@ -244,7 +244,7 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
     """Coordinate ascent on a labelled (validation) split, each move kept only if it gains.
 
     1. each model alone; 2. the fusion: method, then each model's weight in turn over ``weights``
-    (0 drops the model; passes repeat while a weight moves); 3. each candidate step in turn, its
+    (0 leaves the model out of the fusion, still scored alone; passes repeat while a weight moves); 3. each candidate step in turn, its
     parameter sets scored on top of the pipeline so far, the best kept when it gains at least
     ``min_gain`` (mAP as a fraction) over the pipeline without it. ``budget`` caps the distinct
     pipelines scored. The table records every scored variant with its gain and whether it was kept.
@@ -291,14 +291,13 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
                     value = run.value(run(trial))
                     if value > best_value + 1e-9:
                         best, best_value, moved = trial, value, True
-    best = _drop_zero_weights(best)
     for r, m in zip(table, models):
-        r["kept"] = m in best.models
+        r["kept"] = best.weights[m] > 0
         r["why"] = (f"fused with weight {best.weights[m]:g}" if r["kept"] else
-                    "dropped: the fusion scores best without it")
+                    "weight 0: the fusion scores best without it (still scored alone)")
+    dropped = [m for m in models if best.weights[m] <= 0]
     row("fusion", f"fusion {describe(best)}", run(best), best_value - best_single, True,
-        "best fusion method and weights on this split" + (f"; dropped {', '.join(m for m in models if m not in best.models)}"
-                                                         if len(best.models) < len(models) else ""))
+        "best fusion method and weights on this split" + (f"; weight 0: {', '.join(dropped)}" if dropped else ""))
     for name, variants in candidates:
         scored = []
         for params in variants:
@@ -323,13 +322,6 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
         if kept:
             best, best_value = trial, value
     return AscentResult(best, table, len(run.cache))
-
-
-def _drop_zero_weights(pipe: Pipeline) -> Pipeline:
-    kept = [m for m in pipe.models if pipe.weights.get(m, 1.0) > 0]
-    out = copy.deepcopy(pipe)
-    out.models, out.weights = kept, {m: pipe.weights.get(m, 1.0) for m in kept}
-    return out
 
 
 def _step_label(pipe: Pipeline, name: str) -> str:

@@ -21,7 +21,7 @@ def command(ctx, **o):
     """Fuse several models' features, post-process, and write track2.txt (+ metrics with ground truth)."""
     from post_processing.submission import write_track2
 
-    from ..report import format_table, write_json
+    from ..report import format_table, tuner_summary, write_json
     from ..run import metrics_json, run_ensemble
 
     t0 = time.perf_counter()
@@ -49,6 +49,9 @@ def command(ctx, **o):
         click.echo("")
         click.echo(format_table(*result.rows(pipe)))
         click.echo("")
+        if pipe.validation:
+            click.echo(tuner_summary(pipe.validation))
+            click.echo("")
         if dropped:
             click.echo("steps the tuner dropped (no gain on validation), added to this pipeline here for the record:")
             click.echo(format_table([(d["label"], d["scores"]) for d in dropped], [d["gain"] for d in dropped]))
