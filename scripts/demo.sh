@@ -14,6 +14,7 @@
 #   DEMO_DEFOG   models also extracted from SJDL-defogged images ("r18": member r18@defog)
 #   DEMO_DEFOGGER  the SJDL model of DEMO_MODELS that defogs them (sjdl_r18)
 #   DEMO_BUDGET  pipelines `ensemble tune` may score (80)
+#   DEMO_TRAIN_ARGS  extra KEY VALUE overrides for every train (e.g. "SOLVER.MAX_EPOCHS 1" for a smoke run)
 #   PYTHON       interpreter (python)
 set -e
 . "$(dirname "$0")/demo_models.sh"
@@ -32,6 +33,9 @@ DATA="$OUT/data"
 FEATURES="$OUT/features"
 start=$(date +%s)
 last=$start
+# Training numerics depend on the CPU (bf16 autocast where it is native, oneDNN's kernels per
+# instruction set) and the thread count: printed so that two runs' tables can be compared.
+"$PYTHON" -c "import os, torch; from global_model.engine.amp import resolve_amp; print(f'cpu: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, training AMP: {resolve_amp(\"auto\", torch.device(\"cpu\")) or \"off\"}')"
 
 say() { printf '\n== %s\n' "$*"; }
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
@@ -63,8 +67,9 @@ for spec in $DEMO_MODELS; do
         # except SJDL's, which measures its restoration at the last epoch. DATASETS.VAL_IDS holds the
         # same identities out of every training set; the checkpoint's config keeps it for extract.
         echo "$name: global_model train --config $config DATASETS.VAL_IDS $VAL_IDS"
+        # shellcheck disable=SC2086  # DEMO_TRAIN_ARGS is a list of words
         "$PYTHON" -m global_model train --config "$config" --no-progress DATASETS.ROOT "$DATA" OUTPUT_DIR "$dir" \
-            DATASETS.VAL_IDS "$VAL_IDS"
+            DATASETS.VAL_IDS "$VAL_IDS" ${DEMO_TRAIN_ARGS:-}
         lap "train $name"
     fi
     MODELS="$MODELS $name:$config:$dir/model_final.pth"
