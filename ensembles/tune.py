@@ -7,6 +7,10 @@ search scores every point; ``random`` scores ``budget`` points drawn without rep
 them when the grid is smaller). The base pipeline itself is always trial 0, so the result is never
 worse than what you started from on this split. Tuning and scoring on the same split overfits it:
 keep a held-out split (or the challenge server) for the final word.
+
+:func:`ascend` is the competition recipe on such a held-out (validation) split: coordinate ascent
+over the models' weights and then over candidate steps, each kept only when it gains, with the
+validation table behind every choice (:class:`AscentResult`).
 """
 from __future__ import annotations
 
@@ -244,7 +248,8 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
     """Coordinate ascent on a labelled (validation) split, each move kept only if it gains.
 
     1. each model alone; 2. the fusion: method, then each model's weight in turn over ``weights``
-    (0 leaves the model out of the fusion, still scored alone; passes repeat while a weight moves); 3. each candidate step in turn, its
+    (0 leaves the model out of the fusion, still scored alone; passes repeat while a weight moves);
+    3. each candidate step in turn, its
     parameter sets scored on top of the pipeline so far, the best kept when it gains at least
     ``min_gain`` (mAP as a fraction) over the pipeline without it. ``budget`` caps the distinct
     pipelines scored. The table records every scored variant with its gain and whether it was kept.

@@ -100,7 +100,8 @@ def load_inputs_for(o: dict, pipe, train: Optional[bool] = None):
                          train=pipe.needs_train if train is None else train, split=o["split"], val_ids=val_ids,
                          val_seed=val_seed)
     lab = inputs.labels
-    click.echo(f"data: {o['data_root']} ({o['split']} split): {len(lab.q_pids)} queries, {len(lab.g_pids)} gallery images, "
+    click.echo(f"data: {o['data_root']} ({o['split']} split): {len(lab.q_pids)} queries, "
+               f"{len(lab.g_pids)} gallery images, "
                f"{len(inputs.dataset.extra.get('tracks') or [])} tracks, ground truth: {'yes' if lab.has_gt else 'no'}")
     dims = ", ".join(f"{m} ({inputs.feats['query'][m].shape[1]}-d)" for m in pipe.models)
     click.echo(f"models: {dims}")

@@ -90,7 +90,8 @@ def _loader(cfg, records: Sequence[ImageRecord], images: Optional[Sequence[np.nd
 
 
 def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, device: Optional[torch.device] = None,
-                     progress: bool = True, images: Optional[Sequence[np.ndarray]] = None) -> Tuple[List[str], np.ndarray]:
+                     progress: bool = True,
+                     images: Optional[Sequence[np.ndarray]] = None) -> Tuple[List[str], np.ndarray]:
     """``(names, feats)`` for ``records`` in order: names are file names, feats N×D float32
     (unit-norm when ``TEST.NORM``). ``images`` (H×W×3 uint8 RGB per record, e.g. restored by SJDL)
     replace reading the records' files. Leaves the model in the train/eval mode it had."""
