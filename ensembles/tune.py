@@ -333,16 +333,23 @@ def _step_label(pipe: Pipeline, name: str) -> str:
     return "+ " + next(s.label() for s in pipe.steps if s.name == name)
 
 
+def _dropped_steps(pipeline: Pipeline) -> List[Dict[str, object]]:
+    rows = (pipeline.validation or {}).get("rows") or []
+    return [r for r in rows if r.get("stage") == "step" and not r.get("kept") and r.get("step")]
+
+
+def replay_needs_train(pipeline: Pipeline) -> bool:
+    """A step :func:`replay_dropped` replays reads the training features (metric learning)."""
+    return any(STEPS.get(str(r["step"]["name"])).needs_train for r in _dropped_steps(pipeline))
+
+
 def replay_dropped(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK,
                    dense_rerank_max: int = DENSE_RERANK_MAX) -> List[Dict[str, object]]:
     """What each step the tuner tried and dropped (``pipeline.validation`` rows) would have done on
     ``inputs`` (the test split): reported beside the chosen pipeline, never used to choose."""
-    rows = (pipeline.validation or {}).get("rows") or []
     base = None
     out: List[Dict[str, object]] = []
-    for r in rows:
-        if r.get("stage") != "step" or r.get("kept") or not r.get("step"):
-            continue
+    for r in _dropped_steps(pipeline):
         if base is None:
             base = score(run_ensemble(inputs, pipeline, topk=topk, evaluate=False,
                                       dense_rerank_max=dense_rerank_max).ranking, inputs.labels, topk)

@@ -23,11 +23,12 @@ def command(ctx, **o):
 
     from ..report import format_table, tuner_summary, write_json
     from ..run import metrics_json, run_ensemble
+    from ..tune import replay_dropped, replay_needs_train
 
     t0 = time.perf_counter()
     pipe = pipeline_from_options(ctx, o)
     check_outputs(("--out", o["out"]), ("--metrics-out", o["metrics_out"]), ("--save-pipeline", o["save_pipeline"]))
-    inputs = load_inputs_for(o, pipe)
+    inputs = load_inputs_for(o, pipe, train=pipe.needs_train or replay_needs_train(pipe))
     click.echo(f"pipeline: {pipe.fusion} fusion, {pipe.distance} distance, steps: "
                f"{', '.join(s.label() for s in pipe.steps) or '(none)'}")
     result = run_ensemble(inputs, pipe, topk=o["topk"], dense_rerank_max=o["dense_rerank_max"])
@@ -35,8 +36,6 @@ def command(ctx, **o):
         click.echo(f"note: {note}")
     dropped = []
     if pipe.validation and result.fusion is not None:
-        from ..tune import replay_dropped
-
         dropped = replay_dropped(inputs, pipe, o["topk"], o["dense_rerank_max"])
     with write_together():
         write_track2(o["out"], result.ranking, topk=o["topk"], num_gallery=len(inputs.labels.g_pids))
