@@ -72,13 +72,13 @@ for spec in $DEMO_MODELS; do
             DATASETS.VAL_IDS "$VAL_IDS" ${DEMO_TRAIN_ARGS:-}
         lap "train $name"
     fi
-    MODELS="$MODELS $name:$config:$dir/model_final.pth"
+    # No config: extract rebuilds each model from the config its checkpoint stores (with its VAL_IDS).
+    MODELS="$MODELS $name::$dir/model_final.pth"
     NAMES="${NAMES:+$NAMES,}$name"
 done
 for name in $DEFOG; do
-    spec=$(for s in $DEMO_MODELS; do [ "${s%%:*}" = "$name" ] && echo "$s"; done)
-    [ -n "$spec" ] || { echo "DEMO_DEFOG: $name is not in DEMO_MODELS" >&2; exit 1; }
-    MODELS="$MODELS $name@defog:${spec#*:}:$OUT/models/$name/model_final.pth"
+    [ -f "$OUT/models/$name/model_final.pth" ] || { echo "DEMO_DEFOG: $name is not in DEMO_MODELS" >&2; exit 1; }
+    MODELS="$MODELS $name@defog::$OUT/models/$name/model_final.pth"
     NAMES="$NAMES,$name@defog"
 done
 
