@@ -252,7 +252,8 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
     3. each candidate step in turn, its
     parameter sets scored on top of the pipeline so far, the best kept when it gains at least
     ``min_gain`` (mAP as a fraction) over the pipeline without it. ``budget`` caps the distinct
-    pipelines scored. The table records every scored variant with its gain and whether it was kept.
+    pipelines scored; the weights stop early enough to leave every candidate variant its turn. The table
+    records every scored variant with its gain and whether it was kept.
     """
     if not inputs.labels.has_gt:
         raise TuneError("tuning needs ground truth (a validation split, or query_label.xml and test_label.xml)")
@@ -283,12 +284,15 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
         value = run.value(run(trial))
         if value > best_value:
             best, best_value = trial, value
+    reserve = sum(len(variants) for _, variants in candidates)  # the steps' turn comes after the weights'
     if len(models) > 1:
         moved = True
-        while moved and run.left > 0:
+        while moved and run.left > reserve:
             moved = False
             for m in models:
                 for w in weights:
+                    if run.left <= reserve:
+                        break
                     trial = copy.deepcopy(best)
                     trial.weights[m] = float(w)
                     if sum(trial.weights.values()) <= 0:
