@@ -108,3 +108,16 @@ def test_extract_cli_writes_val_and_test_features_of_restored_images(setup, ense
     names, feats = extract_features(setup["model"], records, cfg, progress=False, images=restored)
     order = [query.names.index(n) for n in names]
     np.testing.assert_allclose(query.feats[order], feats, atol=2e-3)
+
+
+def test_extract_script_names_the_missing_defogger(repo_root, setup, tmp_path):
+    import subprocess
+
+    env = {**os.environ, "MODELS": f"r@defog::{setup['sjdl']}", "DATA_ROOT": setup["root"],
+           "FEATURES_DIR": str(tmp_path / "feats")}
+    env.pop("DEFOG_WITH", None)
+    res = subprocess.run(["sh", os.path.join(repo_root, "scripts", "extract_feature_val.sh")], env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 1
+    assert "r@defog: a @defog model needs DEFOG_WITH (an SJDL checkpoint)" in res.stderr
+    assert not (tmp_path / "feats").exists()
