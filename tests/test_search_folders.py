@@ -105,3 +105,92 @@ def test_feature_extractor_takes_paths_arrays_and_tensors_alike(random_checkpoin
     np.testing.assert_allclose(ex(tensor[1]), by_path[1:2], atol=1e-5)
     with pytest.raises(ImageInputError, match="uint8"):
         ex(np.zeros((8, 8, 3), np.float32))
+
+
+@pytest.fixture(scope="module")
+def searched(random_checkpoint, folders, tmp_path_factory):
+    """One end-to-end search of the query folder in the gallery folder, ids from the folders."""
+    out = tmp_path_factory.mktemp("search") / "out"
+    res = run("search", "--checkpoint", random_checkpoint, "--query-dir", folders / "query", "--gallery-dir",
+              folders / "gallery", "--folder-ids", "--topk", 4, "--out", out, "TEST.IMS_PER_BATCH", "4",
+              "--ranklist-queries", 2, "TEST.FLIP", "False")
+    with open(out / "results.json", encoding="utf-8") as f:
+        doc = json.load(f)
+    with open(out / "result.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {"out": out, "output": res.output, "doc": doc, "rows": rows}
+
+
+def test_search_on_two_folders_finds_each_query_copy_first(folders, searched):
+    doc = searched["doc"]
+    assert [q["name"] for q in doc["queries"]] == [f"{pid}/q.png" for pid in IDS]
+    for q, pid in zip(doc["queries"], IDS):
+        assert q["id"] == pid and q["path"] == str(folders / "query" / pid / "q.png")
+        first = q["matches"][0]
+        assert first == {"rank": 1, "name": f"{pid}/g0.png", "path": str(folders / "gallery" / pid / "g0.png"),
+                         "id": pid, "distance": pytest.approx(0.0, abs=1e-4)}
+        assert [m["rank"] for m in q["matches"]] == [1, 2, 3, 4]
+        assert [m["distance"] for m in q["matches"]] == sorted(m["distance"] for m in q["matches"])
+    assert doc["top1_accuracy"] == 1.0 and doc["queries_with_ids"] == 3
+    assert doc["gallery"]["count"] == 9 and doc["topk"] == 4 and doc["rerank"] is None
+    assert "top-1 accuracy: 100.00% over 3 queries" in searched["output"]
+
+
+def test_search_csv_rows_match_results_json(searched):
+    rows, doc = searched["rows"], searched["doc"]
+    assert len(rows) == 3 * 4
+    for r in rows:
+        q = next(q for q in doc["queries"] if q["name"] == r["query_filename"])
+        m = q["matches"][int(r["rank"]) - 1]
+        assert (r["predicted_path"], r["predicted_id"]) == (m["path"], m["id"])
+        assert float(r["distance"]) == pytest.approx(m["distance"], abs=1e-5)
+
+
+def test_search_draws_a_rank_list_of_the_worst_queries(searched):
+    img = cv2.imread(str(searched["out"] / "ranklist.png"))
+    from ensembles.visualize import BORDER, CELL, LABEL_H
+
+    assert img.shape[0] == 2 * (LABEL_H + CELL[0] + 2 * BORDER + 6)
+
+
+def test_search_features_against_a_folder_with_rerank(random_checkpoint, folders, tmp_path):
+    """Precomputed query features (the API's) against the gallery folder, re-ranked."""
+    from global_model.api import FeatureExtractor
+    from post_processing.features import save_features
+
+    names = [f"{pid}/q.png" for pid in IDS]
+    feats = FeatureExtractor(random_checkpoint)([str(folders / "query" / n) for n in names])
+    save_features(str(tmp_path / "q.pkl"), names, feats)
+    run("search", "--query-features", tmp_path / "q.pkl", "--query-dir", folders / "query", "--checkpoint",
+        random_checkpoint, "--gallery-dir", folders / "gallery", "--folder-ids", "--rerank", "--k1", 3, "--k2", 2,
+        "--topk", 3, "--out", tmp_path / "out", "--ranklist-queries", 0)
+    with open(tmp_path / "out" / "results.json", encoding="utf-8") as f:
+        doc = json.load(f)
+    assert doc["rerank"] == {"k1": 3, "k2": 2, "lambda": 0.3}
+    assert [q["matches"][0]["id"] for q in doc["queries"]] == list(IDS)
+    assert not (tmp_path / "out" / "ranklist.png").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--k1", "5"], "add --rerank"),
+    (["TEST.FLIP"], "has no value"),
+    (["TEST.FLIP", "False", "--bogus", "1"], "no such option: --bogus"),
+    ([], "give --query-dir"),
+])
+def test_search_usage_errors(random_checkpoint, folders, tmp_path, args, message):
+    base = ["search", "--checkpoint", random_checkpoint, "--gallery-dir", folders / "gallery", "--out", tmp_path / "o"]
+    if args:
+        base += ["--query-dir", folders / "query"]
+    res = run(*base, *args, code=2)
+    assert message in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_search_of_feature_files_refuses_extraction_options(folders, tmp_path):
+    from post_processing.features import save_features
+
+    save_features(str(tmp_path / "f.pkl"), ["a.png", "b.png"], np.eye(2, dtype=np.float32))
+    res = run("search", "--query-features", tmp_path / "f.pkl", "--gallery-features", tmp_path / "f.pkl",
+              "--out", tmp_path / "o", "TEST.FLIP", "False", code=2)
+    assert "overrides are for extraction" in res.output
+
