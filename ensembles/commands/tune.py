@@ -34,9 +34,11 @@ def _fusions(ctx, param, text: str):
 @inputs_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="pipeline YAML to write (for fuse --pipeline)")
 @click.option("--budget", type=click.IntRange(min=1), default=40, show_default=True, help="most grid points scored")
-@click.option("--search", "search_kind", type=click.Choice(["random", "grid"]), default="random", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--objective", type=click.Choice(["mAP", "aic_map"]), default="mAP", show_default=True)
+@click.option("--search", "search_kind", type=click.Choice(["random", "grid"]), default="random", show_default=True,
+              help="random: --budget points drawn from the grid; grid: every point (refused when more than --budget)")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the random search")
+@click.option("--objective", type=click.Choice(["mAP", "aic_map"]), default="mAP", show_default=True,
+              help="score the best pipeline is chosen by")
 @click.option("--weight-grid", default="0,0.5,1,2", show_default=True, callback=_weights,
               help="weight values tried per model")
 @click.option("--fusions", default=",".join(FUSIONS), show_default=True, callback=_fusions,
