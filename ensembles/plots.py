@@ -61,9 +61,9 @@ def tsne_embedding(feats: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def tsne_plot(out: str, feats: np.ndarray, ids: np.ndarray, is_query: Optional[np.ndarray] = None,
-              max_ids: int = 20, seed: int = 0, title: str = "t-SNE") -> int:
+              max_ids: int = 20, seed: int = 0, title: str = "t-SNE") -> Tuple[int, int]:
     """PNG at ``out``: t-SNE of the images of the ``max_ids`` largest identities, one colour per identity
-    (queries as crosses, gallery as dots when ``is_query`` is given). Returns the images drawn."""
+    (queries as crosses, gallery as dots when ``is_query`` is given). Returns (images, identities) drawn."""
     ids = np.asarray(ids)
     chosen = pick_identities(ids, max_ids)
     if len(chosen) < 2:
@@ -85,7 +85,7 @@ def tsne_plot(out: str, feats: np.ndarray, ids: np.ndarray, is_query: Optional[n
     ax.set_xticks([])
     ax.set_yticks([])
     _save(plt, fig, out)
-    return len(keep)
+    return len(keep), len(chosen)
 
 
 def pair_distances(qf: np.ndarray, gf: np.ndarray, q_ids: np.ndarray, g_ids: np.ndarray,

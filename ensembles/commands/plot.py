@@ -49,7 +49,7 @@ def command(features_dir, model, data_root, tsne_out, hist_out, roc_out, tsne_id
             if roc_out:
                 area = roc_plot(roc_out, pos, neg, title=f"{model}: ROC of query-gallery pairs")
     if tsne_out:
-        click.echo(f"wrote {tsne_out} ({shown} images of {tsne_ids} identities at most)")
+        click.echo(f"wrote {tsne_out} ({shown[0]} images of {shown[1]} identities)")
     if hist_out:
         click.echo(f"wrote {hist_out} ({len(pos)} positive, {len(neg)} negative pairs)")
     if roc_out:
