@@ -33,7 +33,7 @@ BLUE, GREEN, RED, GREY = (40, 90, 220), (30, 170, 60), (210, 40, 40), (150, 150,
 CELL = (128, 128)  # H, W of one image
 BORDER = 4
 LABEL_H = 16
-ORDERS = ("worst", "best", "spread")  # which queries a rank list shows: lowest AP first, highest, evenly spread
+ORDERS = ("worst", "best", "spread")  # which queries a rank list shows: lowest AP first, highest, worst to best
 
 
 class VisualizeError(ReidError, ValueError):
@@ -164,8 +164,9 @@ def view_of_results(doc: Mapping[str, Any], source: str = "results.json") -> Ran
 def select_queries(view: RankingView, count: int, order: Optional[str] = None,
                    names: Sequence[str] = ()) -> List[int]:
     """Query rows to draw: the ones named (in that order), else ``count`` of them by ``order``:
-    ``worst``/``best`` AP first (queries without an AP left out) or ``spread`` evenly over the list.
-    ``order`` None means worst when APs are known, spread otherwise."""
+    ``worst``/``best`` AP first, or ``spread`` evenly from the worst AP to the best (queries without an
+    AP left out; without any AP: evenly over the list). ``order`` None means worst when APs are known,
+    spread otherwise."""
     if names:
         where = {n: i for i, n in enumerate(view.query_names)}
         where.update({os.path.basename(n): i for i, n in enumerate(view.query_names) if os.path.basename(n) not in where})
@@ -177,7 +178,7 @@ def select_queries(view: RankingView, count: int, order: Optional[str] = None,
         return [where[n] for n in names]
     if order is None:
         order = "worst" if view.has_ap else "spread"
-    if order == "spread":
+    if order == "spread" and not view.has_ap:
         return spread_rows(count, len(view.query_names))
     if order not in ORDERS:
         raise VisualizeUsageError(f"unknown order {order!r}; expected one of {', '.join(ORDERS)}")
@@ -186,7 +187,9 @@ def select_queries(view: RankingView, count: int, order: Optional[str] = None,
                              f"(ground truth); use --order spread")
     scored = np.flatnonzero(~np.isnan(view.ap))
     # Stable sorts: equal APs keep the query order, so the picture is reproducible.
-    ranked = scored[np.argsort(view.ap[scored] if order == "worst" else -view.ap[scored], kind="stable")]
+    ranked = scored[np.argsort(-view.ap[scored] if order == "best" else view.ap[scored], kind="stable")]
+    if order == "spread":
+        return ranked[spread_rows(count, len(ranked))].tolist()
     return ranked[:count].tolist()
 
 

@@ -25,7 +25,7 @@ def test_worst_first_by_default_best_on_request_unscored_left_out():
     assert select_queries(v, 3, "worst") == [1, 4, 0]
     assert select_queries(v, 2, "best") == [3, 0]
     assert select_queries(v, 10, "worst") == [1, 4, 0, 3]
-    assert select_queries(v, 3, "spread") == [0, 2, 4]
+    assert select_queries(v, 3, "spread") == [1, 0, 3]  # worst, middle, best of the four with an AP
 
 
 def test_queries_by_name_in_the_order_given_and_unknown_names_suggest_close_ones():

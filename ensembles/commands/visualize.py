@@ -21,8 +21,8 @@ from ._options import check_outputs
               help="fuse --metrics-out JSON: plot the CMC of every model, the fusion and each step")
 @click.option("--queries", type=click.IntRange(min=1), default=8, show_default=True, help="queries shown")
 @click.option("--order", type=click.Choice(ORDERS),
-              help="which queries: lowest AP first (default with ground truth), highest first, or spread evenly "
-                   "over the list (default without)")
+              help="which queries: lowest AP first (default with ground truth), highest first, or spread from "
+                   "the worst AP to the best (without ground truth: evenly over the list, the default)")
 @click.option("--query", "query_names", multiple=True,
               help="show this query (its file name; repeat for several, drawn in that order) instead of --order")
 @click.option("--topk", type=click.IntRange(min=1), default=10, show_default=True, help="gallery images per query")
@@ -59,8 +59,9 @@ def command(ranking, data_root, out, cmc_out, metrics, queries, order, query_nam
         ranklist_grid(out, view, rows, topk)
         if cmc_out:
             cmc_plot(cmc_out, curves, title=f"CMC ({os.path.basename(data_root.rstrip('/'))})")
-    shown = "worst AP first" if (order or ("worst" if view.has_ap else "spread")) == "worst" and not query_names else ""
-    click.echo(f"wrote {out} ({len(rows)} queries x top-{min(topk, view.ranking.shape[1])}"
-               f"{', ' + shown if shown else ''})")
+    how = "as named" if query_names else {"worst": "worst AP first", "best": "best AP first",
+                                          "spread": "worst to best AP" if view.has_ap else "spread over the list"}[
+        order or ("worst" if view.has_ap else "spread")]
+    click.echo(f"wrote {out} ({len(rows)} queries x top-{min(topk, view.ranking.shape[1])}, {how})")
     if cmc_out:
         click.echo(f"wrote {cmc_out}")
