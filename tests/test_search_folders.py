@@ -109,7 +109,8 @@ def test_feature_extractor_takes_paths_arrays_and_tensors_alike(random_checkpoin
 
 @pytest.fixture(scope="module")
 def searched(random_checkpoint, folders, tmp_path_factory):
-    """One end-to-end search of the query folder in the gallery folder, ids from the folders."""
+    """One end-to-end search of the query folder in the gallery folder, ids from the folders; options after
+    the KEY VALUE pairs (--ranklist-queries) still parse as options."""
     out = tmp_path_factory.mktemp("search") / "out"
     res = run("search", "--checkpoint", random_checkpoint, "--query-dir", folders / "query", "--gallery-dir",
               folders / "gallery", "--folder-ids", "--topk", 4, "--out", out, "TEST.IMS_PER_BATCH", "4",
