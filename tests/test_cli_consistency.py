@@ -77,8 +77,11 @@ def test_a_missing_input_file_exits_1_on_both(tmp_path):
     (["fuse", "--rerank-camera-aware"], "--rerank-camera-aware sets a parameter of step 'rerank'; add --rerank"),
     (["fuse", "--qe-alpha", "3"], "sets a parameter of step 'qe'; add --qe"),
     (["tune", "--k1-grid", "10,20"], "--rerank-k1-grid tunes step 'rerank', which is not in the pipeline"),
-], ids=["param-with-step-off", "bool-param", "qe-param", "grid"])
-def test_a_step_option_without_its_step_is_an_error(tmp_path, argv, message):
+    (["fuse", "--dense-rerank-max", "10"], "--dense-rerank-max applies to re-ranking"),
+    (["tune", "--fusion", "concat", "--fusions", "distance"], "--fusion fixes the fusion method"),
+    (["tune", "--search", "grid", "--seed", "3"], "--seed draws the points of a random search"),
+], ids=["param-with-step-off", "bool-param", "qe-param", "grid", "dense-rerank-max", "fusions", "seed"])
+def test_an_option_without_what_it_acts_on_is_an_error_not_ignored(tmp_path, argv, message):
     out = ["--out", str(tmp_path / "o.txt")]
     res = CliRunner().invoke(ensemble, [*argv, "--models", "a", "--features-dir", str(tmp_path), "--data-root",
                                         str(tmp_path), *out])
