@@ -10,7 +10,7 @@ from ..plots import PlotError
 from ._options import check_outputs
 
 
-@click.command("plot")
+@click.command("plot", short_help="t-SNE by identity, distance histograms and ROC of features")
 @click.option("--features-dir", required=True, type=click.Path(file_okay=False),
               help="folder with query_<model>.pkl / gallery_<model>.pkl (or .npz)")
 @click.option("--model", required=True, help="the model whose features are plotted")

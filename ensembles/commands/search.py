@@ -21,7 +21,7 @@ from ._options import check_outputs
 _RERANK = STEPS.get("rerank").params
 
 
-@click.command("search", context_settings=OVERRIDES)
+@click.command("search", context_settings=OVERRIDES, short_help="top-k gallery matches of query images (folders or features)")
 @checkpoint_option("model that extracts the features of --query-dir/--gallery-dir images", required=False)
 @click.option("--config", type=click.Path(dir_okay=False), help="model YAML (default: the one stored in the checkpoint)")
 @click.option("--query-dir", type=click.Path(file_okay=False),

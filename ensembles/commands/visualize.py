@@ -11,7 +11,7 @@ from ..visualize import ORDERS
 from ._options import check_outputs
 
 
-@click.command("visualize")
+@click.command("visualize", short_help="rank-list PNG (worst AP first) and CMC PNG of a ranking")
 @click.argument("ranking", type=click.Path(dir_okay=False))
 @click.option("--data-root", type=click.Path(file_okay=False),
               help="AIC20-layout dataset with images that RANKING (a track2.txt) ranks; not for results.json")
