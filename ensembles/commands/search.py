@@ -63,19 +63,11 @@ def command(**o):
 
     t0 = time.perf_counter()
     rerank = _rerank_params(o)
-    query = _side(o, "query")
-    gallery = _side(o, "gallery")
-    extracting = [s for s in (query, gallery) if s.feats is None]
-    if extracting and not o["checkpoint"]:
-        raise click.UsageError(f"extracting {' and '.join(s.source for s in extracting)} needs --checkpoint")
-    if not extracting:
-        for name in ("checkpoint", "config", "device"):
-            if o[name]:
-                raise click.UsageError(f"--{name} is for extraction, but both sides are feature files")
-        if o["opts"]:
-            raise click.UsageError("KEY VALUE overrides are for extraction, but both sides are feature files")
+    _check_sides(o)
     outputs = {name: os.path.join(o["out"], name) for name in ("result.csv", "results.json", "ranklist.png")}
     check_outputs(*(("--out", p) for p in outputs.values()))
+    query, gallery = _side(o, "query"), _side(o, "gallery")
+    extracting = [s for s in (query, gallery) if s.feats is None]
     opts = [*o["opts"], *(("MODEL.DEVICE", o["device"]) if o["device"] else ())]
     if extracting:
         lib.extract(extracting, o["checkpoint"], o["config"], opts, progress=not o["no_progress"])
@@ -106,8 +98,8 @@ def command(**o):
                    f"known identity (mAP of the top-{idx.shape[1]}: {mean_ap})")
     click.echo(f"wrote {outputs['result.csv']} and {outputs['results.json']} ({len(query.names)} queries x top-{idx.shape[1]})")
     if drawn:
-        click.echo(f"wrote {outputs['ranklist.png']} ({len(drawn)} queries"
-                   f"{', worst AP first' if view.has_ap else ''})")
+        click.echo(f"wrote {outputs['ranklist.png']} ({len(drawn)} queries, "
+                   f"{'worst AP first' if view.has_ap else 'spread over the list'})")
     click.echo(f"search took {time.perf_counter() - t0:.1f} s")
 
 
@@ -122,13 +114,40 @@ def _rerank_params(o):
             "lambda": o["lambda_"] if o["lambda_"] is not None else _RERANK["lambda"].default}
 
 
+def _check_sides(o) -> None:
+    """Usage checks before anything is read: each side given, and every option used by some side."""
+    extracted, folders, from_dataset = [], [], []
+    for name in ("query", "gallery"):
+        folder, features = o[f"{name}_dir"], o[f"{name}_features"]
+        if not folder and not features:
+            raise click.UsageError(f"give --{name}-dir (images, with --checkpoint) or --{name}-features")
+        if folder:
+            folders.append(name)
+        if not features:
+            extracted.append(f"--{name}-dir")
+        elif not folder:
+            from_dataset.append(name)
+    if extracted and not o["checkpoint"]:
+        raise click.UsageError(f"extracting {' and '.join(extracted)} needs --checkpoint")
+    if not extracted:
+        for name in ("checkpoint", "config", "device"):
+            if o[name]:
+                raise click.UsageError(f"--{name} is for extraction, but both sides are feature files")
+        if o["opts"]:
+            raise click.UsageError("KEY VALUE overrides are for extraction, but both sides are feature files")
+    if o["folder_ids"] and not folders:
+        raise click.UsageError("--folder-ids reads identities from --query-dir/--gallery-dir; neither is given")
+    if o["data_root"] and not from_dataset:
+        raise click.UsageError("--data-root gives the images of a feature file given without its folder; "
+                               "no side is one")
+
+
 def _side(o, name: str):
     """The query or gallery side the options describe (features not yet extracted for a folder)."""
     from .. import search as lib
 
     folder, features = o[f"{name}_dir"], o[f"{name}_features"]
     if features:
-        return lib.feature_side(features, name, None if folder else o["data_root"], folder, o["folder_ids"])
-    if folder:
-        return lib.folder_side(folder, o["folder_ids"])
-    raise click.UsageError(f"give --{name}-dir (images, with --checkpoint) or --{name}-features")
+        return lib.feature_side(features, name, None if folder else o["data_root"], folder,
+                                o["folder_ids"] and bool(folder))
+    return lib.folder_side(folder, o["folder_ids"])
