@@ -139,7 +139,8 @@ def roc_plot(out: str, pos: np.ndarray, neg: np.ndarray, title: str = "ROC (quer
     return area
 
 
-def stack_sides(qf: np.ndarray, gf: np.ndarray, q_ids: Sequence, g_ids: Sequence) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def stack_sides(qf: np.ndarray, gf: np.ndarray, q_ids: Sequence,
+                g_ids: Sequence) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Query and gallery stacked for one t-SNE: ``(feats, ids, is_query)``."""
     feats = np.concatenate([qf, gf])
     ids = np.concatenate([np.asarray(q_ids), np.asarray(g_ids)])

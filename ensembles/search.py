@@ -174,7 +174,8 @@ def query_scores(query: Side, gallery: Side, idx: np.ndarray) -> Optional[Dict[s
             "mAP": float(ap[valid].mean()) if valid.any() else None}
 
 
-def result_rows(query_names: Sequence[str], idx: np.ndarray, dist: np.ndarray, gallery: Side) -> List[Dict[str, object]]:
+def result_rows(query_names: Sequence[str], idx: np.ndarray, dist: np.ndarray,
+                gallery: Side) -> List[Dict[str, object]]:
     """The ``result.csv`` rows: one per query and rank."""
     return [{"query_filename": qn, "predicted_id": -1 if gallery.ids[g] is None else gallery.ids[g],
              "predicted_path": gallery.paths[g], "distance": f"{d:.6f}", "rank": r}

@@ -149,7 +149,8 @@ def view_of_results(doc: Mapping[str, Any], source: str = "results.json") -> Ran
                     g_ids.append(m["id"])
                 row.append(gallery[m["path"]])
             rows.append(row)
-        queries = [(q["name"], q["path"], q["id"], np.nan if q["ap"] is None else float(q["ap"])) for q in doc["queries"]]
+        queries = [(q["name"], q["path"], q["id"], np.nan if q["ap"] is None else float(q["ap"]))
+                   for q in doc["queries"]]
     except (KeyError, TypeError, ValueError) as e:
         raise VisualizeError(f"{source}: a query entry lacks or mistypes {e}; expected name, path, id, ap, "
                              f"matches (rank, path, id, distance)") from None
@@ -169,7 +170,8 @@ def select_queries(view: RankingView, count: int, order: Optional[str] = None,
     spread otherwise."""
     if names:
         where = {n: i for i, n in enumerate(view.query_names)}
-        where.update({os.path.basename(n): i for i, n in enumerate(view.query_names) if os.path.basename(n) not in where})
+        for i, n in enumerate(view.query_names):  # a bare file name finds a query kept under a folder
+            where.setdefault(os.path.basename(n), i)
         missing = [n for n in names if n not in where]
         if missing:
             close = difflib.get_close_matches(missing[0], list(where), n=3)

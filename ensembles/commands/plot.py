@@ -16,7 +16,8 @@ from ._options import check_outputs
 @click.option("--model", required=True, help="the model whose features are plotted")
 @click.option("--data-root", required=True, type=click.Path(file_okay=False),
               help="AIC20-layout dataset with ground truth (query_label.xml, test_label.xml)")
-@click.option("--tsne-out", type=click.Path(dir_okay=False), help="t-SNE PNG to write (query and gallery, coloured by identity)")
+@click.option("--tsne-out", type=click.Path(dir_okay=False),
+              help="t-SNE PNG to write (query and gallery, coloured by identity)")
 @click.option("--hist-out", type=click.Path(dir_okay=False),
               help="PNG to write: distance histograms of same-identity and different-identity query-gallery pairs")
 @click.option("--roc-out", type=click.Path(dir_okay=False), help="ROC PNG to write (query-gallery pairs by distance)")
@@ -36,7 +37,8 @@ def command(features_dir, model, data_root, tsne_out, hist_out, roc_out, tsne_id
     inputs = load_inputs(features_dir, data_root, [model])
     lab = inputs.labels
     if not lab.has_gt:
-        raise PlotError(f"{data_root}: no ground truth (query_label.xml and test_label.xml): the pictures need identities")
+        raise PlotError(f"{data_root}: no ground truth (query_label.xml and test_label.xml): the pictures "
+                        f"need identities")
     qf, gf = inputs.feats["query"][model], inputs.feats["gallery"][model]
     with write_together():
         if tsne_out:

@@ -18,12 +18,18 @@ from ..cli_steps import ParamValue
 from ..pipeline import STEPS
 from ._options import check_outputs
 
-_RERANK = STEPS.get("rerank").params
+_RERANK = STEPS.get("rerank").params  # the step's parameters: same checks and defaults as fuse's --rerank
 
 
-@click.command("search", context_settings=OVERRIDES, short_help="top-k gallery matches of query images (folders or features)")
+def _rerank_help(key: str) -> str:
+    return f"rerank: {_RERANK[key].help}  [default: {_RERANK[key].default}]"
+
+
+@click.command("search", context_settings=OVERRIDES,
+               short_help="top-k gallery matches of query images (folders or features)")
 @checkpoint_option("model that extracts the features of --query-dir/--gallery-dir images", required=False)
-@click.option("--config", type=click.Path(dir_okay=False), help="model YAML (default: the one stored in the checkpoint)")
+@click.option("--config", type=click.Path(dir_okay=False),
+              help="model YAML (default: the one stored in the checkpoint)")
 @click.option("--query-dir", type=click.Path(file_okay=False),
               help="folder of query images, searched recursively (with --query-features: where its images are)")
 @click.option("--query-features", type=click.Path(dir_okay=False),
@@ -40,10 +46,9 @@ _RERANK = STEPS.get("rerank").params
 @click.option("--distance", type=click.Choice(METRICS), default="cosine", show_default=True,
               help="distance between features")
 @click.option("--rerank/--no-rerank", default=False, help="k-reciprocal re-ranking of the top-k (default off)")
-@click.option("--k1", type=ParamValue(_RERANK["k1"]), help=f"rerank: {_RERANK['k1'].help}  [default: {_RERANK['k1'].default}]")
-@click.option("--k2", type=ParamValue(_RERANK["k2"]), help=f"rerank: {_RERANK['k2'].help}  [default: {_RERANK['k2'].default}]")
-@click.option("--lambda", "lambda_", type=ParamValue(_RERANK["lambda"]),
-              help=f"rerank: {_RERANK['lambda'].help}  [default: {_RERANK['lambda'].default}]")
+@click.option("--k1", type=ParamValue(_RERANK["k1"]), help=_rerank_help("k1"))
+@click.option("--k2", type=ParamValue(_RERANK["k2"]), help=_rerank_help("k2"))
+@click.option("--lambda", "lambda_", type=ParamValue(_RERANK["lambda"]), help=_rerank_help("lambda"))
 @click.option("--device", help="device of the extraction (cpu, cuda, cuda:1); sets MODEL.DEVICE")
 @click.option("--ranklist-queries", type=click.IntRange(min=0), default=8, show_default=True,
               help="queries drawn in ranklist.png (worst AP first when query identities are known; 0: no picture)")
@@ -96,7 +101,8 @@ def command(**o):
         mean_ap = "n/a" if scores["mAP"] is None else f"{100 * scores['mAP']:.2f}%"
         click.echo(f"top-1 accuracy: {100 * scores['top1_accuracy']:.2f}% over {scores['counted']} queries with "
                    f"known identity (mAP of the top-{idx.shape[1]}: {mean_ap})")
-    click.echo(f"wrote {outputs['result.csv']} and {outputs['results.json']} ({len(query.names)} queries x top-{idx.shape[1]})")
+    click.echo(f"wrote {outputs['result.csv']} and {outputs['results.json']} "
+               f"({len(query.names)} queries x top-{idx.shape[1]})")
     if drawn:
         click.echo(f"wrote {outputs['ranklist.png']} ({len(drawn)} queries, "
                    f"{'worst AP first' if view.has_ap else 'spread over the list'})")
