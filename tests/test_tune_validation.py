@@ -113,3 +113,15 @@ def test_cli_tunes_on_val_without_test_files_and_fuse_applies_it_to_test(data, t
     assert doc["pipeline"]["models"] == chosen.models and "(test split)" in out
     dropped = [r["label"] for r in chosen.validation["rows"] if r["stage"] == "step" and not r["kept"]]
     assert [d["label"] for d in doc["dropped_steps"]] == dropped
+
+
+def test_cli_ascent_without_training_features_says_metric_learning_was_not_tried(data, tmp_path):
+    features = _val_only(data, tmp_path)
+    pipeline = tmp_path / "pipeline.yaml"
+    out = _cli("tune", "--split", "val", "--val-ids", 6, "--search", "ascent", "--models", "a,b",
+               "--features-dir", features, "--data-root", data["root"], "--budget", 40, "--out", pipeline)
+    assert "the steps that learn on the training features are not tried" in out
+    rows = Pipeline.load(str(pipeline)).validation["rows"]
+    assert {"label": "metric", "kept": False} in [{"label": r["label"], "kept": r["kept"]} for r in rows]
+    tried = {r["label"].split("(")[0] for r in rows if r["stage"] == "step" and r["scores"]}
+    assert tried == {"+ camera_penalty", "+ dba", "+ qe", "+ rerank", "+ track_distance"}

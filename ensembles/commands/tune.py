@@ -91,23 +91,23 @@ def _ascent(o: dict, pipe) -> None:
     """``--search ascent``: :func:`ensembles.tune.ascend`, its validation table, the pipeline with it."""
     from post_processing.features import FeatureFileError
 
-    from ..pipeline import Pipeline
+    from ..pipeline import STEPS
     from ..report import format_validation
     from ..tune import CANDIDATES, ascend, describe
 
     check_outputs(("--out", o["out"]))
     candidates = ([(s.name, (dict(s.params),)) for s in pipe.steps] if pipe.steps else list(CANDIDATES))
-    wants_train = any(name == "metric" for name, _ in candidates)
+    wants_train = any(STEPS.get(name).needs_train for name, _ in candidates)
     skipped = []
     try:
-        inputs = load_inputs_for(o, Pipeline(pipe.models), train=wants_train)
+        inputs = load_inputs_for(o, pipe, train=wants_train)
     except FeatureFileError as exc:
         if not wants_train or pipe.steps:
             raise
-        click.echo(f"note: metric learning not tried: {exc}")
-        skipped.append("metric")
-        candidates = [c for c in candidates if c[0] != "metric"]
-        inputs = load_inputs_for(o, Pipeline(pipe.models), train=False)
+        click.echo(f"note: the steps that learn on the training features are not tried: {exc}")
+        skipped = [name for name, _ in candidates if STEPS.get(name).needs_train]
+        candidates = [c for c in candidates if c[0] not in skipped]
+        inputs = load_inputs_for(o, pipe, train=False)
     result = ascend(inputs, pipe.models, budget=o["budget"], objective=o["objective"], weights=o["weight_grid"],
                     fusions=[o["fusion"]] if o["fusion"] else o["fusions"], candidates=candidates,
                     topk=o["topk"], dense_rerank_max=o["dense_rerank_max"], log=click.echo)
