@@ -109,7 +109,7 @@ def load_dataset(name: str, root: str, **kwargs) -> DatasetSplits:
     return DATASETS.get(name)(root, **kwargs)
 
 
-_SPEC = re.compile(r"^\s*([\w.-]+)\s*(?:\(([^)]*)\))?\s*(?:=(.*))?$", re.S)
+_NAME = re.compile(r"^\s*([\w.-]+)\s*")
 
 
 def _option_value(text: str) -> Any:
@@ -119,24 +119,53 @@ def _option_value(text: str) -> Any:
         return text
 
 
+def _split_options(text: str, spec: str) -> Tuple[List[str], str]:
+    """``text`` starts after ``(``: the comma-separated items up to the matching ``)`` (commas and
+    brackets inside quotes or nested brackets belong to the value) and what follows it."""
+    items, depth, quote, current = [], 0, "", ""
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}" and depth:
+            depth -= 1
+        elif ch == ")":
+            return items + [current], text[i + 1:]
+        elif ch == "," and not depth:
+            items.append(current)
+            current = ""
+            continue
+        current += ch
+    raise DatasetError(f"bad dataset entry {spec!r}: the loader options lack their closing ')'")
+
+
 def parse_dataset_spec(spec: str, default_root: str) -> Tuple[str, str, Dict[str, Any]]:
     """``"name"`` → (name, default_root, {}); ``"name=path"`` → (name, path, {}) with a relative
     ``path`` taken inside ``default_root`` (``DATASETS.ROOT``); loader keyword arguments go in
     brackets, e.g. ``"fvrid(split=both)=fvrid"`` → (fvrid, ROOT/fvrid, {"split": "both"}) (values
-    are Python literals, else strings)."""
-    match = _SPEC.match(spec)
-    if not match or (match.group(3) is not None and not match.group(3).strip()):
+    are Python literals, else strings; quote a value holding commas or brackets:
+    ``folder(camera='c(\\d+)')=mine``)."""
+    match = _NAME.match(spec)
+    rest = spec[match.end():] if match else ""
+    items: List[str] = []
+    if match and rest.startswith("("):
+        items, rest = _split_options(rest[1:], spec)
+        rest = rest.lstrip()
+    path = rest[1:] if rest.startswith("=") else None
+    if not match or (rest and path is None) or (path is not None and not path.strip()):
         raise DatasetError(f"bad dataset entry {spec!r}: expected 'name', 'name=path' or "
                            f"'name(key=value, ...)=path'")
     options: Dict[str, Any] = {}
-    for item in (match.group(2) or "").split(","):
+    for item in items:
         if not item.strip():
             continue
         key, sep, value = (part.strip() for part in item.partition("="))
         if not sep or not key.isidentifier():
             raise DatasetError(f"bad loader option {item.strip()!r} in dataset entry {spec!r}: expected key=value")
         options[key] = _option_value(value)
-    path = match.group(3)
     return match.group(1), (os.path.join(default_root, path.strip()) if path is not None else default_root), options
 
 

@@ -61,7 +61,7 @@ def _camid(loader: str, pattern, path: str) -> int:
         return -1
     match = pattern.search(os.path.basename(path))
     if not match or not match.group(1).isdigit():
-        raise DatasetError(f"{loader} loader: camera pattern {pattern.pattern!r} finds no camera number in "
+        raise DatasetError(f"{loader} loader: camera pattern '{pattern.pattern}' finds no camera number in "
                            f"{os.path.basename(path)} ({path})")
     return int(match.group(1))
 
