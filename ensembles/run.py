@@ -102,5 +102,6 @@ def metrics_json(result: FuseResult, pipeline: Pipeline, inputs: Inputs, topk: i
             "fusion": result.fusion,
             "steps": [{**{k: v for k, v in s.items() if k != "scores"}, **s.get("scores", {})} for s in result.steps],
             "has_ground_truth": inputs.labels.has_gt,
+            "protocol": {**inputs.dataset.protocol_json(), "scored_as": inputs.labels.protocol},
             "num_query": len(inputs.labels.q_pids), "num_gallery": len(inputs.labels.g_pids),
             "topk": topk, "track2": track2, "pipeline": pipeline.to_dict(), "notes": result.notes}
