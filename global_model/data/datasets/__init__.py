@@ -231,3 +231,14 @@ def merge_train_sets(sets: Sequence[Sequence[ImageRecord]], *,
                    for r in records]
         pid_offset += len(pid_map)
     return merged, pid_offset
+
+
+def loader_table() -> str:
+    """Every registered loader with its options, protocol and layout (``datasets`` commands print it)."""
+    lines = []
+    for name in DATASETS.names():
+        info = describe_loader(name)
+        options = ", ".join(f"{k}={v!r}" for k, v in info["options"].items()) or "none"
+        lines += [name, f"    layout:   {info['layout'] or '(see its docstring)'}",
+                  f"    protocol: {info['protocol']}", f"    options:  {options}"]
+    return "\n".join(lines)
