@@ -143,7 +143,7 @@ def load_inputs(features_dir: str, data_root: Optional[str], models: Sequence[st
             loaded["train"] = {m: load_features(find_feature_file(features_dir, m, "train")) for m in models}
         except FeatureFileError as exc:
             raise FeatureFileError(f"{exc} (metric learning needs the training features of every fused model)") from None
-    notes: List[str] = dataset_notes(ds)
+    notes: List[str] = []
     for m in models:
         notes += check_same_model(m, {side: sets[m] for side, sets in loaded.items()})
     for side, names in sides.items():

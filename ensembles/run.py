@@ -13,7 +13,7 @@ import numpy as np
 from post_processing.submission import TOPK
 
 from .fusion import make_blocks
-from .inputs import Inputs
+from .inputs import Inputs, dataset_notes
 from .pipeline import DENSE_RERANK_MAX, Pipeline, PipelineError, State, Step, run_pipeline
 from .report import score
 
@@ -90,7 +90,7 @@ def run_ensemble(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK, evaluate:
 
     run_pipeline(pipeline, state, on_step)
     result.ranking = np.ascontiguousarray(state.rank(topk), dtype=np.int64)
-    result.notes = list(state.notes)
+    result.notes = dataset_notes(inputs.dataset) + list(state.notes)
     return result
 
 

@@ -19,7 +19,7 @@ from post_processing.distance import pairwise_distance, topk_smallest
 from post_processing.errors import ReidError
 from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write
 
-from .inputs import load_split_lists
+from .inputs import DATASET, load_split_lists
 
 CSV_COLUMNS = ("query_filename", "predicted_id", "predicted_path", "distance", "rank")
 
@@ -39,15 +39,17 @@ def query_image_paths(folder: str) -> List[str]:
 
 
 def gallery_records(names: Sequence[str], source: str, data_root: Optional[str] = None,
-                    gallery_dir: Optional[str] = None) -> List[ImageRecord]:
-    """A record (path, identity) per gallery feature name of ``source``: from the AIC20 dataset at
-    ``data_root``, else ``gallery_dir/<name>`` with unknown identity (-1)."""
-    if not data_root:
+                    gallery_dir: Optional[str] = None, dataset: Optional[str] = None) -> List[ImageRecord]:
+    """A record (path, identity) per gallery feature name of ``source``: from the gallery of the dataset
+    entry ``dataset`` (AIC20 by default) at ``data_root``, else ``gallery_dir/<name>`` with unknown
+    identity (-1)."""
+    if not data_root and not dataset:
         return [ImageRecord(os.path.join(gallery_dir or "", n), -1, -1) for n in names]
-    by_name = {r.name: r for r in load_split_lists(data_root).gallery}
+    ds = load_split_lists(data_root, dataset=dataset or DATASET)
+    by_name = {r.name: r for r in ds.gallery}
     missing = [n for n in names if n not in by_name]
     if missing:
-        raise SearchError(f"{source}: {len(missing)} gallery name(s) not in {data_root}'s gallery list, "
+        raise SearchError(f"{source}: {len(missing)} gallery name(s) not in {ds.root}'s gallery list, "
                           f"first: {', '.join(missing[:5])}")
     return [by_name[n] for n in names]
 

@@ -346,3 +346,34 @@ def build_cuhk03_protocol(root: str, variant: str = "labeled", train_idx=None, q
         "query_idx": np.asarray(query_idx if query_idx is not None else query, np.float64).reshape(-1, 1),
         "gallery_idx": np.asarray(gallery_idx if gallery_idx is not None else gallery, np.float64).reshape(-1, 1)})
     return path
+
+
+def build_person_set(root: str, layout: str, n_ids: int = 10, per_id: int = 4, seed: int = 0):
+    """A person set with enough ids to rank: ``market1501``, ``cuhk03_np`` (under ``labeled/``) or ``csv``
+    (without camera ids). One query per id, ``per_id`` gallery images per id over 4 cameras; Market gets
+    distractors (0000) and junk (-1) too. Returns an ``ensemble_fakes.Tree`` of the evaluated images."""
+    from ensemble_fakes import Tree
+
+    rng = np.random.default_rng(seed)
+    ext = ".png" if layout == "cuhk03_np" else ".jpg"
+    q = [(pid, int(rng.integers(4))) for pid in range(1, n_ids + 1)]
+    g = [(pid, int(rng.integers(4))) for pid in range(1, n_ids + 1) for _ in range(per_id)]
+    if layout == "market1501":
+        g += [(0, 1), (0, 2)]
+    qn = [f"{p:04d}_c{c + 1}s1_{i:06d}_01{ext}" for i, (p, c) in enumerate(q)]
+    gn = [f"{p:04d}_c{c + 1}s1_{100 + i:06d}_01{ext}" for i, (p, c) in enumerate(g)]
+    if layout == "csv":
+        qn = [f"q{i:03d}.jpg" for i in range(len(q))]
+        gn = [f"g{i:03d}.jpg" for i in range(len(g))]
+        _images(os.path.join(root, "img"), qn + gn)
+        for split, names, rows in (("query", qn, q), ("gallery", gn, g)):
+            write_text(os.path.join(root, f"{split}.csv"), "".join(f"img/{n},{p},\n" for n, (p, _) in zip(names, rows)))
+    else:
+        base = os.path.join(root, "labeled") if layout == "cuhk03_np" else root
+        _images(os.path.join(base, "query"), qn)
+        _images(os.path.join(base, "bounding_box_test"), gn + (["-1_c1s1_000999_01.jpg"] if layout == "market1501" else []))
+        _images(os.path.join(base, "bounding_box_train"), [f"0099_c1s1_000001_01{ext}"])
+    order = lambda names: sorted(range(len(names)), key=lambda i: names[i])  # noqa: E731 (loaders sort by name)
+    qo, go = order(qn), order(gn)
+    return Tree(root, [qn[i] for i in qo], [gn[i] for i in go], [q[i][0] for i in qo], [g[i][0] for i in go],
+                [q[i][1] for i in qo], [g[i][1] for i in go])

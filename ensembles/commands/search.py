@@ -16,13 +16,16 @@ from ._options import check_outputs
 @click.option("--config", type=click.Path(dir_okay=False), help="model YAML (default: stored in the checkpoint)")
 @click.option("--query-features", type=click.Path(dir_okay=False),
               help="precomputed query features instead of --query-dir/--checkpoint")
+@click.option("--dataset", help="dataset entry of the gallery (name, name=PATH or name(key=value)=PATH; default "
+                                "aic20 with --data-root): gives image paths and identities")
 @click.option("--data-root", type=click.Path(file_okay=False),
-              help="AIC20 dataset of the gallery: gives image paths and identities")
+              help="folder of the gallery's dataset when --dataset names no PATH (AIC20 by default)")
 @click.option("--gallery-dir", type=click.Path(file_okay=False), help="folder of the gallery images (without --data-root)")
 @click.option("--topk", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--distance", type=click.Choice(METRICS), default="cosine", show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="result.csv to write")
-def command(gallery_features, query_dir, checkpoint, config, query_features, data_root, gallery_dir, topk, distance, out):
+def command(gallery_features, query_dir, checkpoint, config, query_features, dataset, data_root, gallery_dir, topk,
+            distance, out):
     """Top-k gallery matches for a folder of query images; writes a CSV (query, id, path, distance, rank)."""
     from post_processing.features import load_features
 
@@ -40,7 +43,7 @@ def command(gallery_features, query_dir, checkpoint, config, query_features, dat
     else:
         raise click.UsageError("give --query-dir with --checkpoint, or --query-features")
     gs = load_features(gallery_features)
-    gallery = gallery_records(gs.names, gallery_features, data_root, gallery_dir)
+    gallery = gallery_records(gs.names, gallery_features, data_root, gallery_dir, dataset)
     idx, dist = run_search(qf, gs.feats, topk, distance, query_source=query_features or query_dir,
                            gallery_source=gallery_features)
     write_result_csv(out, result_rows(q_names, idx, dist, gallery))
