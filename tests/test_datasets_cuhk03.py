@@ -119,3 +119,16 @@ def test_classic_metric_on_the_loaded_split_is_single_shot(cuhk03):
     feats = np.eye(8)[[r.pid for r in ds.query]] + 0.01 * np.arange(len(ds.query))[:, None]
     res, _ = evaluate_features(ds, ds.query, ds.gallery, feats, feats)
     assert res["mAP"] == pytest.approx(1.0) and res["cmc"][0] == pytest.approx(1.0)
+
+
+def test_extracted_images_and_caches_serve_without_the_raw_file(tmp_path, fake_trees):
+    root = str(tmp_path)
+    fake_trees.build_cuhk03(root)
+    fake_trees.build_cuhk03_protocol(root, "labeled")
+    first = load_dataset("cuhk03", root, variant="labeled", protocol="classic", split=3)
+    load_dataset("cuhk03", root, variant="labeled")
+    os.remove(os.path.join(root, "cuhk03_release", "cuhk-03.mat"))
+    assert load_dataset("cuhk03", root, variant="labeled", protocol="classic", split=3).query == first.query
+    assert len(load_dataset("cuhk03", root, variant="labeled").query) == 2
+    with pytest.raises(DatasetError, match="missing .*cuhk-03.mat"):
+        load_dataset("cuhk03", root, variant="detected", protocol="classic")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -60,8 +60,9 @@ def _stamp(paths: Sequence[str]) -> List[List[Any]]:
     return [[os.path.basename(p), os.path.getsize(p), os.stat(p).st_mtime_ns] for p in paths]
 
 
-def _read_cache(path: str, stamp: List[List[Any]]) -> Any:
-    """The cached JSON's ``data`` when it was written from the same files, else None."""
+def _read_cache(path: str, stamp: Optional[List[List[Any]]]) -> Any:
+    """The cached JSON's ``data`` when it was written from the same files (any files when ``stamp`` is
+    None: the source is gone), else None."""
     if not os.path.isfile(path):
         return None
     try:
@@ -69,7 +70,9 @@ def _read_cache(path: str, stamp: List[List[Any]]) -> Any:
             cached = json.load(f)
     except (OSError, ValueError):
         return None
-    return cached.get("data") if isinstance(cached, dict) and cached.get("source") == stamp else None
+    if not isinstance(cached, dict) or (stamp is not None and cached.get("source") != stamp):
+        return None
+    return cached.get("data")
 
 
 def _write_cache(path: str, stamp: List[List[Any]], data: Any) -> None:
@@ -127,12 +130,15 @@ def _raw_data(root: str, variant: str) -> Dict[str, Any]:
     """``{"images", "testsets"}`` of ``variant`` from the JSON cache, else from cuhk-03.mat (extracting
     the images when ``images_<variant>/`` does not exist yet)."""
     raw = os.path.join(root, RAW)
-    if not os.path.isfile(raw):
-        raise DatasetError(f"{LOADER} loader: missing {raw} (the raw CUHK03 release; the classic splits and the "
-                           f"image extraction need it)")
-    stamp = _stamp([raw])
     cache = os.path.join(root, f"splits_classic_{variant}.json")
     image_dir = os.path.join(root, f"images_{variant}")
+    if not os.path.isfile(raw):
+        data = _read_cache(cache, None) if os.path.isdir(image_dir) else None
+        if data is None:
+            raise DatasetError(f"{LOADER} loader: missing {raw} (the raw CUHK03 release; the classic splits and "
+                               f"the image extraction need it)")
+        return data
+    stamp = _stamp([raw])
     data = _read_cache(cache, stamp)
     if data is not None and os.path.isdir(image_dir):
         return data
