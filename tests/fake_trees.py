@@ -311,7 +311,7 @@ def build_cuhk03(root: str, testsets: int = 20) -> str:
     return root
 
 
-def cuhk03_names(variant_filled=None) -> List[str]:
+def cuhk03_names() -> List[str]:
     """Image names the fake cuhk-03.mat extracts to (the same for both variants)."""
     out = []
     for c, persons in enumerate(CUHK03_PAIRS, 1):
