@@ -304,7 +304,8 @@ def build_cuhk03(root: str, testsets: int = 20) -> str:
             mat.create_dataset(variant, data=np.array([pair_refs], dtype=refs))
         sets = []
         for t in range(testsets):
-            tests = np.array([[1, 2], [1 + t % 3, 2]]) if t % 2 else np.array([[1, 2], [1, 1]])  # (campair row, pid row)
+            # row 0 the camera pairs, row 1 the persons (MATLAB's column-major [K, 2] as HDF5 stores it)
+            tests = np.array([[1, 2], [1 + t % 3, 2]]) if t % 2 else np.array([[1, 2], [1, 1]])
             mat.create_dataset(f"#refs#/test{t}", data=tests.astype(np.float64))
             sets.append(mat[f"#refs#/test{t}"].ref)
         mat.create_dataset("testsets", data=np.array([sets], dtype=refs))
@@ -371,7 +372,8 @@ def build_person_set(root: str, layout: str, n_ids: int = 10, per_id: int = 4, s
     else:
         base = os.path.join(root, "labeled") if layout == "cuhk03_np" else root
         _images(os.path.join(base, "query"), qn)
-        _images(os.path.join(base, "bounding_box_test"), gn + (["-1_c1s1_000999_01.jpg"] if layout == "market1501" else []))
+        junk = ["-1_c1s1_000999_01.jpg"] if layout == "market1501" else []
+        _images(os.path.join(base, "bounding_box_test"), gn + junk)
         _images(os.path.join(base, "bounding_box_train"), [f"0099_c1s1_000001_01{ext}"])
     order = lambda names: sorted(range(len(names)), key=lambda i: names[i])  # noqa: E731 (loaders sort by name)
     qo, go = order(qn), order(gn)

@@ -48,7 +48,8 @@ def test_the_ranking_file_errors_name_the_line(tmp_path):
     assert read_ranking(path, ["q2.jpg", "q1.jpg"], ["g1.jpg", "g2.jpg", "g3.jpg"]).tolist() == [[1, 2], [2, 0]]
     for text, message in (("q1.jpg g1.jpg\nq9.jpg g2.jpg\n", r"r.txt:2: q9.jpg is not a query image"),
                           ("q1.jpg g1.jpg g1.jpg\n", r"r.txt:1: a gallery image is listed twice"),
-                          ("q1.jpg g1.jpg\nq2.jpg g1.jpg g2.jpg\n", r"r.txt:2: 2 gallery images, the lines before have 1"),
+                          ("q1.jpg g1.jpg\nq2.jpg g1.jpg g2.jpg\n", r"r.txt:2: 2 gallery images, the lines before "
+                                                                  r"have 1"),
                           ("q1.jpg g7.jpg\n", r"r.txt:1: g7.jpg is not a gallery image"),
                           ("q1.jpg g1.jpg\n", r"no line for 1 query image\(s\), first q2.jpg")):
         open(path, "w").write(text)

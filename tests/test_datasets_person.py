@@ -31,7 +31,8 @@ def test_prw_unlabelled_boxes_are_gallery_distractors_only(tmp_path, fake_trees)
 def test_msmt17_lists_val_joins_train_and_cameras_from_the_name(tmp_path, fake_trees):
     root = fake_trees.build_msmt17(str(tmp_path / "msmt"))
     ds = load_dataset("msmt17", root)
-    assert _rows(ds.train) == [("0000_000_01_0303morning_0015_0.jpg", 0, 0), ("0000_001_05_0303morning_0016_0.jpg", 0, 4),
+    assert _rows(ds.train) == [("0000_000_01_0303morning_0015_0.jpg", 0, 0),
+                               ("0000_001_05_0303morning_0016_0.jpg", 0, 4),
                                ("0001_000_12_0303noon_0001_1.jpg", 1, 11), ("0002_000_03_0303noon_0002_0.jpg", 2, 2)]
     assert ds.train[0].path == os.path.join(root, "train", "0000", "0000_000_01_0303morning_0015_0.jpg")
     assert _rows(ds.gallery)[0] == ("0000_001_15_0303afternoon_0002_0.jpg", 0, 14)

@@ -65,7 +65,8 @@ def _draw(test: List[Tuple[str, int]], seed: int, repeat: int) -> Tuple[List[Ima
 
 @register("vehicleid", "image/*.jpg + train_test_split/{train_list,test_list_N}.txt",
           "VehicleID: mean over the 10 query/gallery draws of the test list")
-def load_vehicleid(root: str, test_size: int = 800, repeat: int = 0, seed: int = 0, train: bool = True) -> DatasetSplits:
+def load_vehicleid(root: str, test_size: int = 800, repeat: int = 0, seed: int = 0,
+                   train: bool = True) -> DatasetSplits:
     """VehicleID with test list ``test_size`` and query/gallery draw number ``repeat`` (0..9); query
     and gallery together are the whole test list, which the ``vehicleid`` protocol re-draws 10 times."""
     repeat = require_choice("vehicleid", "repeat", repeat, range(REPEATS))
