@@ -19,6 +19,7 @@ import ast
 import inspect
 import os
 import re
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -113,8 +114,11 @@ _NAME = re.compile(r"^\s*([\w.-]+)\s*")
 
 
 def _option_value(text: str) -> Any:
+    """A Python literal, else the text; a regex such as ``'c(\\d+)'`` keeps its backslash quietly."""
     try:
-        return ast.literal_eval(text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escape sequences in quoted regexes
+            return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
 
