@@ -3,6 +3,7 @@ score equals the metrics JSON (market1501, cuhk03_np, csv), the protocol is reco
 errors name the line, and `datasets` lists the loaders."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -23,6 +24,8 @@ def run(*args, ok=True):
 @pytest.mark.parametrize("layout", sorted(CASES))
 def test_fuse_ranking_evaluate_round_trip(tmp_path, fake_trees, ensemble_fakes, layout):
     tree = fake_trees.build_person_set(str(tmp_path / layout), layout)
+    if layout == "market1501":  # a test-time copy: no training split
+        shutil.rmtree(os.path.join(tree.root, "bounding_box_train"))
     ensemble_fakes.write_features(str(tmp_path / "f"), tree, {"a": 0.8, "b": 0.9})
     spec = CASES[layout].format(root=tree.root)
     ranking, metrics, scores = tmp_path / "ranking.txt", tmp_path / "m.json", tmp_path / "e.json"
@@ -40,6 +43,10 @@ def test_fuse_ranking_evaluate_round_trip(tmp_path, fake_trees, ensemble_fakes, 
     assert json.load(open(scores))["mAP"] == data["mAP"] and json.load(open(scores))["cmc"] == data["cmc"]
     assert 0 < data["mAP"] <= 1
     run("validate", ranking, "--dataset", spec)
+    if layout == "market1501":
+        run("visualize", ranking, "--dataset", spec, "--out", tmp_path / "grid.png", "--cmc-out", tmp_path / "cmc.png",
+            "--metrics", metrics, "--queries", 2)
+        assert os.path.getsize(tmp_path / "grid.png") > 0 and os.path.getsize(tmp_path / "cmc.png") > 0
 
 
 def test_the_ranking_file_errors_name_the_line(tmp_path):
