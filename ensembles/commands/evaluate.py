@@ -14,7 +14,7 @@ from ._options import check_outputs, dataset_options, read_result
 @click.argument("track2", metavar="TRACK2|RANKING", type=click.Path(dir_okay=False))
 @dataset_options
 @click.option("--topk", type=click.IntRange(min=1), default=TOPK, show_default=True,
-              help="gallery ids per track2.txt line (a ranking file's K is its own)")
+              help="gallery ids per track2.txt line scored (AIC mAP@K; a ranking file's K is its own)")
 @click.option("--json-out", type=click.Path(dir_okay=False), help="also write the scores as JSON")
 def command(track2, dataset, data_root, topk, json_out):
     """Score a track2.txt or a ranking file against ground truth under the dataset's protocol (mAP, AIC
