@@ -88,3 +88,12 @@ def test_every_loader_is_described_with_options_and_protocol():
     assert info["csv"]["options"] == {"subsets": ""} and "path,pid,camid" in info["csv"]["layout"]
     with pytest.raises(DatasetError, match="does not take these options.*its options are camera"):
         load_dataset_entry("folder(cam=1)=x", ".", ".")
+
+
+def test_python_m_global_model_datasets_lists_every_loader(capsys):
+    from global_model.cli import main
+
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "cuhk03\n    layout:   cuhk03_release/cuhk-03.mat" in out
+    assert "options:  variant='detected', protocol='new', split=0" in out and "\nfolder\n" in out
