@@ -83,7 +83,10 @@ def _write_cache(path: str, stamp: List[List[Any]], data: Any) -> None:
 # ----------------------------------------------------------------------------- cuhk-03.mat (HDF5)
 
 def _open_raw(path: str):
-    import h5py
+    try:
+        import h5py
+    except ImportError:
+        raise DatasetError(f"{LOADER} loader: reading {path} (MATLAB v7.3) needs h5py: pip install h5py") from None
 
     if not h5py.is_hdf5(path):
         raise DatasetError(_describe_bad_file(path, "MATLAB v7.3 (HDF5), as cuhk-03.mat is shipped"))
