@@ -3,10 +3,12 @@
 Rebuilds the model from the checkpoint (its stored config, or ``--config``), folds BatchNorm into
 the convolutions, extracts every split asked for, then writes ``DIR/<split>_NAME.pkl`` (or ``.npz``)
 for all of them together: a failure on one split replaces none of the files, so a new query file
-never sits beside an old gallery file. Each file records the model's fingerprint and the images
-``DATASETS.SKIP_BAD`` left out (see :mod:`post_processing.features`). ``--split val`` extracts the
-validation split ``DATASETS.VAL_IDS`` holds out of training (stored in the checkpoint's config);
-``--defog-with`` restores each image with an SJDL checkpoint before the model sees it.
+never sits beside an old gallery file. Each file records the model's fingerprint, the images
+``DATASETS.SKIP_BAD`` left out and the dataset's evaluation protocol (see :mod:`post_processing.features`).
+Query and gallery never need the training split (``--split train|all`` reads it).
+``--split val`` extracts the validation split ``DATASETS.VAL_IDS`` holds out of training (stored in
+the checkpoint's config); ``--defog-with`` restores each image with an SJDL checkpoint before the
+model sees it.
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ def command(config, checkpoint, data_root, out_dir, name, split, defog_with, fmt
     from post_processing.features import save_feature_files
 
     from ..config import load_config
-    from ..data.dataset import build_test_split
+    from ..data.dataset import build_test_set, build_test_split
+    from ..data.datasets import split_table
     from ..engine.extractor import (extract_features, load_model_from_checkpoint, model_fingerprint,
                                     prepare_for_inference)
 
@@ -54,7 +57,8 @@ def command(config, checkpoint, data_root, out_dir, name, split, defog_with, fmt
     model, cfg = load_model_from_checkpoint(checkpoint, cfg, opts)
     model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
     wanted = list(dict.fromkeys(part for choice in split or ("both",) for part in SPLIT_CHOICES[choice]))
-    splits, skipped = build_test_split(cfg, data_root, train="train" in wanted)
+    ds, splits, skipped = build_test_set(cfg, data_root, train="train" in wanted)
+    click.echo(split_table(ds))
     if "val_query" in wanted:
         val, val_skipped = build_test_split(cfg, data_root, split="val")
         splits.update({f"val_{k}": v for k, v in val.items()})
@@ -64,7 +68,7 @@ def command(config, checkpoint, data_root, out_dir, name, split, defog_with, fmt
         from ..sjdl.restore import Restorer
 
         restorer = Restorer(defog_with)
-    source = model_fingerprint(checkpoint, cfg, defog_with)
+    source = {**model_fingerprint(checkpoint, cfg, defog_with), "protocol": ds.protocol_json()}
     files = []
     for part in wanted:
         images = restorer.restore(splits[part], progress=not no_progress) if restorer else None

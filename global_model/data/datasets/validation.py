@@ -101,9 +101,10 @@ def carve_validation(splits: DatasetSplits, val_ids: Union[int, float], val_seed
         raise DatasetError(f"dataset {splits.name!r} at {splits.root}: no held-out identity was seen in two "
                            f"tracks/cameras, so the validation split has no query with a match; hold out more ids")
     gallery = [replace(r, trackid=t) for t, track in enumerate(tracks) for r in track]
-    val = DatasetSplits(f"{splits.name}_val", splits.root, [], query, gallery,
-                        {"tracks": [[r.name for r in track] for track in tracks], "has_ground_truth": True,
-                         "val_ids": held, "val_seed": int(val_seed)})
+    # The dataset's protocol and declared query subsets (e.g. foggy) carry over to its validation split.
+    val = replace(splits, name=f"{splits.name}_val", train=[], query=query, gallery=gallery,
+                  extra={"tracks": [[r.name for r in track] for track in tracks], "has_ground_truth": True,
+                         "val_ids": held, "val_seed": int(val_seed)}, notes=[])
     train = [r for r in splits.train if r.pid not in held_set]
     return replace(splits, train=train, extra={**splits.extra, "validation": val})
 
