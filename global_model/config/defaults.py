@@ -67,7 +67,7 @@ _C.DATALOADER.NUM_INSTANCE = 4  # K of the PxK sampler
 
 # ----------------------------------------------------------------------------- solver
 _C.SOLVER = CN()
-_C.SOLVER.OPTIMIZER = "SGD"  # SGD | Adam | AdamW
+_C.SOLVER.OPTIMIZER = "SGD"  # SGD | Adam | AdamW | AMSGrad
 _C.SOLVER.BASE_LR = 0.01
 _C.SOLVER.BIAS_LR_FACTOR = 1.0
 _C.SOLVER.MOMENTUM = 0.9
