@@ -88,12 +88,16 @@ class BasicResBlock(nn.Module):
 
 
 class UpBlock(nn.Module):
-    """Residual block, ReLU, bilinear ×2, reflect-padded 3×3 convolution to ``out_ch`` (SA-Dec's ConvResBlock)."""
+    """Residual block, ReLU, bilinear ×2, reflect-padded 3×3 convolution to ``out_ch`` (SA-Dec's
+    ConvResBlock), then BN + ReLU. The published block ends at the convolution; normalising its map
+    keeps the decoder-triplet's MSE distances on the scale its margin assumes (without it the
+    triplet meets the margin by inflating the maps, which saturates the output sigmoid)."""
 
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
         self.res = BasicResBlock(in_ch)
-        self.conv = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(in_ch, out_ch, 3))
+        self.conv = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(in_ch, out_ch, 3, bias=False), nn.BatchNorm2d(out_ch),
+                                  nn.ReLU(True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(F.relu(self.res(x)), scale_factor=2, mode="bilinear", align_corners=False)
