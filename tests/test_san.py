@@ -172,8 +172,8 @@ def test_targets_are_found_with_any_extension_and_missing_ones_are_named(san_dat
     other.mkdir(parents=True)
     cv2.imwrite(str(other / (_train_labels(san_data)[0][0] + ".jpg")), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(DatasetError, match=f"{len(recs) - 1} of {len(recs)} training images have no target"):
-        attach_targets(load_config(SAN_TINY, ["DATASETS.ROOT", san_data, "MODEL.SAN.TARGET_DIR", str(tmp_path / "targets")]),
-                       recs)
+        elsewhere = ["DATASETS.ROOT", san_data, "MODEL.SAN.TARGET_DIR", str(tmp_path / "targets")]
+        attach_targets(load_config(SAN_TINY, elsewhere), recs)
     rec = attach_targets(load_config(SAN_TINY, ["MODEL.SAN.TARGET", "reconstruct"]), recs[:1])
     assert rec[0].attrs["san_target"] == recs[0].path
 
@@ -183,26 +183,18 @@ def test_a_tiny_run_lowers_the_reconstruction_loss_extracts_the_encoder_and_writ
     from global_model.engine.extractor import load_model_from_checkpoint
     from global_model.engine.trainer import build_trainer
 
-    # Reconstruction only (the triplet terms first pull the decoder maps apart), the decoder on its own Adam.
+    # The full objective (published weights), the decoder on its own Adam.
     opts = ["DATASETS.ROOT", san_data, "OUTPUT_DIR", str(tmp_path), *SMALL, "INPUT.SIZE_TRAIN", "[32, 32]",
             "INPUT.SIZE_TEST", "[32, 32]", "SOLVER.IMS_PER_BATCH", "8", "SOLVER.ITERS_PER_EPOCH", "4",
             "SOLVER.MAX_EPOCHS", "5", "SOLVER.WARMUP_EPOCHS", "0", "SOLVER.BASE_LR", "0.01", "SOLVER.AMP", "off",
-            "MODEL.SAN.TR_WEIGHT", "0", "MODEL.SAN.DECODER_LR", "0.01",
-            "DATALOADER.NUM_WORKERS", "0", "SOLVER.EVAL_PERIOD", "0", "SOLVER.CHECKPOINT_PERIOD", "0"]
+            "MODEL.SAN.DECODER_LR", "0.01", "DATALOADER.NUM_WORKERS", "0", "SOLVER.EVAL_PERIOD", "0",
+            "SOLVER.CHECKPOINT_PERIOD", "0"]
     trainer = build_trainer(load_config(SAN_TINY, opts), progress=False)
     assert "decoder" in trainer.optimizers
-    trainer.train()
-    fixed = trainer.to_device(next(iter(trainer.train_loader)))
-
-    def rec_loss():  # in training mode, as the loss is computed (4 x 5 steps leave BN running stats raw)
-        with torch.no_grad():
-            decoded, _ = trainer.aux["decoder"].train()(trainer.model.train().stage_maps(fixed["images"]), (32, 32))
-        return float(F.l1_loss(decoded, fixed["target"]))
-
-    after = rec_loss()
-    trainer.aux["decoder"].load_state_dict(build_trainer(load_config(SAN_TINY, opts), progress=False)
-                                           .aux["decoder"].state_dict())
-    assert after < 0.8 * rec_loss()
+    rec = [trainer.train_epoch(e)["rec"] for e in range(1, 6)]  # mean L1 of each epoch's 4 steps
+    assert rec[-1] < 0.85 * rec[0], rec
+    trainer.epoch = 5
+    trainer.train()  # writes model_final.pth
     ckpt = os.path.join(str(tmp_path), "model_final.pth")
     model, _ = load_model_from_checkpoint(ckpt)
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, model.feat_dim)  # the encoder's feature only

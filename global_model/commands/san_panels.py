@@ -1,4 +1,4 @@
-"""``python -m global_model san-panels --checkpoint CKPT --src DIR --out DIR [--targets DIR]``: SAN's decoded targets."""
+"""``python -m global_model san-panels --checkpoint CKPT --src DIR --out DIR [--targets DIR]``: SAN panels."""
 import click
 
 from . import OVERRIDES, checkpoint_option, run_options

@@ -96,8 +96,8 @@ class UpBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
         self.res = BasicResBlock(in_ch)
-        self.conv = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(in_ch, out_ch, 3, bias=False), nn.BatchNorm2d(out_ch),
-                                  nn.ReLU(True))
+        self.conv = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(in_ch, out_ch, 3, bias=False),
+                                  nn.BatchNorm2d(out_ch), nn.ReLU(True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(F.relu(self.res(x)), scale_factor=2, mode="bilinear", align_corners=False)

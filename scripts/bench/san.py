@@ -38,14 +38,25 @@ CONFIGS = {
 }
 
 
-def _run(cmd, log: Path) -> float:
-    """Run ``cmd`` from the repository root with its output in ``log``; returns the wall time."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    start = time.time()
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def _start(cmd, log: Path) -> subprocess.Popen:
+    """Start ``cmd`` from the repository root with its output in ``log``."""
     with open(log, "w") as f:
-        code = subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
-    if code:
-        sys.exit(f"san bench: {' '.join(map(str, cmd[:4]))} ... failed (exit {code}); see {log}")
+        return subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=_env(), stdout=f, stderr=subprocess.STDOUT)
+
+
+def _wait(proc: subprocess.Popen, log: Path) -> None:
+    if proc.wait():
+        sys.exit(f"san bench: {' '.join(map(str, proc.args[:4]))} ... failed (exit {proc.returncode}); see {log}")
+
+
+def _run(cmd, log: Path) -> float:
+    """Run ``cmd`` (see :func:`_start`) to the end; returns the wall time."""
+    start = time.time()
+    _wait(_start(cmd, log), log)
     return time.time() - start
 
 
@@ -69,6 +80,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "outputs" / "san_bench")
     ap.add_argument("--variants", default="baseline,san", help=f"comma-separated, from {', '.join(CONFIGS)}")
     ap.add_argument("--epochs", type=int, default=0, help="SOLVER.MAX_EPOCHS for every variant (0: the configs')")
+    ap.add_argument("--parallel", action="store_true",
+                    help="train the variants at the same time (on a machine shared with other jobs this gets them "
+                         "a larger share; their times then include competing with each other)")
     ap.add_argument("--iters", type=int, default=0,
                     help="SOLVER.ITERS_PER_EPOCH for every variant (0: one pass over the P×K sampler)")
     args = ap.parse_args()
@@ -80,22 +94,30 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     prepare_data(args.source.resolve(), data)
     results = {"source": str(args.source), "epochs": args.epochs or "config", "iters": args.iters or "config",
-               "variants": {}}
+               "parallel": args.parallel, "variants": {}}
+    procs = {}
     for name in variants:
         config, extra = CONFIGS[name]
-        model_dir = out / "models" / name
-        opts = ["DATASETS.ROOT", data, "OUTPUT_DIR", model_dir, *extra]
+        opts = ["DATASETS.ROOT", data, "OUTPUT_DIR", out / "models" / name, *extra]
         if args.epochs:
             opts += ["SOLVER.MAX_EPOCHS", args.epochs]
         if args.iters:
             opts += ["SOLVER.ITERS_PER_EPOCH", args.iters]
         print(f"train {name} ({config} {' '.join(map(str, extra))})", flush=True)
-        seconds = _run([sys.executable, "-m", "global_model", "train", "--config", config, "--no-progress", "--force",
-                        *opts], out / f"train_{name}.log")
-        _run([sys.executable, "-m", "global_model", "extract", "--checkpoint", model_dir / "model_final.pth",
+        cmd = [sys.executable, "-m", "global_model", "train", "--config", config, "--no-progress", "--force", *opts]
+        log = out / f"train_{name}.log"
+        if args.parallel:
+            procs[name] = (_start(cmd, log), log, time.time())
+        else:
+            results["variants"][name] = {"train_seconds": round(_run(cmd, log), 1)}
+    for name, (proc, log, start) in procs.items():
+        _wait(proc, log)
+        results["variants"][name] = {"train_seconds": round(time.time() - start, 1)}
+    for name in variants:
+        config, extra = CONFIGS[name]
+        _run([sys.executable, "-m", "global_model", "extract", "--checkpoint", out / "models" / name / "model_final.pth",
               "--data-root", data, "--out-dir", features, "--name", name, "--no-progress"], out / f"extract_{name}.log")
-        results["variants"][name] = {"config": config, "overrides": [str(o) for o in extra],
-                                     "train_seconds": round(seconds, 1)}
+        results["variants"][name].update(config=config, overrides=[str(o) for o in extra])
     runs = {name: [name] for name in variants}
     runs.update({f"baseline+{v}": ["baseline", v] for v in variants if v != "baseline"})
     rows = {}
