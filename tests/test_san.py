@@ -210,3 +210,16 @@ def test_a_tiny_run_lowers_the_reconstruction_loss_extracts_the_encoder_and_writ
     assert panel.shape == (32, 96, 3)
     expected = cv2.resize(cv2.imread(os.path.join(targets, names[0] + ".png")), (32, 32), interpolation=cv2.INTER_AREA)
     assert np.abs(panel[:, 32:64].astype(int) - expected).max() <= 1
+
+
+def test_the_published_recipe_config_loads_with_amsgrad():
+    from global_model.engine.solver import build_optimizer
+
+    cfg = load_config(os.path.join(REPO, "global_model", "san", "configs", "san_r50_person.yml"), [])
+    m, s = cfg.MODEL, cfg.SOLVER
+    assert (m.BACKBONE, m.LAST_STRIDE, list(cfg.INPUT.SIZE_TRAIN)) == ("torchvision:resnet50", 1, [256, 128])
+    assert (s.IMS_PER_BATCH // cfg.DATALOADER.NUM_INSTANCE, cfg.DATALOADER.NUM_INSTANCE) == (16, 4)
+    assert (s.MAX_EPOCHS, s.WARMUP_EPOCHS, s.GAMMA, s.STEPS[:2]) == (300, 20, 0.5, [40, 80])
+    assert (m.SAN.REC_WEIGHT, m.SAN.TR_WEIGHT, m.SAN.TR_MARGIN, cfg.LOSS.LABEL_SMOOTH) == (1, 1, 0.3, 0.1)
+    opt = build_optimizer([{"params": [torch.nn.Parameter(torch.zeros(2))]}], cfg)
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["amsgrad"] and opt.defaults["lr"] == 0.0008
