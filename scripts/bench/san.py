@@ -39,7 +39,8 @@ CONFIGS = {
 
 
 def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return {"OMP_NUM_THREADS": "1", **os.environ,  # one thread each: on a busy machine extra threads only contend
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
 def _start(cmd, log: Path) -> subprocess.Popen:
