@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from post_processing.fileio import IMAGE_EXTENSIONS
 
@@ -58,7 +58,7 @@ class _Listing:
         return self._dirs[folder]
 
 
-def find_target(folder: str, relative: str, listing: _Listing = None) -> List[str]:
+def find_target(folder: str, relative: str, listing: Optional[_Listing] = None) -> List[str]:
     """The image files under ``folder`` whose path is ``relative`` with any image extension."""
     sub, name = os.path.split(relative)
     return (listing or _Listing()).stems(os.path.join(folder, sub)).get(os.path.splitext(name)[0], [])
