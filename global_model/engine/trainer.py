@@ -382,7 +382,7 @@ class Trainer:
 
     def validate(self) -> Optional[Dict[str, float]]:
         """mAP / mINP / CMC of the current model on the validation split (same path as ``extract``),
-        under the evaluation protocol ``DATASETS.TEST`` declares."""
+        under the evaluation protocol ``DATASETS.TEST`` declares (its primary mAP picks ``best.pth``)."""
         from ..data.datasets.scoring import evaluate_features
 
         split = self.validation_split()
@@ -400,6 +400,8 @@ class Trainer:
         out = {"mAP": float(res["mAP"]), "mINP": float(res["mINP"]), "rank1": float(cmc[0])}
         if len(cmc) >= 5:
             out["rank5"] = float(cmc[4])
+        if "full_mAP" in res:  # AIC: mAP is the challenge's mAP@100, the whole ranking's mAP goes beside it
+            out["full_mAP"] = float(res["full_mAP"])
         return out
 
     def log_scalars(self, values: Dict[str, float]) -> None:
