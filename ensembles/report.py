@@ -38,13 +38,13 @@ def score(ranking: np.ndarray, labels: Labels, topk: int = TOPK) -> Dict[str, An
         raise ScoreError("scoring needs ground truth (AIC20: query_label.xml and test_label.xml)")
     if is_whole_test_set(labels.protocol):
         res = evaluate_protocol(labels.protocol, ranking, labels.q_pids, labels.g_pids, labels.q_camids,
-                                labels.g_camids, max_rank=MAX_RANK, topk=topk, **labels.protocol_options)
+                                labels.g_camids, **{"max_rank": MAX_RANK, "topk": topk, **labels.protocol_options})
         cmc = [float(x) for x in np.asarray(res["cmc"]).reshape(-1)]
         return {"mAP": float(res["mAP"]), "aic_map": float(res["aic_map"]), "mINP": float(res["mINP"]),
                 **{f"rank{n}": cmc[min(n, len(cmc)) - 1] for n in (1, 5, 10)}, "cmc": cmc, "draws": res["draws"]}
     ranking = np.asarray(ranking)[:, :topk]
     res = evaluate_protocol(labels.protocol, ranking, labels.q_pids, labels.g_pids, labels.q_camids,
-                            labels.g_camids, max_rank=MAX_RANK, **labels.protocol_options)
+                            labels.g_camids, **{"max_rank": MAX_RANK, **labels.protocol_options})
     cmc = [float(x) for x in np.asarray(res["cmc"]).reshape(-1)]
     at = {n: cmc[min(n, len(cmc)) - 1] for n in (1, 5, 10)}
     out = {"mAP": float(res["mAP"]), "aic_map": float(aic_map(ranking, labels.q_pids, labels.g_pids, topk=topk)),
