@@ -98,7 +98,8 @@ def run_ensemble(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK, evaluate:
     result.ranking = np.ascontiguousarray(inputs.written_ranking(state, topk), dtype=np.int64)
     result.scored = inputs.scored(state, topk)
     if evaluate and inputs.whole_test_set:
-        result.ranking_file = {"ranks": ranking_scope(inputs.dataset), **score(result.ranking, inputs.file_labels, topk)}
+        result.ranking_file = {"ranks": ranking_scope(inputs.dataset),
+                               **score(result.ranking, inputs.file_labels, topk)}
     result.notes = dataset_notes(inputs.dataset) + inputs.protocol_notes() + list(state.notes)
     return result
 

@@ -76,7 +76,8 @@ def test_aic20_validation_mAP_is_the_challenge_mAP_at_100_with_the_full_mAP_besi
     for q in range(len(qf)):
         hits = g_pids[np.argsort(d[q], kind="stable")][:100] == q_pids[q]
         if hits.any():
-            aps.append(np.sum(np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)) / min((g_pids == q_pids[q]).sum(), 100))
+            relevant = min((g_pids == q_pids[q]).sum(), 100)
+            aps.append(np.sum(np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)) / relevant)
     market = evaluate(d, q_pids, g_pids, [r.camid for r in ds.query], [r.camid for r in ds.gallery])
     assert ds.protocol == "aic" and res["mAP"] == pytest.approx(np.mean(aps), abs=1e-12)
     assert res["full_mAP"] == market["mAP"] and res["mINP"] == market["mINP"]

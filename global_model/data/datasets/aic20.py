@@ -82,7 +82,8 @@ def _split(root: str, folder: str, names: List[str], labels: Optional[Dict[str, 
 
 
 @register("aic20", "name_{query,test}.txt, image_{train,query,test}/, train_label.xml, test_track.txt "
-                   "(+ query_label.xml/test_label.xml)", "AIC: mAP@100 of the top-100 submission; full Market-rule mAP beside it")
+                   "(+ query_label.xml/test_label.xml)",
+          "AIC: mAP@100 of the top-100 submission; full Market-rule mAP beside it")
 def load_aic20(root: str, require_images: bool = True, train: bool = True) -> DatasetSplits:
     """CityFlow-ReID at ``root`` (train on the VehicleX simulation ids too by naming ``aic20_sim`` as a
     second ``DATASETS.TRAIN`` entry).
