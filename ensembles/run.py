@@ -96,7 +96,7 @@ def run_ensemble(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK, evaluate:
 
     run_pipeline(pipeline, state, on_step)
     result.ranking = np.ascontiguousarray(inputs.written_ranking(state, topk), dtype=np.int64)
-    result.scored = inputs.scored(state, topk)
+    result.scored = inputs.scored(state, topk) if inputs.whole_test_set else result.ranking
     if evaluate and inputs.whole_test_set:
         result.ranking_file = {"ranks": ranking_scope(inputs.dataset),
                                **score(result.ranking, inputs.file_labels, topk)}
