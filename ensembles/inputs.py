@@ -118,6 +118,7 @@ def _flags(ds: DatasetSplits) -> Dict[str, np.ndarray]:
 
 
 def _ints(values) -> np.ndarray:
+    """Labels as an int64 array."""
     return np.asarray(list(values), dtype=np.int64)
 
 
@@ -127,16 +128,15 @@ def labels_of(ds: DatasetSplits) -> Labels:
 
     A ranking scores under the Market rules for ``aic`` (its mAP@100 is the table's own column) and for
     a whole-test-set protocol (one draw's ranking: :func:`ranking_scope`)."""
-    ints = _ints
     q_cams, g_cams, _ = evaluation_cameras(ds.query, ds.gallery)
     known = bool(ds.query) and all(r.pid >= 0 for r in ds.query)
     protocol, options = ds.protocol, dict(ds.protocol_options)
     if protocol == "aic" or is_whole_test_set(protocol):
         protocol, options = "market", {}
-    return Labels(q_pids=ints(r.pid for r in ds.query), g_pids=ints(r.pid for r in ds.gallery),
-                  q_camids=q_cams, g_camids=g_cams, g_tracks=ints(r.trackid for r in ds.gallery),
+    return Labels(q_pids=_ints(r.pid for r in ds.query), g_pids=_ints(r.pid for r in ds.gallery),
+                  q_camids=q_cams, g_camids=g_cams, g_tracks=_ints(r.trackid for r in ds.gallery),
                   has_gt=bool(ds.extra.get("has_ground_truth", known)),
-                  train_pids=ints(r.pid for r in ds.train) if ds.train else None, query_subsets=_flags(ds),
+                  train_pids=_ints(r.pid for r in ds.train) if ds.train else None, query_subsets=_flags(ds),
                   protocol=protocol, protocol_options=options)
 
 
