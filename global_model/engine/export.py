@@ -86,6 +86,7 @@ def _onnx_bytes(graph: torch.nn.Module, example: torch.Tensor, dynamic_batch: bo
         # The TorchScript-based exporter: no onnxscript dependency and several times faster than the
         # torch.export one on these convolutional graphs; the parity check below guards its output.
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\.")
         try:
             torch.onnx.export(graph, (example,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False)

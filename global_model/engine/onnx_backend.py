@@ -18,7 +18,8 @@ from post_processing.errors import ReidError
 from ..data.image_io import ImageReadError, clean_read_error
 from ..data.records import ImageRecord
 
-__all__ = ["META_CONFIG", "META_PREFIX", "OnnxError", "OnnxModel", "extract_features_onnx", "infer_batch_onnx"]
+__all__ = ["META_CONFIG", "META_PREFIX", "OnnxError", "OnnxModel", "extract_features_onnx", "infer_batch_onnx",
+           "load_onnx_model"]
 
 logger = logging.getLogger("global_model.extract")
 
@@ -41,7 +42,7 @@ def _runtime():
 
 class OnnxModel:
     """An exported model in an onnxruntime session: ``model(batch)`` maps a normalised N×3×H×W
-    float32 array to N×D raw features, in chunks of the graph's batch size when it is fixed.
+    float32 array to N×D raw features, one graph-sized chunk at a time when its batch is fixed.
 
     ``source`` is a file path or the serialised model (bytes); ``metadata`` holds the
     ``reid_ensemble.*`` entries the export wrote (``config`` among them).
@@ -55,6 +56,7 @@ class OnnxModel:
         providers = [p for p in wanted if p in available] or available
         try:
             self.session = ort.InferenceSession(source, providers=providers)
+            self.providers = self.session.get_providers()
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile types
             raise OnnxError(f"{self.name}: onnxruntime cannot load it ({type(exc).__name__}: {exc})") from None
         inputs = self.session.get_inputs()
@@ -85,17 +87,26 @@ class OnnxModel:
         images = np.ascontiguousarray(images, dtype=np.float32)
         if self.batch is None:
             return self._run(images)
-        outs = []
-        for start in range(0, len(images), self.batch):
-            chunk = images[start:start + self.batch]
-            pad = self.batch - len(chunk)
-            if pad:
-                chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], np.float32)])
-            outs.append(self._run(chunk)[: self.batch - pad])
-        return np.concatenate(outs)
+        if len(images) % self.batch:
+            raise OnnxError(f"{self.name}: the graph takes batches of exactly {self.batch} images, got {len(images)}")
+        return np.concatenate([self._run(images[i:i + self.batch]) for i in range(0, len(images), self.batch)])
 
     def _run(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.session.run(None, {self.input_name: images})[0], dtype=np.float32)
+
+
+def load_onnx_model(path: str, opts: Sequence[str] = ()):
+    """``(model, cfg)`` for extraction from a file written by ``export``: the session (on the GPU when
+    onnxruntime has one, unless ``MODEL.DEVICE`` is ``cpu``) and the stored config with ``opts`` on top."""
+    import os
+
+    if not os.path.isfile(path):
+        raise OnnxError(f"--onnx {path}: no such file")
+    model = OnnxModel(path, device="auto")
+    cfg = model.config(opts)
+    if str(cfg.MODEL.DEVICE) == "cpu" and model.providers[0] != "CPUExecutionProvider":
+        model = OnnxModel(path, device="cpu")
+    return model, cfg
 
 
 def infer_batch_onnx(model: OnnxModel, images: np.ndarray, flip: bool = True, normalize: bool = True) -> np.ndarray:
