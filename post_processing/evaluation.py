@@ -282,6 +282,20 @@ def evaluate_ranking(indices, q_pids, g_pids, q_camids, g_camids, max_rank: int 
     INP is 0 for a query whose matches are not all in the list. With K = the whole gallery in
     stable-argsort order the result equals :func:`evaluate` exactly.
     """
+    ng = np.asarray(g_pids).size
+    ap, inp, first, num_rel = _ranking_with_relevant(indices, q_pids, g_pids, q_camids, g_camids, num_relevant)
+    return _result(ap, inp, first, num_rel > 0, min(max_rank, ng))
+
+
+def average_precisions(indices, q_pids, g_pids, q_camids, g_camids, num_relevant=None) -> np.ndarray:
+    """Each query's AP under the :func:`evaluate_ranking` protocol (its mAP is their mean over the
+    non-NaN entries); NaN for a query without a valid match in the gallery. To find the failures."""
+    ap, _, _, num_rel = _ranking_with_relevant(indices, q_pids, g_pids, q_camids, g_camids, num_relevant)
+    return np.where(num_rel > 0, ap, np.nan)
+
+
+def _ranking_with_relevant(indices, q_pids, g_pids, q_camids, g_camids, num_relevant):
+    """``(ap, inp, first, num_rel)`` per query of a ranking (see :func:`evaluate_ranking`)."""
     nq = np.asarray(indices).shape[0]
     ng = np.asarray(g_pids).size
     lab = _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids)
@@ -291,8 +305,7 @@ def evaluate_ranking(indices, q_pids, g_pids, q_camids, g_camids, max_rank: int 
         num_rel = np.asarray(num_relevant, dtype=np.int64).reshape(-1)
         if num_rel.shape[0] != nq:
             raise EvaluationError(f"num_relevant has {num_rel.shape[0]} entries, expected {nq}")
-    ap, inp, first = _ranking(indices, lab, num_rel)
-    return _result(ap, inp, first, num_rel > 0, min(max_rank, ng))
+    return (*_ranking(indices, lab, num_rel), num_rel)
 
 
 def aic_map(indices_or_distmat, q_pids, g_pids, topk: int = 100) -> float:

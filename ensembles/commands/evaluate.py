@@ -14,7 +14,8 @@ from ._options import check_outputs
 @click.argument("track2", type=click.Path(dir_okay=False))
 @click.option("--data-root", required=True, type=click.Path(file_okay=False),
               help="AIC20-layout dataset with query_label.xml and test_label.xml")
-@click.option("--topk", type=click.IntRange(min=1), default=TOPK, show_default=True)
+@click.option("--topk", type=click.IntRange(min=1), default=TOPK, show_default=True,
+              help="gallery ids per line scored (AIC mAP@K)")
 @click.option("--json-out", type=click.Path(dir_okay=False), help="also write the scores as JSON")
 def command(track2, data_root, topk, json_out):
     """Score a track2.txt against ground truth (mAP, AIC mAP@100, rank-1/5/10, mINP)."""
