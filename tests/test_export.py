@@ -7,8 +7,6 @@ import torch
 
 from global_model.cli import main
 
-pytest.importorskip("onnxruntime")
-
 
 def _random_checkpoint(path, cfg, num_classes=5, seed=0):
     """A checkpoint in the trainer's format of an untrained model whose BatchNorm statistics are random

@@ -91,7 +91,8 @@ def _onnx_bytes(graph: torch.nn.Module, example: torch.Tensor, dynamic_batch: bo
             torch.onnx.export(graph, (example,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False)
         except Exception as exc:  # tracing/symbolic errors come in many types
-            raise ExportError(f"torch.onnx.export failed at opset {opset}: {type(exc).__name__}: {exc}") from exc
+            first = (str(exc).strip().splitlines() or [""])[0][:400]  # some errors append a whole graph dump
+            raise ExportError(f"torch.onnx.export failed at opset {opset}: {type(exc).__name__}: {first}") from exc
     return buffer.getvalue()
 
 
