@@ -44,6 +44,7 @@ def test_export_matches_pytorch_and_stores_the_config(tiny_ckpt, tmp_path):
     assert model.batch is None and model.size_hw == (48, 64)
     cfg = model.config()
     assert cfg.MODEL.POOLING == "gem" and int(model.metadata["feat_dim"]) == result.feat_dim == 512
+    assert len(model.metadata["fingerprint"]) == 16 and model.metadata["meta_arch"] == "baseline"
     # BatchNorm folded: only the BNNeck (after pooling, no convolution before it) remains a BN node.
     import onnx
 

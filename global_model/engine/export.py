@@ -16,7 +16,6 @@ eval forward traces (baseline, SJDL's encoder, MGN) exports.
 from __future__ import annotations
 
 import glob
-import hashlib
 import io
 import logging
 import os
@@ -30,7 +29,7 @@ import torch
 from post_processing.errors import ReidError
 from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write
 
-from .extractor import infer_batch, load_model_from_checkpoint, prepare_for_inference
+from .extractor import infer_batch, load_model_from_checkpoint, model_fingerprint, prepare_for_inference
 from .onnx_backend import META_PREFIX, OnnxModel, infer_batch_onnx
 
 __all__ = ["DEFAULT_OPSET", "ExportError", "ExportResult", "PARITY_TOLERANCE", "export_onnx", "parity_images"]
@@ -109,14 +108,6 @@ def _with_metadata(data: bytes, entries: dict) -> bytes:
     return proto.SerializeToString()
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def export_onnx(checkpoint: str, out: str, dynamic_batch: bool = False, opset: int = DEFAULT_OPSET,
                 opts: Sequence[str] = (), images: Optional[str] = None, count: int = 4,
                 tolerance: float = PARITY_TOLERANCE) -> ExportResult:
@@ -136,7 +127,9 @@ def export_onnx(checkpoint: str, out: str, dynamic_batch: bool = False, opset: i
     graph = prepare_for_inference(model, channels_last=False)
     h, w = cfg.INPUT.SIZE_TEST
     data = _onnx_bytes(graph, torch.zeros(1, 3, h, w), dynamic_batch, opset)
-    data = _with_metadata(data, {"config": cfg.dump(), "checkpoint_sha256": _sha256(checkpoint),
+    source = model_fingerprint(checkpoint, cfg)
+    data = _with_metadata(data, {"config": cfg.dump(), "checkpoint_sha256": source["checkpoint_sha256"],
+                                 "fingerprint": source["fingerprint"],
                                  "meta_arch": cfg.MODEL.META_ARCH, "feat_dim": reference.shape[1],
                                  "outside_graph": "flip TTA (TEST.FLIP), L2 normalisation (TEST.NORM)"})
     runtime = OnnxModel(data, name=out)
