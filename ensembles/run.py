@@ -14,7 +14,7 @@ from post_processing.evaluation import average_precisions
 from post_processing.submission import TOPK
 
 from .fusion import make_blocks
-from .inputs import Inputs
+from .inputs import Inputs, dataset_notes
 from .pipeline import DENSE_RERANK_MAX, Pipeline, PipelineError, State, Step, run_pipeline
 from .report import score
 
@@ -91,7 +91,7 @@ def run_ensemble(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK, evaluate:
 
     run_pipeline(pipeline, state, on_step)
     result.ranking = np.ascontiguousarray(state.rank(topk), dtype=np.int64)
-    result.notes = list(state.notes)
+    result.notes = dataset_notes(inputs.dataset) + list(state.notes)
     return result
 
 
@@ -104,6 +104,7 @@ def metrics_json(result: FuseResult, pipeline: Pipeline, inputs: Inputs, topk: i
             "fusion": result.fusion,
             "steps": [{**{k: v for k, v in s.items() if k != "scores"}, **s.get("scores", {})} for s in result.steps],
             "has_ground_truth": inputs.labels.has_gt,
+            "protocol": {**inputs.dataset.protocol_json(), "scored_as": inputs.labels.protocol},
             "num_query": len(inputs.labels.q_pids), "num_gallery": len(inputs.labels.g_pids),
             "topk": topk, "track2": track2, "pipeline": pipeline.to_dict(), "notes": result.notes,
             "per_query": per_query_ap(result, inputs)}

@@ -30,7 +30,7 @@ from post_processing.errors import ReidError, ReidUsageError
 from post_processing.evaluation import average_precisions
 from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write
 
-from .inputs import load_split_lists
+from .inputs import DATASET, load_split_lists
 
 CSV_COLUMNS = ("query_filename", "predicted_id", "predicted_path", "distance", "rank")
 RESULTS_FORMAT = "reid-ensemble search results"
@@ -91,30 +91,33 @@ def folder_side(folder: str, folder_ids: bool = False) -> Side:
     return Side(names, [os.path.join(folder, n) for n in names], ids, folder)
 
 
-def _dataset_side(names: Sequence[str], source: str, data_root: str, split: str) -> Tuple[List[str], List[Any]]:
-    """Paths and identities (None without ground truth) of ``names`` in the ``split`` list of ``data_root``."""
-    ds = load_split_lists(data_root)
+def _dataset_side(names: Sequence[str], source: str, data_root: Optional[str], split: str,
+                  dataset: str = DATASET) -> Tuple[List[str], List[Any]]:
+    """Paths and identities (None without ground truth) of ``names`` in the ``split`` of the dataset entry
+    ``dataset`` (a ``--dataset`` SPEC; AIC20 at ``data_root`` by default)."""
+    ds = load_split_lists(data_root, dataset=dataset)
     records: List[ImageRecord] = ds.query if split == "query" else ds.gallery
     by_name = {r.name: r for r in records}
     missing = [n for n in names if n not in by_name]
     if missing:
-        raise SearchError(f"{source}: {len(missing)} {split} name(s) not in {data_root}'s {split} list, "
+        raise SearchError(f"{source}: {len(missing)} {split} name(s) not in {ds.root}'s {split} list, "
                           f"first: {', '.join(missing[:5])}")
-    known = bool(ds.extra.get("has_ground_truth"))
+    known = bool(ds.extra.get("has_ground_truth", True))
     return ([by_name[n].path for n in names],
             [by_name[n].pid if known and by_name[n].pid >= 0 else None for n in names])
 
 
 def feature_side(path: str, split: str, data_root: Optional[str] = None, folder: Optional[str] = None,
-                 folder_ids: bool = False) -> Side:
-    """A precomputed feature file as one side: image paths and identities from ``data_root``'s ``split``
-    list, else ``folder/<name>`` (identities from the first folder with ``folder_ids``), else the names."""
+                 folder_ids: bool = False, dataset: Optional[str] = None) -> Side:
+    """A precomputed feature file as one side: image paths and identities from the ``split`` of the dataset
+    entry ``dataset`` (AIC20 at ``data_root`` by default), else ``folder/<name>`` (identities from the
+    first folder with ``folder_ids``), else the names."""
     from post_processing.features import load_features
 
     fs = load_features(path)
     names = [str(n) for n in fs.names]
-    if data_root:
-        paths, ids = _dataset_side(names, path, data_root, split)
+    if data_root or dataset:
+        paths, ids = _dataset_side(names, path, data_root, split, dataset or DATASET)
     else:
         paths = [os.path.join(folder or "", n) for n in names]
         ids = [_folder_id(n, folder or os.path.dirname(path)) for n in names] if folder_ids else [None] * len(names)

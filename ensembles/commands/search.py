@@ -38,8 +38,10 @@ def _rerank_help(key: str) -> str:
               help="folder of gallery images, searched recursively (with --gallery-features: where its images are)")
 @click.option("--gallery-features", type=click.Path(dir_okay=False),
               help="precomputed gallery features (.pkl/.npz) instead of extracting --gallery-dir")
+@click.option("--dataset", help="dataset entry the feature files come from (name, name=PATH or name(key=value)=PATH; "
+                                "default aic20 at --data-root): image paths and identities (its ground truth)")
 @click.option("--data-root", type=click.Path(file_okay=False),
-              help="AIC20-layout dataset the feature files come from: image paths and identities (its ground truth)")
+              help="folder of that dataset when --dataset names no PATH (AIC20 layout by default)")
 @click.option("--folder-ids", is_flag=True,
               help="the first folder under --query-dir/--gallery-dir names each image's identity (DIR/<id>/x.jpg)")
 @click.option("--topk", type=click.IntRange(min=1), default=10, show_default=True, help="gallery matches per query")
@@ -143,8 +145,8 @@ def _check_sides(o) -> None:
             raise click.UsageError("KEY VALUE overrides are for extraction, but both sides are feature files")
     if o["folder_ids"] and not folders:
         raise click.UsageError("--folder-ids reads identities from --query-dir/--gallery-dir; neither is given")
-    if o["data_root"] and not from_dataset:
-        raise click.UsageError("--data-root gives the images of a feature file given without its folder; "
+    if (o["data_root"] or o["dataset"]) and not from_dataset:
+        raise click.UsageError("--dataset/--data-root give the images of a feature file given without its folder; "
                                "no side is one")
 
 
@@ -155,5 +157,5 @@ def _side(o, name: str):
     folder, features = o[f"{name}_dir"], o[f"{name}_features"]
     if features:
         return lib.feature_side(features, name, None if folder else o["data_root"], folder,
-                                o["folder_ids"] and bool(folder))
+                                o["folder_ids"] and bool(folder), None if folder else o["dataset"])
     return lib.folder_side(folder, o["folder_ids"])

@@ -68,7 +68,8 @@ def command(ctx, **o):
     click.echo("")
     click.echo(format_table([("base: " + describe(base.pipeline), base.scores)] +
                             [(f"#{i + 1}: " + describe(t.pipeline), t.scores) for i, t in enumerate(trials[:5])]))
-    header = (f"written by `ensemble tune` on {o['data_root']} ({len(trials)} trials, {o['search_kind']} search, "
+    header = (f"written by `ensemble tune` on {inputs.dataset.name} at {inputs.dataset.root} ({len(trials)} trials, "
+              f"{o['search_kind']} search, "
               f"seed {o['seed']})\n{o['objective']} {100 * best.objective:.2f} "
               f"(base pipeline {100 * base.objective:.2f}); tuned on the split it is scored on")
     best.pipeline.save(o["out"], header)

@@ -8,11 +8,12 @@ import click
 from post_processing.fileio import write_together
 
 from ..visualize import ORDERS
-from ._options import check_outputs
+from ._options import DATASET_HELP, check_outputs, uses_track2
 
 
 @click.command("visualize", short_help="rank-list PNG (worst AP first) and CMC PNG of a ranking")
 @click.argument("ranking", type=click.Path(dir_okay=False))
+@click.option("--dataset", help=f"the dataset RANKING ranks (default aic20 at --data-root): {DATASET_HELP}")
 @click.option("--data-root", type=click.Path(file_okay=False),
               help="AIC20-layout dataset with images that RANKING (a track2.txt) ranks; not for results.json")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="rank-list PNG to write")
@@ -26,10 +27,11 @@ from ._options import check_outputs
 @click.option("--query", "query_names", multiple=True,
               help="show this query (its file name; repeat for several, drawn in that order) instead of --order")
 @click.option("--topk", type=click.IntRange(min=1), default=10, show_default=True, help="gallery images per query")
-def command(ranking, data_root, out, cmc_out, metrics, queries, order, query_names, topk):
+def command(ranking, dataset, data_root, out, cmc_out, metrics, queries, order, query_names, topk):
     """Draw queries with their top-k (green/red borders for right/wrong identity, each query's AP) and a CMC plot.
 
-    RANKING is a track2.txt of the dataset at --data-root, or the results.json `ensemble search` wrote.
+    RANKING is a track2.txt of the dataset at --data-root, another --dataset's ranking file (`ensemble fuse
+    --out`), or the results.json `ensemble search` wrote.
     """
     from ..visualize import (cmc_curves, cmc_plot, ranklist_grid, read_ranking, read_results, select_queries,
                              view_of_ranking, view_of_results)
@@ -40,25 +42,31 @@ def command(ranking, data_root, out, cmc_out, metrics, queries, order, query_nam
         raise click.UsageError("--query picks the queries; do not combine it with --order")
     check_outputs(("--out", out), ("--cmc-out", cmc_out))
     if ranking.endswith(".json"):
-        if data_root or cmc_out:
-            raise click.UsageError(f"{ranking} holds search results (paths and identities): --data-root and "
-                                   f"--cmc-out are for a track2.txt")
+        if data_root or dataset or cmc_out:
+            raise click.UsageError(f"{ranking} holds search results (paths and identities): --dataset, --data-root "
+                                   f"and --cmc-out are for a track2.txt or ranking file")
         view, ranked, curves = view_of_results(read_results(ranking), ranking), None, None
     else:
-        if not data_root:
-            raise click.UsageError(f"{ranking} is a track2.txt: give --data-root (the dataset it ranks)")
-        from ..inputs import labels_of, load_split_lists
+        if not data_root and not dataset:
+            raise click.UsageError(f"{ranking} is a track2.txt or ranking file: give --dataset or --data-root "
+                                   f"(the dataset it ranks)")
+        from post_processing.ranking import read_ranking as read_ranking_file
 
-        ds = load_split_lists(data_root)
+        from ..inputs import DATASET, labels_of, load_split_lists
+
+        ds = load_split_lists(data_root, dataset=dataset or DATASET)
         labels = labels_of(ds)
-        ranked = read_ranking(ranking, len(ds.query), [r.name for r in ds.gallery], data_root)
+        if uses_track2(ds):
+            ranked = read_ranking(ranking, len(ds.query), [r.name for r in ds.gallery], ds.root)
+        else:
+            ranked = read_ranking_file(ranking, [r.name for r in ds.query], [r.name for r in ds.gallery])
         view = view_of_ranking(ds.query, ds.gallery, ranked, labels)
         curves = cmc_curves(ranking, ranked, labels, metrics) if cmc_out else None
     rows = select_queries(view, queries, order, query_names)
     with write_together():
         ranklist_grid(out, view, rows, topk)
         if cmc_out:
-            cmc_plot(cmc_out, curves, title=f"CMC ({os.path.basename(data_root.rstrip('/'))})")
+            cmc_plot(cmc_out, curves, title=f"CMC ({os.path.basename(ds.root.rstrip('/'))})")
     how = "as named" if query_names else {"worst": "worst AP first", "best": "best AP first",
                                           "spread": "worst to best AP" if view.has_ap else "spread over the list"}[
         order or ("worst" if view.has_ap else "spread")]

@@ -3,10 +3,11 @@
 Rebuilds the model from the checkpoint (its stored config, or ``--config``), folds BatchNorm into
 the convolutions, extracts every split asked for, then writes ``DIR/<split>_NAME.pkl`` (or ``.npz``)
 for all of them together: a failure on one split replaces none of the files, so a new query file
-never sits beside an old gallery file. Each file records the model's fingerprint and the images
-``DATASETS.SKIP_BAD`` left out (see :mod:`post_processing.features`). ``--backend onnx --onnx FILE``
-runs a file written by ``export`` in onnxruntime instead, with the config stored in it and the same
-preprocessing, flip TTA and normalisation (:mod:`global_model.engine.onnx_backend`).
+never sits beside an old gallery file. Each file records the model's fingerprint, the images
+``DATASETS.SKIP_BAD`` left out and the dataset's evaluation protocol (see :mod:`post_processing.features`).
+Query and gallery never need the training split (``--split train|all`` reads it). ``--backend onnx
+--onnx FILE`` runs a file written by ``export`` in onnxruntime instead, with the config stored in it
+and the same preprocessing, flip TTA and normalisation (:mod:`global_model.engine.onnx_backend`).
 """
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def command(config, checkpoint, backend, onnx_file, data_root, out_dir, name, sp
     from post_processing.features import save_feature_files
 
     from ..config import load_config
-    from ..data.dataset import build_test_split
+    from ..data.dataset import build_test_set
+    from ..data.datasets import split_table
     from ..engine.extractor import (extract_features, load_model_from_checkpoint, model_fingerprint,
                                     prepare_for_inference)
 
@@ -67,8 +69,9 @@ def command(config, checkpoint, backend, onnx_file, data_root, out_dir, name, sp
         model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
         run = functools.partial(extract_features, model)
     wanted = SPLIT_CHOICES[split]
-    splits, skipped = build_test_split(cfg, data_root, train="train" in wanted)
-    source = model_fingerprint(checkpoint, cfg)
+    ds, splits, skipped = build_test_set(cfg, data_root, train="train" in wanted)
+    click.echo(split_table(ds))
+    source = {**model_fingerprint(checkpoint, cfg), "protocol": ds.protocol_json()}
     files = []
     for part in wanted:
         names, feats = run(splits[part], cfg, progress=not no_progress)
