@@ -124,7 +124,7 @@ def test_actmap_writes_one_panel_per_image(tiny_ckpt, tmp_path, capsys):
 def test_actmap_refuses_a_model_without_a_backbone_and_an_empty_folder(tmp_path):
     from global_model.engine.actmap import ActmapError, activation_maps, folder_images
 
-    with pytest.raises(ActmapError, match="needs a model with a 'backbone'"):
+    with pytest.raises(ActmapError, match="need a model with a 'backbone' feature map; Conv2d has none"):
         activation_maps(torch.nn.Conv2d(3, 4, 1), torch.zeros(1, 3, 8, 8))
     with pytest.raises(ActmapError, match="no image files"):
         folder_images(str(tmp_path))
