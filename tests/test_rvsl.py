@@ -273,3 +273,33 @@ def test_resume_continues_exactly(root, tmp_path):
     assert expected.keys() == got.keys()
     for k in expected:
         assert torch.equal(expected[k], got[k]), k
+
+
+# ----------------------------------------------------------------------------- inference
+def test_extraction_follows_test_rvsl_path(schedule_run):
+    from global_model.engine.extractor import load_model_from_checkpoint
+
+    final = os.path.join(schedule_run["out"], "model_final.pth")
+    images = torch.randn(2, 3, SIZE, SIZE)
+    feats = {}
+    for path in ("hazy", "clear", "mean"):
+        model, _ = load_model_from_checkpoint(final, opts=["TEST.RVSL_PATH", path, "MODEL.DEVICE", "cpu"])
+        with torch.no_grad():
+            feats[path] = model(images)
+    assert not torch.allclose(feats["hazy"], feats["clear"])
+    assert torch.allclose(feats["mean"], 0.5 * (feats["hazy"] + feats["clear"]), atol=1e-5)
+
+
+def test_defog_restores_with_the_hazy_to_clear_translator(schedule_run, tmp_path, capsys):
+    from global_model.cli import main as cli
+
+    final = os.path.join(schedule_run["out"], "model_final.pth")
+    src = os.path.join(schedule_run["cfg"].DATASETS.ROOT, "fvrid", "FVRID_real", "gallery_foggy")
+    out = tmp_path / "restored"
+    assert cli(["defog", "--checkpoint", final, "--src", src, "--out", str(out), "--no-progress"]) == 0
+    written = sorted(os.listdir(out))
+    assert written == sorted(os.listdir(src))
+    assert cv2.imread(str(out / written[0])).shape == (SIZE, SIZE, 3)
+    assert cli(["defog", "--checkpoint", final, "--src", src, "--out", str(out), "--image", "decoded",
+                "--no-progress"]) == 2
+    assert "restored" in capsys.readouterr().err

@@ -7,4 +7,4 @@ real streams), ``trainer`` (one stage), ``schedule`` (the three stages chained t
 the trainer registered for ``MODEL.META_ARCH rvsl``) and ``restoration`` (defogging and its
 PSNR/SSIM). Importing it registers the ``"rvsl"`` config extension, architecture and trainer.
 """
-from . import config, model, schedule  # noqa: F401  (register the "rvsl" config, architecture and trainer)
+from . import config, model, restoration, schedule  # noqa: F401  (register the "rvsl" config, architecture, trainer, restorer)

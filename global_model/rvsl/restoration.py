@@ -2,7 +2,8 @@
 
 :func:`restore` is the hazy→clear path (hazy encoder, then the ``to_clear`` translator) that
 ``defog`` and validation run; :func:`render_haze` the clear→hazy one. :func:`restoration_metrics`
-scores both on paired clear/foggy records and writes foggy | restored | clear | rendered-hazy panels.
+scores both on paired clear/foggy records and writes foggy | restored | clear | rendered-hazy panels;
+:func:`rvsl_restorer` is RVSL's restorer for ``defog`` (the image kind ``restored``).
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from torch import nn
 
 from ..data.records import ImageRecord
 from ..engine.amp import autocast, resolve_amp
-from .model import RVSL, to_unit
+from ..engine.checkpoint import CheckpointError, load_model_weights
+from ..engine.restore import Restorer, register_restorer
+from .model import RVSL, Translator, to_unit
 
-__all__ = ["format_restoration", "render_haze", "restoration_metrics", "restore"]
+__all__ = ["format_restoration", "render_haze", "restoration_metrics", "restore", "rvsl_restorer"]
 
 
 def restore(model: RVSL, to_clear: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -29,6 +32,19 @@ def render_haze(model: RVSL, to_hazy: nn.Module, images: torch.Tensor) -> torch.
     """[0, 1] hazy renderings of a normalised clear batch."""
     layer1, skip = model.clear_encoder(images)
     return to_hazy(layer1, skip, images.shape[-2:])
+
+
+@register_restorer("rvsl")
+def rvsl_restorer(ckpt: dict, model: RVSL, cfg, path: str) -> Restorer:
+    """The hazy encoder and the ``aux/to_clear`` translator of an RVSL checkpoint."""
+    stored = (ckpt.get("aux") or {}).get("to_clear")
+    if stored is None:
+        raise CheckpointError(f"{path}: no 'aux/to_clear' entry; defog needs a checkpoint written by the RVSL "
+                              f"trainer (MODEL.META_ARCH rvsl)")
+    to_clear = Translator(model.layer1_channels, model.skip_channels, cfg.MODEL.RVSL.WIDTH)
+    load_model_weights(to_clear, stored, source=f"{path} (aux/to_clear)")
+    to_clear.to(next(model.parameters()).device).eval()
+    return Restorer(("restored",), lambda images: {"restored": restore(model, to_clear, images)})
 
 
 def format_restoration(m: Mapping[str, float], pairs: int) -> str:
