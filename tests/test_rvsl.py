@@ -303,3 +303,11 @@ def test_defog_restores_with_the_hazy_to_clear_translator(schedule_run, tmp_path
     assert cli(["defog", "--checkpoint", final, "--src", src, "--out", str(out), "--image", "decoded",
                 "--no-progress"]) == 2
     assert "restored" in capsys.readouterr().err
+
+
+def test_the_fvrid_loader_reads_the_real_clear_domain(root):
+    from global_model.data.datasets import load_dataset
+
+    splits = load_dataset("fvrid", os.path.join(root, "fvrid"), split="clear")
+    assert len(splits.train) == 4 * 3 and len(splits.query) == 1 and len(splits.gallery) == 2
+    assert all(r.clear_path is None and r.attrs["domain"] == "clear" and "FVRID_clear" in r.path for r in splits.train)
