@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from global_model.config import load_config_string
+from global_model.data.datasets import load_dataset
 from global_model.data.fog import add_fog, ground_plane_depth, sample_fog
 from global_model.engine.checkpoint import load_checkpoint
 from global_model.engine.trainer import build_trainer
@@ -306,8 +307,27 @@ def test_defog_restores_with_the_hazy_to_clear_translator(schedule_run, tmp_path
 
 
 def test_the_fvrid_loader_reads_the_real_clear_domain(root):
-    from global_model.data.datasets import load_dataset
-
     splits = load_dataset("fvrid", os.path.join(root, "fvrid"), split="clear")
     assert len(splits.train) == 4 * 3 and len(splits.query) == 1 and len(splits.gallery) == 2
     assert all(r.clear_path is None and r.attrs["domain"] == "clear" and "FVRID_clear" in r.path for r in splits.train)
+
+
+def test_synth_writes_an_fvrid_clear_view_and_leaves_every_other_file_as_it_was(tmp_path, monkeypatch):
+    from global_model.data.synth import generate, writer
+    from global_model.data.synth.fvrid_clear import CLEAR_PID_BASE
+
+    def files(root):
+        return {os.path.relpath(os.path.join(d, n), root): open(os.path.join(d, n), "rb").read()
+                for d, _, names in os.walk(root) for n in names if n != "summary.json"}
+
+    args = dict(seed=1, ids=6, cameras=3, real_ids=2, size=(48, 64))
+    generate(str(tmp_path / "with"), **args)
+    monkeypatch.setattr(writer, "clear_view_jobs", lambda p, stage: ())
+    generate(str(tmp_path / "without"), **args)
+    with_view, without = files(tmp_path / "with"), files(tmp_path / "without")
+    clear = {k for k in with_view if k.startswith(os.path.join("fvrid", "FVRID_clear"))}
+    assert clear and {k: v for k, v in with_view.items() if k not in clear} == without
+    splits = load_dataset("fvrid", str(tmp_path / "with" / "fvrid"), split="clear")
+    real = load_dataset("fvrid", str(tmp_path / "with" / "fvrid"), split="real")
+    assert all(r.pid > CLEAR_PID_BASE for r in splits.train + splits.query + splits.gallery)
+    assert not {r.pid for r in splits.train} & {r.pid for r in real.train + real.query}
