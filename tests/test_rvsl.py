@@ -278,7 +278,8 @@ def test_resume_continues_exactly(root, tmp_path):
 
 # ----------------------------------------------------------------------------- inference
 def test_extraction_follows_test_rvsl_path(schedule_run):
-    from global_model.engine.extractor import load_model_from_checkpoint
+    """Each path, also after extract's BN folding (which must not fold a shared trunk's BN twice)."""
+    from global_model.engine.extractor import load_model_from_checkpoint, prepare_for_inference
 
     final = os.path.join(schedule_run["out"], "model_final.pth")
     images = torch.randn(2, 3, SIZE, SIZE)
@@ -287,6 +288,7 @@ def test_extraction_follows_test_rvsl_path(schedule_run):
         model, _ = load_model_from_checkpoint(final, opts=["TEST.RVSL_PATH", path, "MODEL.DEVICE", "cpu"])
         with torch.no_grad():
             feats[path] = model(images)
+            assert torch.allclose(prepare_for_inference(model)(images), feats[path], atol=1e-4), path
     assert not torch.allclose(feats["hazy"], feats["clear"])
     assert torch.allclose(feats["mean"], 0.5 * (feats["hazy"] + feats["clear"]), atol=1e-5)
 

@@ -129,7 +129,11 @@ class RVSL(nn.Module):
             raise RuntimeError("RVSL trains through its trainer (encoders, trunk and translators are called apart); "
                                "forward is the eval-mode extraction path")
         if self.test_path == "mean":
-            return 0.5 * (self.embed(self.hazy_encoder(images)[0]) + self.embed(self.clear_encoder(images)[0]))
+            # One trunk call over both paths' maps: each module runs once (torch.fx's BN folding in
+            # ``prepare_for_inference`` would fold a BN twice into a convolution called twice).
+            feats = self.embed(torch.cat([self.hazy_encoder(images)[0], self.clear_encoder(images)[0]]))
+            n = images.shape[0]
+            return 0.5 * (feats[:n] + feats[n:])
         return self.embed(self.encoder(self.test_path)(images)[0])
 
 
