@@ -324,7 +324,7 @@ def test_synth_writes_an_fvrid_clear_view_and_leaves_every_other_file_as_it_was(
 
     args = dict(seed=1, ids=6, cameras=3, real_ids=2, size=(48, 64))
     generate(str(tmp_path / "with"), **args)
-    monkeypatch.setattr(writer, "clear_view_jobs", lambda p, stage: ())
+    monkeypatch.setattr(writer, "clear_view_jobs", lambda p: ())
     generate(str(tmp_path / "without"), **args)
     with_view, without = files(tmp_path / "with"), files(tmp_path / "without")
     clear = {k for k in with_view if k.startswith(os.path.join("fvrid", "FVRID_clear"))}

@@ -15,21 +15,21 @@ from typing import Dict, List, Tuple
 from .catalogue import make_identities
 from .plan import CLEAR, Frame, Plan, RenderJob, Sighting, _fvrid_name, _frame_no, _planned_tracks
 
-__all__ = ["CLEAR_PID_BASE", "clear_view_jobs"]
+__all__ = ["CLEAR_FOLDERS", "CLEAR_PID_BASE", "clear_view_jobs"]
 
 CLEAR_PID_BASE = 20000  # FVRID_clear identities are 20001.. (FVRID_real's are 10001..)
+CLEAR_FOLDERS = tuple(os.path.join("fvrid", "FVRID_clear", f"{split}_clear") for split in ("train", "query", "gallery"))
 
 
-def clear_view_jobs(p: Plan, stage: str) -> Tuple[RenderJob, ...]:
-    """The render jobs of the ``FVRID_clear`` view of plan ``p`` (their folders made under ``stage``)."""
+def clear_view_jobs(p: Plan) -> Tuple[RenderJob, ...]:
+    """The render jobs of the ``FVRID_clear`` view of plan ``p`` (none without FVRID_real ids); their
+    files lie in :data:`CLEAR_FOLDERS`. Pure, like the plan."""
     n = len(p.groups.real_train) + len(p.groups.real_test)
     if not n:
         return ()
     pids = [CLEAR_PID_BASE + i for i in range(1, n + 1)]
     train, test = pids[: n // 2], pids[n // 2:]
     identities = {i.pid: i for i in make_identities(p.seed, pids)}
-    for split in ("train", "query", "gallery"):
-        os.makedirs(os.path.join(stage, "fvrid", "FVRID_clear", f"{split}_clear"), exist_ok=True)
     by_pid: Dict[int, List[Sighting]] = {}
     for planned in _planned_tracks(p.seed, train, test, p.cameras):
         t = planned.track
