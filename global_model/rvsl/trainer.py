@@ -35,7 +35,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..data.datasets import DatasetError, merge_train_sets
+from ..data.datasets import DatasetError, DatasetSplits, merge_train_sets
 from ..data.records import ImageRecord
 from ..engine.amp import autocast
 from ..engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights
@@ -226,7 +226,13 @@ class RVSLTrainer(Trainer):
     def validation_split(self):
         if not self._held_out:
             return super().validation_split()
-        return held_out_split(self._held_out)
+        if self._val_split is None:
+            query, gallery = held_out_split(self._held_out)
+            self._val_set = DatasetSplits("rvsl_held_out", self.cfg.OUTPUT_DIR, [], query, gallery,
+                                          protocol_label=f"{self.cfg.MODEL.RVSL.VAL_IDS} held-out training ids, "
+                                                         f"foggy queries vs clear twins: Market-1501 rules")
+            self._val_split = (query, gallery)
+        return self._val_split
 
     def restoration_pairs(self) -> List[ImageRecord]:
         """``MODEL.RVSL.VAL_PAIRS``' query + gallery pairs, else the held-out pairs; at most ``VAL_MAX``."""
