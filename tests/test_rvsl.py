@@ -252,6 +252,17 @@ def test_resume_skips_finished_stages(schedule_run):
     assert again.first is None
 
 
+def test_the_run_summary_names_the_last_stage_and_the_copied_checkpoints(schedule_run):
+    from global_model.commands.train import summary_lines
+
+    out, summary = schedule_run["out"], schedule_run["schedule"].summary()
+    assert summary["best_epoch"] == 1 and summary["best_map"] is not None
+    assert summary["checkpoints"] == {"final": os.path.join(out, "model_final.pth"),
+                                      "best": os.path.join(out, "best.pth"),
+                                      "last": os.path.join(out, "stage3", "last.pth")}
+    assert len(summary_lines(summary, 1)) == 5
+
+
 def _weights(trainer):
     return {**{f"m.{k}": v for k, v in trainer.model.state_dict().items()},
             **{f"{n}.{k}": v for n, mod in trainer.aux.items() for k, v in mod.state_dict().items()}}

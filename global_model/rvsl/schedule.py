@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ..engine.trainer import register_trainer
 from .config import check_rvsl_config
@@ -48,6 +48,7 @@ class RVSLSchedule:
         self.epochs: List[int] = list(cfg.MODEL.RVSL.STAGE_EPOCHS) or [cfg.SOLVER.MAX_EPOCHS] * len(self.stages)
         self.first = next((i for i, k in enumerate(self.stages) if not (resume and self._finished(k))), None)
         self._first_trainer = self.build_stage(self.first) if self.first is not None else None
+        self._last_trainer: Optional[RVSLTrainer] = None
 
     def _finished(self, stage: int) -> bool:
         return os.path.isfile(os.path.join(stage_dir(self.cfg.OUTPUT_DIR, stage), "model_final.pth"))
@@ -79,9 +80,20 @@ class RVSLSchedule:
             for index in range(self.first, len(self.stages)):
                 trainer = self._first_trainer if index == self.first else self.build_stage(index)
                 metrics = trainer.train()
+                self._last_trainer = trainer
         last = stage_dir(self.cfg.OUTPUT_DIR, self.stages[-1])
         for name in ("model_final.pth", "best.pth"):
             if os.path.isfile(os.path.join(last, name)):
                 shutil.copyfile(os.path.join(last, name), os.path.join(self.cfg.OUTPUT_DIR, name))
         logger.info("RVSL: stage %d's checkpoints copied to %s", self.stages[-1], self.cfg.OUTPUT_DIR)
         return metrics
+
+    def summary(self) -> Dict[str, Any]:
+        """``train``'s closing lines: the last trained stage's best validation, the run's checkpoints."""
+        out = self.cfg.OUTPUT_DIR
+        done = self._last_trainer.summary() if self._last_trainer is not None else {"best_epoch": None,
+                                                                                    "best_map": None}
+        paths = {"final": os.path.join(out, "model_final.pth"), "best": os.path.join(out, "best.pth"),
+                 "last": os.path.join(stage_dir(out, self.stages[-1]), "last.pth")}
+        return {"best_epoch": done["best_epoch"], "best_map": done["best_map"],
+                "checkpoints": {role: path for role, path in paths.items() if os.path.isfile(path)}}
