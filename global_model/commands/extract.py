@@ -3,11 +3,15 @@
 Rebuilds the model from the checkpoint (its stored config, or ``--config``), folds BatchNorm into
 the convolutions, extracts every split asked for, then writes ``DIR/<split>_NAME.pkl`` (or ``.npz``)
 for all of them together: a failure on one split replaces none of the files, so a new query file
-never sits beside an old gallery file. Each file records the model's fingerprint and the images
-``DATASETS.SKIP_BAD`` left out (see :mod:`post_processing.features`).
+never sits beside an old gallery file. Each file records the model's fingerprint, the images
+``DATASETS.SKIP_BAD`` left out and the dataset's evaluation protocol (see :mod:`post_processing.features`).
+Query and gallery never need the training split (``--split train|all`` reads it). ``--backend onnx
+--onnx FILE`` runs a file written by ``export`` in onnxruntime instead, with the config stored in it
+and the same preprocessing, flip TTA and normalisation (:mod:`global_model.engine.onnx_backend`).
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import click
@@ -21,7 +25,11 @@ SPLIT_CHOICES = {"query": ("query",), "gallery": ("gallery",), "train": ("train"
 @click.command(context_settings=OVERRIDES, short_help="extract query/gallery features to pickles")
 @click.option("--config", default=None, type=click.Path(dir_okay=False),
               help="model YAML; default: the config stored in the checkpoint")
-@checkpoint_option("checkpoint written by `train` (e.g. model_final.pth)")
+@checkpoint_option("checkpoint written by `train` (e.g. model_final.pth); not with --backend onnx", required=False)
+@click.option("--backend", type=click.Choice(("torch", "onnx")), default="torch", show_default=True,
+              help="torch: run --checkpoint in PyTorch; onnx: run a file written by `export` in onnxruntime")
+@click.option("--onnx", "onnx_file", type=click.Path(dir_okay=False), default=None,
+              help="ONNX file written by `export` (with --backend onnx; its stored config is used)")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False),
               help="dataset folder with the query/gallery split (default: DATASETS.TEST's root)")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False), help="features folder")
@@ -32,26 +40,41 @@ SPLIT_CHOICES = {"query": ("query",), "gallery": ("gallery",), "train": ("train"
 @click.option("--format", "fmt", type=click.Choice(("pkl", "npz")), default="pkl", show_default=True,
               help="feature file format")
 @run_options("TEST.FLIP False TEST.IMS_PER_BATCH 64")
-def command(config, checkpoint, data_root, out_dir, name, split, fmt, no_progress, opts) -> int:
+def command(config, checkpoint, backend, onnx_file, data_root, out_dir, name, split, fmt, no_progress, opts) -> int:
     """Extract features of the query/gallery (or training) images with a trained model; all files are
     written together."""
     from post_processing.features import save_feature_files
 
     from ..config import load_config
-    from ..data.dataset import build_test_split
+    from ..data.dataset import build_test_set
+    from ..data.datasets import split_table
     from ..engine.extractor import (extract_features, load_model_from_checkpoint, model_fingerprint,
                                     prepare_for_inference)
 
     opts = list(opts)
-    cfg = load_config(config, opts) if config else None
-    model, cfg = load_model_from_checkpoint(checkpoint, cfg, opts)
-    model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
+    if backend == "onnx":
+        from ..engine.onnx_backend import extract_features_onnx, load_onnx_model
+
+        if not onnx_file or checkpoint or config:
+            raise click.UsageError("--backend onnx takes --onnx FILE (written by `export`, with its config) "
+                                   "and no --checkpoint or --config")
+        model, cfg = load_onnx_model(onnx_file, opts)
+        run = functools.partial(extract_features_onnx, model)
+        checkpoint = onnx_file  # the model file the features' fingerprint names
+    else:
+        if not checkpoint or onnx_file:
+            raise click.UsageError("--backend torch takes --checkpoint (and --onnx only with --backend onnx)")
+        cfg = load_config(config, opts) if config else None
+        model, cfg = load_model_from_checkpoint(checkpoint, cfg, opts)
+        model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
+        run = functools.partial(extract_features, model)
     wanted = SPLIT_CHOICES[split]
-    splits, skipped = build_test_split(cfg, data_root, train="train" in wanted)
-    source = model_fingerprint(checkpoint, cfg)
+    ds, splits, skipped = build_test_set(cfg, data_root, train="train" in wanted)
+    click.echo(split_table(ds))
+    source = {**model_fingerprint(checkpoint, cfg), "protocol": ds.protocol_json()}
     files = []
     for part in wanted:
-        names, feats = extract_features(model, splits[part], cfg, progress=not no_progress)
+        names, feats = run(splits[part], cfg, progress=not no_progress)
         path = os.path.join(out_dir, f"{part}_{name}.{fmt}")
         files.append((path, names, feats, {**source, "split": part, "skipped": skipped[part]}))
     save_feature_files(files)
