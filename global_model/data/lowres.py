@@ -10,7 +10,7 @@ drifts to 255 at scale 3).
 
 - :func:`degrade` / :func:`resize_bicubic`: the operation on an RGB (or BGR) uint8 array;
 - :class:`LowResDegradation`: ``INPUT.LR_SCALES`` / ``INPUT.LR_PROB``, one scale drawn per training image;
-- :func:`test_lr_scale`: ``TEST.LR_SCALE`` for a split under ``TEST.LR_APPLY`` (query | gallery | both);
+- :func:`eval_lr_scale`: ``TEST.LR_SCALE`` for a split under ``TEST.LR_APPLY`` (query | gallery | both);
 - :func:`make_lr_folder`: the library behind ``python -m global_model make-lr``.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from post_processing.errors import ReidError, ReidUsageError
 from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write
 
 __all__ = ["LR_APPLY", "LowResDegradation", "LowResError", "LowResUsageError", "degrade", "low_res_size",
-           "make_lr_folder", "resize_bicubic", "test_lr_scale", "train_degradation"]
+           "make_lr_folder", "resize_bicubic", "eval_lr_scale", "train_degradation"]
 
 LR_APPLY = ("query", "gallery", "both")
 _A = -0.5  # the bicubic kernel's a (PIL, and torch's antialiased bicubic)
@@ -120,7 +120,7 @@ def train_degradation(cfg) -> Optional[LowResDegradation]:
     return LowResDegradation(cfg.INPUT.LR_SCALES, cfg.INPUT.LR_PROB)
 
 
-def test_lr_scale(cfg, split: Optional[str]) -> float:
+def eval_lr_scale(cfg, split: Optional[str]) -> float:
     """The scale the test images of ``split`` are degraded by: ``TEST.LR_SCALE`` when ``TEST.LR_APPLY``
     covers it (``split`` None, e.g. a folder search, is covered by ``both`` only), else 1."""
     scale, apply = float(cfg.TEST.LR_SCALE), cfg.TEST.LR_APPLY

@@ -15,7 +15,7 @@ import numpy as np
 
 from post_processing.errors import ReidUsageError
 
-from .lowres import LowResDegradation, degrade, test_lr_scale, train_degradation
+from .lowres import LowResDegradation, degrade, eval_lr_scale, train_degradation
 
 __all__ = ["TestTransform", "TrainTransform", "TransformError", "build_transforms", "color_jitter", "random_erasing"]
 
@@ -144,7 +144,7 @@ def build_transforms(cfg, is_train: bool, split: Optional[str] = None):
     ``TEST.LR_SCALE`` / ``TEST.LR_APPLY`` may degrade)."""
     i = cfg.INPUT
     if not is_train:
-        return TestTransform(i.SIZE_TEST, i.PIXEL_MEAN, i.PIXEL_STD, test_lr_scale(cfg, split))
+        return TestTransform(i.SIZE_TEST, i.PIXEL_MEAN, i.PIXEL_STD, eval_lr_scale(cfg, split))
     return TrainTransform(i.SIZE_TRAIN, i.RESIZE_TRAIN, i.PADDING, i.FLIP_PROB, i.RE_PROB, i.CJ_PROB,
                           (i.CJ_BRIGHTNESS, i.CJ_CONTRAST, i.CJ_SATURATION, i.CJ_HUE), i.PIXEL_MEAN, i.PIXEL_STD,
                           train_degradation(cfg))

@@ -83,15 +83,19 @@ def train(name: str, args, extra: List[str], epochs: int) -> Dict[str, object]:
         return {"checkpoint": ckpt, **json.load(f)}
 
 
-def extract(ckpt: str, root: str) -> Dict[str, object]:
+def extract(ckpt: str, root: str, lr_root: str) -> Dict[str, Dict[str, np.ndarray]]:
+    """Features and labels of the HR queries (``hr``) and of the x4 queries (``x4``), one gallery."""
     model, cfg = load_model_from_checkpoint(ckpt, opts=["DATALOADER.NUM_WORKERS", "0"])
     splits, _ = build_test_split(cfg, root)
     q, g = splits["query"], splits["gallery"]
-    return {"qf": extract_features(model, q, cfg, progress=False, split="query")[1],
-            "gf": extract_features(model, g, cfg, progress=False, split="gallery")[1],
-            "q_pids": np.array([r.pid for r in q]), "g_pids": np.array([r.pid for r in g]),
-            "q_cams": np.array([r.camid for r in q]), "g_cams": np.array([r.camid for r in g]),
-            "g_tracks": np.array([r.trackid for r in g])}
+    lr_q = build_test_split(cfg, lr_root)[0]["query"]
+    assert [r.name for r in lr_q] == [r.name for r in q]
+    hr = {"qf": extract_features(model, q, cfg, progress=False, split="query")[1],
+          "gf": extract_features(model, g, cfg, progress=False, split="gallery")[1],
+          "q_pids": np.array([r.pid for r in q]), "g_pids": np.array([r.pid for r in g]),
+          "q_cams": np.array([r.camid for r in q]), "g_cams": np.array([r.camid for r in g]),
+          "g_tracks": np.array([r.trackid for r in g])}
+    return {"hr": hr, "x4": {**hr, "qf": extract_features(model, lr_q, cfg, progress=False, split="query")[1]}}
 
 
 def score(dist: np.ndarray, f: Dict[str, np.ndarray]) -> Dict[str, float]:
@@ -115,7 +119,7 @@ def main() -> int:
     p.add_argument("--out", default="outputs/bench_ctl_lowres")
     p.add_argument("--epochs", type=int, default=6, help="epochs of the runs from scratch")
     p.add_argument("--ft-epochs", type=int, default=2, help="epochs of the fine-tuning runs")
-    p.add_argument("--iters", type=int, default=15, help="iterations per epoch (every run)")
+    p.add_argument("--iters", type=int, default=20, help="iterations per epoch (every run)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -137,8 +141,7 @@ def main() -> int:
     for name in ("ft_control", "octuplet"):
         runs[name] = train(name, args, _finetune_opts(args, base_ckpt), args.ft_epochs)
 
-    feats = {name: {"hr": extract(r["checkpoint"], args.data), "x4": extract(r["checkpoint"], lr_root)}
-             for name, r in runs.items()}
+    feats = {name: extract(r["checkpoint"], args.data, lr_root) for name, r in runs.items()}
     b = feats["baseline"]["hr"]
     hr_rows = [
         ("baseline", plain(b)),
