@@ -486,6 +486,27 @@ def centroid_embeddings(feats, ids: Sequence, normalize: bool = True) -> Tuple[L
     return names, (l2_normalize(out) if normalize else out)
 
 
+def save_embedding_sets(sets: Sequence[Tuple[str, Sequence[str], Sequence[int], object]], centroids: bool = False,
+                        normalize: bool = True) -> List[Tuple[str, int, int]]:
+    """``extract --format embeddings``: for each ``(out_dir, paths, ids, feats)`` write the CTL/SNU
+    files (:func:`save_embeddings`), with ``centroids`` one row per identity named by its id
+    (:func:`centroid_embeddings`; every id must be known, >= 0), all replaced together. Returns
+    ``(out_dir, rows, dim)`` per set."""
+    written = []
+    with write_together():
+        for out_dir, paths, ids, feats in sets:
+            rows = [str(p) for p in paths]
+            if centroids:
+                unknown = [p for p, i in zip(paths, ids) if int(i) < 0]
+                if unknown:
+                    raise FeatureFileError(f"{out_dir}: --centroids needs the identity of every image, but "
+                                           f"{len(unknown)} have none (e.g. {unknown[0]})")
+                rows, feats = centroid_embeddings(feats, [int(i) for i in ids], normalize)
+            save_embeddings(out_dir, rows, feats)
+            written.append((out_dir, len(rows), int(np.asarray(feats).shape[1])))
+    return written
+
+
 def check_same_model(model: str, sets: Mapping[str, FeatureSet]) -> List[str]:
     """Refuse feature files of one model (split → set) written from different checkpoints or
     configs, naming the files; returns one warning naming the files without a fingerprint (older

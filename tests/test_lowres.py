@@ -103,3 +103,42 @@ def test_embeddings_and_paths_round_trip(tmp_path):
     np.testing.assert_allclose(cents[0], want / np.linalg.norm(want), rtol=1e-5)
     save_embeddings(str(tmp_path / "c"), names, cents)
     assert list(np.load(tmp_path / "c" / "paths.npy")) == ["3", "1"]
+
+
+def test_make_lr_command_writes_the_tree_and_refuses_out_inside_src(image_tree, tmp_path, capsys):
+    from global_model.cli import main
+
+    assert main(["make-lr", "--src", str(image_tree), "--out", str(tmp_path / "x2"), "--scale", "2"]) == 0
+    assert "wrote 2 images x2" in capsys.readouterr().out
+    assert cv2.imread(str(tmp_path / "x2" / "a" / "b" / "x.png")).shape == (41, 77, 3)
+    assert main(["make-lr", "--src", str(image_tree), "--out", str(image_tree / "lr"), "--scale", "2"]) == 2
+    assert "must not be inside --src" in capsys.readouterr().err
+
+
+def test_extract_format_embeddings_with_and_without_centroids(tiny_data, tiny_config, tmp_path):
+    import torch
+
+    from global_model.cli import main
+    from global_model.modeling import build_model
+
+    cfg = load_config(tiny_config, ["DATASETS.ROOT", tiny_data, "DATALOADER.NUM_WORKERS", "0"])
+    ckpt = tmp_path / "m.pth"
+    torch.save({"model": build_model(cfg, 5).state_dict(), "cfg": cfg.dump(), "num_classes": 5}, ckpt)
+    args = ["extract", "--checkpoint", str(ckpt), "--out-dir", str(tmp_path / "f"), "--split", "query",
+            "--no-progress", "TEST.FLIP", "False"]
+    assert main(args + ["--name", "m", "--format", "embeddings"]) == 0
+    fs = load_embeddings(tmp_path / "f" / "query_m" / "embeddings.npy", tmp_path / "f" / "query_m" / "paths.npy")
+    names = open(os.path.join(tiny_data, "name_query.txt")).read().split()
+    assert fs.names == names and fs.feats.shape[0] == len(names)
+    paths = np.load(tmp_path / "f" / "query_m" / "paths.npy")
+    assert all(os.path.isfile(p) for p in paths)
+    assert main(args + ["--name", "c", "--format", "embeddings", "--centroids"]) == 0
+    ids = np.load(tmp_path / "f" / "query_c" / "paths.npy")
+    cents = np.load(tmp_path / "f" / "query_c" / "embeddings.npy")
+    from global_model.data.dataset import build_test_split
+
+    pids = np.array([r.pid for r in build_test_split(cfg)[0]["query"]])
+    assert list(ids) == list(dict.fromkeys(str(p) for p in pids)) and cents.shape == (len(ids), fs.feats.shape[1])
+    mean = fs.feats[pids == int(ids[0])].mean(0)
+    np.testing.assert_allclose(cents[0], mean / np.linalg.norm(mean), rtol=1e-5, atol=1e-6)
+    assert main(args + ["--name", "x", "--centroids"]) == 2
