@@ -27,8 +27,8 @@ import numpy as np
 from post_processing.errors import ReidError, ReidUsageError
 from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write
 
-__all__ = ["LR_APPLY", "LowResDegradation", "LowResError", "LowResUsageError", "degrade", "low_res_size",
-           "make_lr_folder", "resize_bicubic", "eval_lr_scale", "train_degradation"]
+__all__ = ["LR_APPLY", "LowResDegradation", "LowResError", "LowResUsageError", "degrade", "encode_image",
+           "eval_lr_scale", "low_res_size", "make_lr_folder", "resize_bicubic", "train_degradation"]
 
 LR_APPLY = ("query", "gallery", "both")
 _A = -0.5  # the bicubic kernel's a (PIL, and torch's antialiased bicubic)

@@ -107,8 +107,8 @@ class LowResTrainer(Trainer):
         if not weights:
             raise LowResUsageError("MODEL.META_ARCH lowres fine-tunes a trained model: set MODEL.WEIGHTS to its "
                                    "checkpoint (e.g. outputs/demo/models/r18/model_final.pth)")
-        outputs = {os.path.realpath(os.path.join(cfg.OUTPUT_DIR, n)) for n in ("last.pth", "best.pth", "model_final.pth")}
-        if os.path.realpath(weights) in outputs:
+        written = ("last.pth", "best.pth", "model_final.pth")
+        if os.path.realpath(weights) in {os.path.realpath(os.path.join(cfg.OUTPUT_DIR, n)) for n in written}:
             raise LowResUsageError(f"OUTPUT_DIR {cfg.OUTPUT_DIR!r} would overwrite MODEL.WEIGHTS {weights!r}: "
                                    "give the fine-tuned model its own OUTPUT_DIR")
         for scale in cfg.MODEL.LOWRES.SCALES:
