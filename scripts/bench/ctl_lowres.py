@@ -117,10 +117,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="/work/data/demo/data", help="synthetic benchmark (AIC20 layout)")
     p.add_argument("--out", default="outputs/bench_ctl_lowres")
-    p.add_argument("--epochs", type=int, default=6, help="epochs of the runs from scratch")
+    p.add_argument("--epochs", type=int, default=8, help="epochs of the runs from scratch")
     p.add_argument("--ft-epochs", type=int, default=2, help="epochs of the fine-tuning runs")
-    p.add_argument("--iters", type=int, default=20, help="iterations per epoch (every run)")
+    p.add_argument("--iters", type=int, default=30, help="iterations per epoch (every run)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference", default="/work/data/demo/models/r18/model_final.pth",
+                   help="a model trained with the full recipe, scored plain and with centroid retrieval for "
+                        "reference (no training; '' to skip)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.data = os.path.abspath(args.data)
@@ -154,6 +157,13 @@ def main() -> int:
                for label, name in (("baseline", "baseline"), ("LR training (x2/x4, p=0.5)", "lowres"),
                                    ("fine-tune control (+%d epochs, HR only)" % args.ft_epochs, "ft_control"),
                                    ("octuplet fine-tuning (+%d epochs, x4 twins)" % args.ft_epochs, "octuplet"))]
+    if args.reference and os.path.isfile(args.reference):
+        ref = extract(args.reference, args.data, lr_root)
+        hr_rows += [("reference: full tiny recipe", plain(ref["hr"])),
+                    ("reference +centroid retrieval (tracks)", centroid(ref["hr"], "track", False)),
+                    ("reference +centroid retrieval (gallery ids, query camera excluded)",
+                     centroid(ref["hr"], "id", True))]
+        lr_rows.append(("reference: full tiny recipe", plain(ref["x4"]), plain(ref["hr"])))
     result = {"settings": vars(args), "runs": runs, "hr": hr_rows, "x4": lr_rows}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(result, f, indent=2)
