@@ -16,7 +16,7 @@ has the same backbone, recipe and training time:
 Runs are skipped when their ``model_final.pth`` exists (the script can be resumed). Results go to
 ``OUT/results.json`` and ``OUT/results.md``.
 
-    nice -n 10 python scripts/bench/ctl_lowres.py --data /work/data/demo/data --out outputs/bench_ctl_lowres
+    nice -n 10 python scripts/bench/ctl_lowres.py   # the demo's data and r18 model (make demo)
 """
 from __future__ import annotations
 
@@ -115,13 +115,13 @@ def centroid(f, group: str, exclude: bool) -> Dict[str, float]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="/work/data/demo/data", help="synthetic benchmark (AIC20 layout)")
+    p.add_argument("--data", default="outputs/demo/data", help="synthetic benchmark (AIC20 layout; make demo writes it)")
     p.add_argument("--out", default="outputs/bench_ctl_lowres")
     p.add_argument("--epochs", type=int, default=8, help="epochs of the runs from scratch")
     p.add_argument("--ft-epochs", type=int, default=2, help="epochs of the fine-tuning runs")
     p.add_argument("--iters", type=int, default=30, help="iterations per epoch (every run)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reference", default="/work/data/demo/models/r18/model_final.pth",
+    p.add_argument("--reference", default="outputs/demo/models/r18/model_final.pth",
                    help="a model trained with the full recipe, scored plain and with centroid retrieval for "
                         "reference (no training; '' to skip)")
     args = p.parse_args()
