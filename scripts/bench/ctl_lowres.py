@@ -115,7 +115,7 @@ def centroid(f, group: str, exclude: bool) -> Dict[str, float]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="outputs/demo/data", help="synthetic benchmark (AIC20 layout; make demo writes it)")
+    p.add_argument("--data", default="outputs/demo/data", help="synthetic benchmark (AIC20 layout; from make demo)")
     p.add_argument("--out", default="outputs/bench_ctl_lowres")
     p.add_argument("--epochs", type=int, default=8, help="epochs of the runs from scratch")
     p.add_argument("--ft-epochs", type=int, default=2, help="epochs of the fine-tuning runs")
