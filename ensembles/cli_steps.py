@@ -181,8 +181,13 @@ class StepCommand(click.Command):
         return params[:at] + self.generated() + params[at:]
 
 
+def option_given(ctx: click.Context, name: str) -> bool:
+    """Whether parameter ``name`` was given (command line or environment), not left at its default."""
+    return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+
+
 def _given(ctx: click.Context, option: click.Option) -> bool:
-    return ctx.get_parameter_source(option.name) not in (click.core.ParameterSource.DEFAULT, None)
+    return option_given(ctx, option.name)
 
 
 def steps_from_options(ctx: click.Context) -> List[Step]:
@@ -243,4 +248,8 @@ def pipeline_from_options(ctx: click.Context, o: Mapping[str, Any]) -> Pipeline:
         pipe.fusion = o["fusion"]
     if o["distance"]:
         pipe.distance = o["distance"]
+    if option_given(ctx, "dense_rerank_max") and not any(s.name == "rerank" for s in pipe.steps):
+        raise click.UsageError("--dense-rerank-max applies to re-ranking, which is not in the pipeline; add --rerank "
+                               "(or a rerank step in --pipeline)")
     return pipe.validate(o["pipeline_file"] or "command line")
+

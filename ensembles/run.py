@@ -10,10 +10,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from post_processing.evaluation import average_precisions
 from post_processing.submission import TOPK
 
 from .fusion import make_blocks
-from .inputs import Inputs
+from .inputs import Inputs, dataset_notes
 from .pipeline import DENSE_RERANK_MAX, Pipeline, PipelineError, State, Step, run_pipeline
 from .report import score
 
@@ -90,17 +91,31 @@ def run_ensemble(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK, evaluate:
 
     run_pipeline(pipeline, state, on_step)
     result.ranking = np.ascontiguousarray(state.rank(topk), dtype=np.int64)
-    result.notes = list(state.notes)
+    result.notes = dataset_notes(inputs.dataset) + list(state.notes)
     return result
 
 
 def metrics_json(result: FuseResult, pipeline: Pipeline, inputs: Inputs, topk: int, track2: str) -> Dict[str, Any]:
-    """The ``--metrics-out`` document: top-level scores are the final ranking's (what was written)."""
+    """The ``--metrics-out`` document: top-level scores are the final ranking's (what was written);
+    ``per_query`` holds each query's AP in that ranking."""
     final = result.final or {"mAP": None, "cmc": None}
     return {**final,
             "per_model": result.per_model,
             "fusion": result.fusion,
             "steps": [{**{k: v for k, v in s.items() if k != "scores"}, **s.get("scores", {})} for s in result.steps],
             "has_ground_truth": inputs.labels.has_gt,
+            "protocol": {**inputs.dataset.protocol_json(), "scored_as": inputs.labels.protocol},
             "num_query": len(inputs.labels.q_pids), "num_gallery": len(inputs.labels.g_pids),
-            "topk": topk, "track2": track2, "pipeline": pipeline.to_dict(), "notes": result.notes}
+            "topk": topk, "track2": track2, "pipeline": pipeline.to_dict(), "notes": result.notes,
+            "per_query": per_query_ap(result, inputs)}
+
+
+def per_query_ap(result: FuseResult, inputs: Inputs) -> List[Dict[str, Any]]:
+    """Each query's name and AP in the final ranking (None without a valid match), worst first: the
+    failures to look at (`ensemble visualize` draws them). Empty without ground truth."""
+    lab = inputs.labels
+    if not lab.has_gt:
+        return []
+    ap = average_precisions(result.ranking, lab.q_pids, lab.g_pids, lab.q_camids, lab.g_camids)
+    rows = [{"query": r.name, "ap": None if np.isnan(a) else float(a)} for r, a in zip(inputs.dataset.query, ap)]
+    return sorted(rows, key=lambda row: (row["ap"] is None, row["ap"] or 0.0))

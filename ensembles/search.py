@@ -1,87 +1,187 @@
-"""`ensemble search`: top-k gallery matches for a folder of query images, written as ``result.csv``.
+"""`ensemble search`: the top-k gallery matches of every query image, for folders of images or feature files.
 
-Query features come from a checkpoint (extracted here; torch is imported only then) or from a
-precomputed feature file. Rows: ``query_filename, predicted_id, predicted_path, distance, rank``;
-``predicted_id`` is the gallery image's identity (-1 when the dataset has no labels for it).
+Each side (query, gallery) is either a folder of images, searched recursively and embedded with a
+checkpoint (:class:`global_model.api.FeatureExtractor`, torch imported only then), or a precomputed
+feature file whose names are found in a dataset (``data_root``: paths and identities) or a folder.
+Identities are known from the dataset's ground truth or, with ``folder_ids``, from the first folder
+under the root (``Q/<id>/img.jpg``); unknown ones are ``None``.
+
+Ranking is by distance (cosine by default) or by k-reciprocal re-ranking straight from the features
+(:func:`post_processing.rerank.re_ranking_features`, any gallery size). Outputs: ``result.csv`` (one
+row per query and rank: ``query_filename, predicted_id, predicted_path, distance, rank``; id -1 when
+unknown) and ``results.json`` (:func:`results_document`: top-k per query with paths, ids, distances,
+each query's AP, top-1 accuracy and mAP when the query ids are known). Both scores ignore cameras: a
+gallery image of the query's identity is a match wherever it was taken.
 """
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from global_model.data.datasets.common import list_images
 from global_model.data.records import ImageRecord
 from post_processing.distance import pairwise_distance, topk_smallest
-from post_processing.errors import ReidError
+from post_processing.errors import ReidError, ReidUsageError
+from post_processing.evaluation import average_precisions
 from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write
 
-from .inputs import load_split_lists
+from .inputs import DATASET, load_split_lists
 
 CSV_COLUMNS = ("query_filename", "predicted_id", "predicted_path", "distance", "rank")
+RESULTS_FORMAT = "reid-ensemble search results"
+RESULTS_VERSION = 1
 
 
 class SearchError(ReidError, ValueError):
-    """A query folder without images, or gallery features that do not match the dataset."""
+    """A folder without images, or features that do not match their dataset, folder or each other."""
 
 
-def query_image_paths(folder: str) -> List[str]:
-    """Image files directly in ``folder``, sorted by name."""
+class SearchUsageError(SearchError, ReidUsageError):
+    """A side given twice or not at all, or identities asked for where the layout has none."""
+
+
+@dataclass
+class Side:
+    """The query or gallery side of a search: ``names[i]`` (relative path or feature name) is the image at
+    ``paths[i]`` with identity ``ids[i]`` (None when unknown); ``feats`` is N×D once extracted or loaded."""
+
+    names: List[str]
+    paths: List[str]
+    ids: List[Optional[Any]]
+    source: str
+    feats: Optional[np.ndarray] = None
+
+    @property
+    def has_ids(self) -> bool:
+        return any(i is not None for i in self.ids)
+
+
+def image_files(folder: str) -> List[str]:
+    """Image files under ``folder`` at any depth, as sorted relative paths (``/``-separated)."""
     if not os.path.isdir(folder):
-        raise SearchError(f"query folder {folder} does not exist")
-    paths = [os.path.join(folder, n) for n in list_images(folder)]
-    if not paths:
-        raise SearchError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)})")
-    return paths
+        raise SearchError(f"folder {folder} does not exist")
+    found = []
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = os.path.relpath(here, folder)
+        found += [n if rel == "." else f"{rel}/{n}".replace(os.sep, "/")
+                  for n in files if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")]
+    if not found:
+        raise SearchError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) in it or its subfolders")
+    return sorted(found)
 
 
-def gallery_records(names: Sequence[str], source: str, data_root: Optional[str] = None,
-                    gallery_dir: Optional[str] = None) -> List[ImageRecord]:
-    """A record (path, identity) per gallery feature name of ``source``: from the AIC20 dataset at
-    ``data_root``, else ``gallery_dir/<name>`` with unknown identity (-1)."""
-    if not data_root:
-        return [ImageRecord(os.path.join(gallery_dir or "", n), -1, -1) for n in names]
-    by_name = {r.name: r for r in load_split_lists(data_root).gallery}
+def _folder_id(name: str, folder: str) -> str:
+    head, sep, _ = name.partition("/")
+    if not sep:
+        raise SearchUsageError(f"{os.path.join(folder, name)}: with folder identities every image must sit in a "
+                               f"subfolder named after its identity ({folder}/<id>/{name})")
+    return head
+
+
+def folder_side(folder: str, folder_ids: bool = False) -> Side:
+    """Every image under ``folder``, identities from the first subfolder with ``folder_ids``."""
+    names = image_files(folder)
+    ids = [_folder_id(n, folder) for n in names] if folder_ids else [None] * len(names)
+    return Side(names, [os.path.join(folder, n) for n in names], ids, folder)
+
+
+def _dataset_side(names: Sequence[str], source: str, data_root: Optional[str], split: str,
+                  dataset: str = DATASET) -> Tuple[List[str], List[Any]]:
+    """Paths and identities (None without ground truth) of ``names`` in the ``split`` of the dataset entry
+    ``dataset`` (a ``--dataset`` SPEC; AIC20 at ``data_root`` by default)."""
+    ds = load_split_lists(data_root, dataset=dataset)
+    records: List[ImageRecord] = ds.query if split == "query" else ds.gallery
+    by_name = {r.name: r for r in records}
     missing = [n for n in names if n not in by_name]
     if missing:
-        raise SearchError(f"{source}: {len(missing)} gallery name(s) not in {data_root}'s gallery list, "
+        raise SearchError(f"{source}: {len(missing)} {split} name(s) not in {ds.root}'s {split} list, "
                           f"first: {', '.join(missing[:5])}")
-    return [by_name[n] for n in names]
+    known = bool(ds.extra.get("has_ground_truth", True))
+    return ([by_name[n].path for n in names],
+            [by_name[n].pid if known and by_name[n].pid >= 0 else None for n in names])
 
 
-def extract_query_features(paths: Sequence[str], checkpoint: str, config: Optional[str] = None,
-                           opts: Sequence[str] = ()) -> Tuple[List[str], np.ndarray]:
-    """``(names, feats)`` of the images at ``paths`` with the model in ``checkpoint`` (imports torch)."""
-    from global_model.config import load_config
-    from global_model.engine.extractor import extract_features, load_model_from_checkpoint
+def feature_side(path: str, split: str, data_root: Optional[str] = None, folder: Optional[str] = None,
+                 folder_ids: bool = False, dataset: Optional[str] = None) -> Side:
+    """A precomputed feature file as one side: image paths and identities from the ``split`` of the dataset
+    entry ``dataset`` (AIC20 at ``data_root`` by default), else ``folder/<name>`` (identities from the
+    first folder with ``folder_ids``), else the names."""
+    from post_processing.features import load_features
 
-    cfg = load_config(config, list(opts)) if config else None
-    model, cfg = load_model_from_checkpoint(checkpoint, cfg, list(opts))
-    return extract_features(model, [ImageRecord(p, -1, -1) for p in paths], cfg, progress=False)
+    fs = load_features(path)
+    names = [str(n) for n in fs.names]
+    if data_root or dataset:
+        paths, ids = _dataset_side(names, path, data_root, split, dataset or DATASET)
+    else:
+        paths = [os.path.join(folder or "", n) for n in names]
+        ids = [_folder_id(n, folder or os.path.dirname(path)) for n in names] if folder_ids else [None] * len(names)
+    return Side(names, paths, ids, path, fs.feats)
+
+
+def extract(sides: Sequence[Side], checkpoint: str, config: Optional[str] = None, opts: Sequence[str] = (),
+            progress: bool = False) -> None:
+    """Fills ``feats`` of every side without features, one model load for all (imports torch)."""
+    from global_model.api import FeatureExtractor
+
+    todo = [s for s in sides if s.feats is None]
+    if todo:
+        extractor = FeatureExtractor(checkpoint, config, opts, progress=progress)
+        for side in todo:
+            side.feats = extractor(side.paths)
 
 
 def search(qf: np.ndarray, gf: np.ndarray, topk: int = 10, metric: str = "cosine",
-           query_source: str = "the query features", gallery_source: str = "the gallery features"
-           ) -> Tuple[np.ndarray, np.ndarray]:
+           query_source: str = "the query features", gallery_source: str = "the gallery features",
+           rerank: Optional[Mapping[str, Any]] = None) -> Tuple[np.ndarray, np.ndarray]:
     """``(indices, distances)``, each Q×min(topk, G): the closest gallery rows per query, best first.
 
-    ``query_source``/``gallery_source`` name where the features came from (files, folder) in errors."""
+    ``rerank`` (``k1``, ``k2``, ``lambda``) re-ranks with k-reciprocal neighbours; the distances are
+    then the re-ranked ones. ``query_source``/``gallery_source`` name where the features came from."""
     if qf.ndim != 2 or gf.ndim != 2 or qf.shape[1] != gf.shape[1]:
         raise SearchError(f"{query_source} ({'×'.join(map(str, qf.shape))}) and {gallery_source} "
                           f"({'×'.join(map(str, gf.shape))}) have different feature dimensions: they must come "
                           f"from the same model")
+    if rerank is not None:
+        from post_processing.rerank import re_ranking_features
+
+        idx, dist = re_ranking_features(qf, gf, rerank["k1"], rerank["k2"], rerank["lambda"], topk=topk,
+                                        metric=metric)
+        return np.asarray(idx, np.int64), np.asarray(dist, np.float32)
     dist = pairwise_distance(qf, gf, metric)
     idx = topk_smallest(dist, topk)
     return idx, np.take_along_axis(dist, idx, axis=1)
 
 
+def query_scores(query: Side, gallery: Side, idx: np.ndarray) -> Optional[Dict[str, Any]]:
+    """With query identities: ``ap`` per query (NaN where its id is unknown or absent from the gallery;
+    matches beyond the top-k count as missed), ``top1`` (per query: 1/0, NaN unknown), and the summary
+    ``top1_accuracy`` (over queries with a known id), ``mAP`` (over queries with a match) and ``counted``.
+    None without query identities."""
+    known = np.asarray([i is not None for i in query.ids])
+    if not known.any():
+        return None
+    q_ids = np.asarray([str(i) for i in query.ids])
+    g_ids = np.asarray(["\0unknown" if i is None else str(i) for i in gallery.ids])
+    ap = np.full(len(query.ids), np.nan)
+    rows = np.flatnonzero(known)
+    ap[rows] = average_precisions(idx[rows], q_ids[rows], g_ids, np.full(len(rows), -1), np.full(len(g_ids), -2))
+    top1 = np.where(known, (g_ids[idx[:, 0]] == q_ids).astype(float), np.nan)
+    valid = ~np.isnan(ap)
+    return {"ap": ap, "top1": top1, "top1_accuracy": float(np.nanmean(top1)), "counted": int(known.sum()),
+            "mAP": float(ap[valid].mean()) if valid.any() else None}
+
+
 def result_rows(query_names: Sequence[str], idx: np.ndarray, dist: np.ndarray,
-                gallery: Sequence[ImageRecord]) -> List[Dict[str, object]]:
-    return [{"query_filename": qn, "predicted_id": gallery[g].pid, "predicted_path": gallery[g].path,
-             "distance": f"{d:.6f}", "rank": r}
+                gallery: Side) -> List[Dict[str, object]]:
+    """The ``result.csv`` rows: one per query and rank."""
+    return [{"query_filename": qn, "predicted_id": -1 if gallery.ids[g] is None else gallery.ids[g],
+             "predicted_path": gallery.paths[g], "distance": f"{d:.6f}", "rank": r}
             for qn, row, drow in zip(query_names, idx, dist) for r, (g, d) in enumerate(zip(row, drow), 1)]
 
 
@@ -92,3 +192,33 @@ def write_result_csv(path: str, rows: Sequence[Dict[str, object]]) -> None:
     writer.writerows(rows)
     with atomic_write(path, "w", encoding="utf-8", newline="") as f:
         f.write(buf.getvalue())
+
+
+def _number(x: float) -> Optional[float]:
+    return None if x is None or np.isnan(x) else round(float(x), 6)
+
+
+def results_document(query: Side, gallery: Side, idx: np.ndarray, dist: np.ndarray,
+                     scores: Optional[Mapping[str, Any]], settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """The ``results.json`` document: ``settings`` (distance, re-ranking, top-k, checkpoint ...), the two
+    sources, the summary scores, and per query its name, path, id, AP and ranked ``matches``."""
+    ap = scores["ap"] if scores else np.full(len(query.names), np.nan)
+    return {
+        "format": RESULTS_FORMAT, "version": RESULTS_VERSION, **settings,
+        "query": {"source": query.source, "count": len(query.names)},
+        "gallery": {"source": gallery.source, "count": len(gallery.names)},
+        "top1_accuracy": scores["top1_accuracy"] if scores else None,
+        "mAP": scores["mAP"] if scores else None,
+        "queries_with_ids": scores["counted"] if scores else 0,
+        "queries": [{"name": query.names[q], "path": query.paths[q], "id": query.ids[q], "ap": _number(ap[q]),
+                     "matches": [{"rank": r, "name": gallery.names[g], "path": gallery.paths[g], "id": gallery.ids[g],
+                                  "distance": round(float(d), 6)}
+                                 for r, (g, d) in enumerate(zip(idx[q], dist[q]), 1)]}
+                    for q in range(len(query.names))],
+    }
+
+
+def write_results_json(path: str, document: Mapping[str, Any]) -> None:
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=1)
+        f.write("\n")

@@ -22,7 +22,8 @@ These functions are also reachable by protocol name: see :mod:`post_processing.p
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+import hashlib
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 from numba import njit, prange
@@ -282,6 +283,20 @@ def evaluate_ranking(indices, q_pids, g_pids, q_camids, g_camids, max_rank: int 
     INP is 0 for a query whose matches are not all in the list. With K = the whole gallery in
     stable-argsort order the result equals :func:`evaluate` exactly.
     """
+    ng = np.asarray(g_pids).size
+    ap, inp, first, num_rel = _ranking_with_relevant(indices, q_pids, g_pids, q_camids, g_camids, num_relevant)
+    return _result(ap, inp, first, num_rel > 0, min(max_rank, ng))
+
+
+def average_precisions(indices, q_pids, g_pids, q_camids, g_camids, num_relevant=None) -> np.ndarray:
+    """Each query's AP under the :func:`evaluate_ranking` protocol (its mAP is their mean over the
+    non-NaN entries); NaN for a query without a valid match in the gallery. To find the failures."""
+    ap, _, _, num_rel = _ranking_with_relevant(indices, q_pids, g_pids, q_camids, g_camids, num_relevant)
+    return np.where(num_rel > 0, ap, np.nan)
+
+
+def _ranking_with_relevant(indices, q_pids, g_pids, q_camids, g_camids, num_relevant):
+    """``(ap, inp, first, num_rel)`` per query of a ranking (see :func:`evaluate_ranking`)."""
     nq = np.asarray(indices).shape[0]
     ng = np.asarray(g_pids).size
     lab = _prepare(nq, ng, q_pids, g_pids, q_camids, g_camids)
@@ -291,8 +306,7 @@ def evaluate_ranking(indices, q_pids, g_pids, q_camids, g_camids, max_rank: int 
         num_rel = np.asarray(num_relevant, dtype=np.int64).reshape(-1)
         if num_rel.shape[0] != nq:
             raise EvaluationError(f"num_relevant has {num_rel.shape[0]} entries, expected {nq}")
-    ap, inp, first = _ranking(indices, lab, num_rel)
-    return _result(ap, inp, first, num_rel > 0, min(max_rank, ng))
+    return (*_ranking(indices, lab, num_rel), num_rel)
 
 
 def aic_map(indices_or_distmat, q_pids, g_pids, topk: int = 100) -> float:
@@ -353,12 +367,70 @@ def evaluate_cuhk03(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int =
     return out
 
 
+def evaluate_cuhk03_ranking(indices, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, repeats: int = 10,
+                            seed: int = 0) -> dict:
+    """:func:`evaluate_cuhk03` from ranked gallery indices (Q×K, best first): the same repeats and
+    draws; a query whose drawn match is not in its list counts as a miss at every rank shown. mAP/mINP
+    are :func:`evaluate_ranking`'s. With K = the whole gallery in stable-argsort order the CMC equals
+    :func:`evaluate_cuhk03`'s."""
+    indices = np.asarray(indices)
+    ng = np.asarray(g_pids).size
+    out = evaluate_ranking(indices, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank)
+    lab = _prepare(len(indices), ng, q_pids, g_pids, q_camids, g_camids)
+    keys = np.random.default_rng(seed).random((repeats, ng))
+    chosen_all = [_one_per_id(lab.gp, keys[r], len(lab.start) - 1) for r in range(repeats)]
+    max_rank = len(out["cmc"])
+    hist = np.zeros(max_rank + 1, np.int64)
+    valid = 0
+    for q in range(len(indices)):
+        members = lab.members[lab.start[lab.qp[q]]:lab.start[lab.qp[q] + 1]]
+        positives = members[lab.gc[members] != lab.qc[q]]
+        if len(positives) == 0:
+            continue
+        valid += 1
+        row = indices[q]
+        for r in range(repeats):
+            chosen = chosen_all[r]
+            p = positives[np.argmin(keys[r][positives])]
+            where = np.flatnonzero(row == p)
+            if len(where) == 0:
+                hist[max_rank] += 1
+                continue
+            ahead = row[:where[0]]
+            ahead_ids = lab.gp[ahead]
+            hist[min(int(np.sum((chosen[ahead_ids] == ahead) & (ahead_ids != lab.qp[q]))), max_rank)] += 1
+    out["cmc"] = np.cumsum(hist[:max_rank]) / (valid * repeats)
+    return out
+
+
+def draw_keys(num: int, repeats: int, seed: int = 0, names: Optional[Sequence[str]] = None) -> np.ndarray:
+    """``repeats × num`` keys of the VehicleID draws: the image of each id with the lowest key is its
+    gallery image. With ``names`` each key is a hash of (seed, repeat, image name), so a draw does not
+    depend on the order of the images (the loader and the evaluator get the same draw from different
+    orders); without, rows of ``numpy.random.default_rng(seed)``."""
+    if names is None:
+        return np.random.default_rng(seed).random((repeats, num))
+    if len(names) != num:
+        raise EvaluationError(f"{len(names)} image names for {num} images")
+    return np.array([[int.from_bytes(hashlib.blake2b(f"{seed}/{r}/{n}".encode(), digest_size=8).digest(), "big")
+                      / 2.0 ** 64 for n in names] for r in range(repeats)])
+
+
+def vehicleid_draw(pids, keys) -> np.ndarray:
+    """Sorted indices of one draw's gallery: per id, the image with the lowest of ``keys`` (one row of
+    :func:`draw_keys`); every other image is a query. Shared by the VehicleID loader and evaluator."""
+    codes = np.unique(np.asarray(pids).reshape(-1), return_inverse=True)[1].reshape(-1).astype(np.int64)
+    return np.sort(_one_per_id(codes, np.asarray(keys), int(codes.max(initial=-1)) + 1))
+
+
 def evaluate_vehicleid(features, pids, repeats: int = 10, seed: int = 0, max_rank: int = 50,
-                       metric: str = "euclidean") -> dict:
+                       metric: str = "euclidean", names: Optional[Sequence[str]] = None) -> dict:
     """VehicleID protocol: per repeat one random image per id forms the gallery, all others are
     queries (no cameras, nothing is junk); metrics are averaged over repeats.
 
-    ``features`` is N×D, or an N×N distance matrix with ``metric="precomputed"``.
+    ``features`` is N×D, or an N×N distance matrix with ``metric="precomputed"``. The draws are
+    :func:`vehicleid_draw` of :func:`draw_keys` (``names``: the image names, which make them the
+    loader's draws ``repeat=0..repeats-1``).
     """
     x = np.asarray(features)
     pids = np.asarray(pids).reshape(-1)
@@ -366,10 +438,10 @@ def evaluate_vehicleid(features, pids, repeats: int = 10, seed: int = 0, max_ran
         raise EvaluationError(f"features must be N×D (or N×N with metric='precomputed') for {len(pids)} pids, "
                               f"got {x.shape}")
     codes = np.unique(pids, return_inverse=True)[1].reshape(-1).astype(np.int64)
-    rng = np.random.default_rng(seed)
+    keys = draw_keys(len(codes), repeats, seed, names)
     runs = []
-    for _ in range(repeats):
-        gallery = np.sort(_one_per_id(codes, rng.random(len(codes)), int(codes.max()) + 1))
+    for r in range(repeats):
+        gallery = vehicleid_draw(codes, keys[r])
         query = np.setdiff1d(np.arange(len(codes)), gallery)
         if metric == "precomputed":
             dist = x[np.ix_(query, gallery)]

@@ -191,3 +191,191 @@ def build_market1501(root: str) -> str:
 
 def names(records) -> List[str]:
     return [r.name for r in records]
+
+
+# ----------------------------------------------------------------------------- Market-layout person sets
+
+DUKE = {"bounding_box_train": ["0001_c2_f0046182.jpg", "0001_c5_f0051341.jpg", "0003_c1_f0044158.jpg"],
+        "query": ["0005_c2_f0046985.jpg", "0008_c1_f0001000.jpg"],
+        "bounding_box_test": ["0005_c5_f0051781.jpg", "0008_c1_f0001100.jpg", "0008_c3_f0002000.jpg",
+                              "0019_c6_f0000100.jpg"]}
+PRW = {"bounding_box_train": ["479_c1s1_000001.jpg", "479_c2s1_000101.jpg", "-2_c1s1_000002.jpg"],
+       "query": ["501_c1s1_000011.jpg", "-2_c3s1_000003.jpg"],
+       "bounding_box_test": ["501_c2s1_000021.jpg", "-2_c1s1_000022.jpg", "501_c1s1_000023.jpg"]}
+CUHK03_NP = {"bounding_box_train": ["0001_c1_1.png", "0001_c2_2.png", "0002_c1_3.png"],
+             "query": ["0010_c1_4.png", "0011_c2_5.png"],
+             "bounding_box_test": ["0010_c2_6.png", "0011_c1_7.png", "0011_c2_8.png"]}
+
+
+def build_market_layout(root: str, tree: Dict[str, List[str]]) -> str:
+    for folder, files in tree.items():
+        _images(os.path.join(root, folder), files)
+    return root
+
+
+def build_cuhk03_np(root: str) -> str:
+    for variant in ("labeled", "detected"):
+        build_market_layout(os.path.join(root, variant), CUHK03_NP)
+    return root
+
+
+# ----------------------------------------------------------------------------- MSMT17
+
+MSMT = {"train": [("0000/0000_000_01_0303morning_0015_0.jpg", 0), ("0000/0000_001_05_0303morning_0016_0.jpg", 0),
+                  ("0001/0001_000_12_0303noon_0001_1.jpg", 1)],
+        "val": [("0002/0002_000_03_0303noon_0002_0.jpg", 2)],
+        "query": [("0000/0000_000_01_0303afternoon_0001_0.jpg", 0)],
+        "gallery": [("0000/0000_001_15_0303afternoon_0002_0.jpg", 0), ("0001/0001_000_01_0303night_0001_0.jpg", 1)]}
+
+
+def build_msmt17(root: str, v2: bool = False) -> str:
+    folders = ("mask_train_v2", "mask_test_v2") if v2 else ("train", "test")
+    for part, entries in MSMT.items():
+        base = os.path.join(root, folders[0] if part in ("train", "val") else folders[1])
+        for i, (rel, _) in enumerate(entries):
+            write_jpeg(os.path.join(base, rel), 30 * i)
+        write_text(os.path.join(root, f"list_{part}.txt"), "".join(f"{rel} {pid}\n" for rel, pid in entries))
+    return root
+
+
+# ----------------------------------------------------------------------------- own data
+
+def build_folder(root: str) -> str:
+    """train/<id>/, query/<id>/, gallery/<id>/ plus one gallery image without identity; names c<N>_*."""
+    layout = {"train": {"alice": ["c1_a.jpg", "c2_b.jpg"], "bob": ["c1_c.jpg"]},
+              "query": {"007": ["c1_q1.jpg"], "042": ["c2_q2.jpg"]},
+              "gallery": {"007": ["c2_g1.jpg", "c1_g2.jpg"], "042": ["c1_g3.jpg"]}}
+    for split, ids in layout.items():
+        for ident, files in ids.items():
+            _images(os.path.join(root, split, ident), files)
+    write_jpeg(os.path.join(root, "gallery", "c3_unknown.jpg"), 7)
+    return root
+
+
+CSV_ROWS = {"train": [("img/t1.jpg", 5, 1), ("img/t2.jpg", 5, 2), ("img/t3.jpg", 9, 1)],
+            "query": [("img/q1.jpg", 5, 1, "1"), ("img/q2.jpg", 9, 2, "0")],
+            "gallery": [("img/g1.jpg", 5, 2), ("img/g2.jpg", 9, 1), ("img/g3.jpg", 9, 1)]}
+
+
+def build_csv(root: str, cameras: bool = True) -> str:
+    """train/query/gallery.csv (query.csv with a header and a ``night`` column) over ``img/``."""
+    for split, rows in CSV_ROWS.items():
+        _images(root, [r[0] for r in rows])
+        lines = ["path,pid,camid,trackid,night"] if split == "query" else []
+        for row in rows:
+            cam = str(row[2]) if cameras else ""
+            extra = f",,{row[3]}" if split == "query" else ""
+            lines.append(f"{row[0]},{row[1]},{cam}{extra}")
+        write_text(os.path.join(root, f"{split}.csv"), "\n".join(lines) + "\n")
+    return root
+
+
+# ----------------------------------------------------------------------------- CUHK03 raw release
+
+# persons per camera pair, and which of the 10 cells hold an image (columns 0-4 view 1, 5-9 view 2)
+CUHK03_PAIRS = [[(0, 1, 5, 6), (0, 5), (2, 7, 8)], [(0, 5, 6), (1,)]]
+
+
+def build_cuhk03(root: str, testsets: int = 20) -> str:
+    """``cuhk03_release/cuhk-03.mat`` as MATLAB v7.3 writes it (HDF5, object references, column-major):
+    ``labeled``/``detected`` 1×P refs to 10×N ref cells (empty cells are [0, 0] uint64), images 3×W×H
+    uint8, ``testsets`` 1×T refs to 2×K (campair, pid) 1-based."""
+    import h5py
+
+    os.makedirs(os.path.join(root, "cuhk03_release"), exist_ok=True)
+    with h5py.File(os.path.join(root, "cuhk03_release", "cuhk-03.mat"), "w") as mat:
+        refs = h5py.ref_dtype
+        for v, variant in enumerate(("labeled", "detected")):
+            pair_refs = []
+            for c, persons in enumerate(CUHK03_PAIRS):
+                cells = np.empty((10, len(persons)), dtype=refs)
+                for p, filled in enumerate(persons):
+                    for col in range(10):
+                        name = f"#refs#/{variant}_{c}_{p}_{col}"
+                        if col in filled:
+                            img = np.full((3, 6, 12), 10 * (col + 1) + v, np.uint8)  # H 12, W 6 after .T
+                            img[0] = 40 * p
+                            mat.create_dataset(name, data=img)
+                        else:
+                            mat.create_dataset(name, data=np.zeros(2, np.uint64))
+                        cells[col, p] = mat[name].ref
+                mat.create_dataset(f"#refs#/{variant}_pair{c}", data=cells)
+                pair_refs.append(mat[f"#refs#/{variant}_pair{c}"].ref)
+            mat.create_dataset(variant, data=np.array([pair_refs], dtype=refs))
+        sets = []
+        for t in range(testsets):
+            # row 0 the camera pairs, row 1 the persons (MATLAB's column-major [K, 2] as HDF5 stores it)
+            tests = np.array([[1, 2], [1 + t % 3, 2]]) if t % 2 else np.array([[1, 2], [1, 1]])
+            mat.create_dataset(f"#refs#/test{t}", data=tests.astype(np.float64))
+            sets.append(mat[f"#refs#/test{t}"].ref)
+        mat.create_dataset("testsets", data=np.array([sets], dtype=refs))
+    return root
+
+
+def cuhk03_names() -> List[str]:
+    """Image names the fake cuhk-03.mat extracts to (the same for both variants)."""
+    out = []
+    for c, persons in enumerate(CUHK03_PAIRS, 1):
+        for p, filled in enumerate(persons, 1):
+            out += [f"{c}_{p:03d}_{1 if col < 5 else 2}_{col + 1:02d}.png" for col in filled]
+    return out
+
+
+def build_cuhk03_protocol(root: str, variant: str = "labeled", train_idx=None, query_idx=None,
+                          gallery_idx=None) -> str:
+    """``cuhk03_new_protocol_config_<variant>.mat`` (MATLAB v5, scipy.io.savemat) over the fake images:
+    persons 1, 2 of pair 1 train; the rest test (one query per view); indices 1-based."""
+    import scipy.io
+
+    names = cuhk03_names()
+    labels = []
+    offsets = np.cumsum([0] + [len(p) for p in CUHK03_PAIRS])
+    for name in names:
+        labels.append(offsets[int(name[0]) - 1] + int(name[2:5]))
+    train = [i + 1 for i, n in enumerate(names) if labels[i] in (1, 2)]
+    test = [i + 1 for i, n in enumerate(names) if labels[i] not in (1, 2)]
+    query = [i for i in test if names[i - 1] in ("1_003_1_03.png", "2_001_2_06.png")]
+    gallery = [i for i in test if i not in query]
+    filelist = np.empty((len(names), 1), dtype=object)
+    for i, n in enumerate(names):
+        filelist[i, 0] = n
+    path = os.path.join(root, f"cuhk03_new_protocol_config_{variant}.mat")
+    scipy.io.savemat(path, {
+        "filelist": filelist, "labels": np.asarray(labels, np.float64).reshape(-1, 1),
+        "camId": np.asarray([int(n[6]) for n in names], np.float64).reshape(-1, 1),
+        "train_idx": np.asarray(train_idx if train_idx is not None else train, np.float64).reshape(-1, 1),
+        "query_idx": np.asarray(query_idx if query_idx is not None else query, np.float64).reshape(-1, 1),
+        "gallery_idx": np.asarray(gallery_idx if gallery_idx is not None else gallery, np.float64).reshape(-1, 1)})
+    return path
+
+
+def build_person_set(root: str, layout: str, n_ids: int = 10, per_id: int = 4, seed: int = 0):
+    """A person set with enough ids to rank: ``market1501``, ``cuhk03_np`` (under ``labeled/``) or ``csv``
+    (without camera ids). One query per id, ``per_id`` gallery images per id over 4 cameras; Market gets
+    distractors (0000) and junk (-1) too. Returns an ``ensemble_fakes.Tree`` of the evaluated images."""
+    from ensemble_fakes import Tree
+
+    rng = np.random.default_rng(seed)
+    ext = ".png" if layout == "cuhk03_np" else ".jpg"
+    q = [(pid, int(rng.integers(4))) for pid in range(1, n_ids + 1)]
+    g = [(pid, int(rng.integers(4))) for pid in range(1, n_ids + 1) for _ in range(per_id)]
+    if layout == "market1501":
+        g += [(0, 1), (0, 2)]
+    qn = [f"{p:04d}_c{c + 1}s1_{i:06d}_01{ext}" for i, (p, c) in enumerate(q)]
+    gn = [f"{p:04d}_c{c + 1}s1_{100 + i:06d}_01{ext}" for i, (p, c) in enumerate(g)]
+    if layout == "csv":
+        qn = [f"q{i:03d}.jpg" for i in range(len(q))]
+        gn = [f"g{i:03d}.jpg" for i in range(len(g))]
+        _images(os.path.join(root, "img"), qn + gn)
+        for split, names, rows in (("query", qn, q), ("gallery", gn, g)):
+            write_text(os.path.join(root, f"{split}.csv"), "".join(f"img/{n},{p},\n" for n, (p, _) in zip(names, rows)))
+    else:
+        base = os.path.join(root, "labeled") if layout == "cuhk03_np" else root
+        _images(os.path.join(base, "query"), qn)
+        junk = ["-1_c1s1_000999_01.jpg"] if layout == "market1501" else []
+        _images(os.path.join(base, "bounding_box_test"), gn + junk)
+        _images(os.path.join(base, "bounding_box_train"), [f"0099_c1s1_000001_01{ext}"])
+    order = lambda names: sorted(range(len(names)), key=lambda i: names[i])  # noqa: E731 (loaders sort by name)
+    qo, go = order(qn), order(gn)
+    return Tree(root, [qn[i] for i in qo], [gn[i] for i in go], [q[i][0] for i in qo], [g[i][0] for i in go],
+                [q[i][1] for i in qo], [g[i][1] for i in go])

@@ -41,10 +41,10 @@ TOPK = 5
 def searched(case, tmp_path_factory):
     """The rows of one ``search --topk TOPK`` run of model a, grouped by query (``by_query``) too."""
     base, _ = case
-    out = tmp_path_factory.mktemp("search") / "result.csv"
+    out = tmp_path_factory.mktemp("search")
     run("search", "--query-features", base / "feats" / "query_a.pkl", "--gallery-features",
         base / "feats" / "gallery_a.pkl", "--data-root", base / "data", "--topk", TOPK, "--out", out)
-    rows = read_csv(out)
+    rows = read_csv(out / "result.csv")
     by_query = {}
     for r in rows:
         by_query.setdefault(r["query_filename"], []).append(r)
@@ -83,18 +83,18 @@ def test_search_top1_is_mostly_right(case, searched):
 
 def test_search_without_dataset_uses_gallery_dir_and_unknown_ids(case, tmp_path):
     base, _ = case
-    out = tmp_path / "result.csv"
-    run("search", "--query-features", base / "feats" / "query_a.pkl", "--gallery-features",
-        base / "feats" / "gallery_a.pkl", "--gallery-dir", "gal", "--topk", 3, "--out", out)
-    rows = read_csv(out)
+    res = run("search", "--query-features", base / "feats" / "query_a.pkl", "--gallery-features",
+              base / "feats" / "gallery_a.pkl", "--gallery-dir", "gal", "--topk", 3, "--out", tmp_path)
+    rows = read_csv(tmp_path / "result.csv")
     assert all(r["predicted_id"] == "-1" and r["predicted_path"].startswith("gal") for r in rows)
+    assert "no ranklist.png: image" in res.output and not (tmp_path / "ranklist.png").exists()
 
 
 def test_search_needs_query_input(case, tmp_path):
     base, _ = case
-    res = run("search", "--gallery-features", base / "feats" / "gallery_a.pkl", "--out", tmp_path / "r.csv", code=2)
+    res = run("search", "--gallery-features", base / "feats" / "gallery_a.pkl", "--out", tmp_path / "r", code=2)
     assert "--query-features" in res.output
-    assert not (tmp_path / "r.csv").exists()
+    assert not (tmp_path / "r").exists()
 
 
 def border_colors(png, rows, k):
@@ -152,9 +152,9 @@ def test_search_extracts_query_images_with_a_checkpoint(case, tmp_path):
     picked = tree.gallery[:3]
     for n in picked:
         shutil.copy(base / "data" / "image_test" / n, queries / f"q_{n}")
-    out = tmp_path / "result.csv"
+    out = tmp_path / "out"
     run("search", "--query-dir", queries, "--checkpoint", ckpt, "--gallery-features", tmp_path / "gallery.pkl",
         "--data-root", base / "data", "--topk", 4, "--out", out)
-    rows = [r for r in read_csv(out) if r["rank"] == "1"]
+    rows = [r for r in read_csv(out / "result.csv") if r["rank"] == "1"]
     assert [r["query_filename"] for r in rows] == [f"q_{n}" for n in picked]
     assert all(r["predicted_path"].endswith(n) and float(r["distance"]) < 1e-3 for r, n in zip(rows, picked))

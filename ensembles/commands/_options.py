@@ -1,5 +1,6 @@
-"""Options and helpers shared by the ``ensemble`` commands: output checks, the inputs/pipeline options of
-``fuse``/``tune`` and loading their inputs."""
+"""Options and helpers shared by the ``ensemble`` commands: output checks, the dataset options, the
+inputs/pipeline options of ``fuse``/``tune``, loading their inputs, and writing/reading a ranking in the
+dataset's form (AIC20: ``track2.txt``; any other dataset: the ranking file of :mod:`post_processing.ranking`)."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,12 @@ from post_processing.fileio import check_output
 from post_processing.submission import TOPK
 
 from ..fusion import FUSIONS
+from ..inputs import DATASET
 from ..pipeline import DENSE_RERANK_MAX
+
+DATASET_HELP = ("dataset entry as in DATASETS.TEST: name, name=PATH or name(key=value, ...)=PATH, e.g. "
+                "cuhk03_np(variant=labeled)=data/cuhk03-np (`ensemble datasets` lists them)")
+DATA_ROOT_HELP = "folder of the dataset when --dataset names no PATH (AIC20 layout: name_query.txt, name_test.txt ...)"
 
 
 def check_outputs(*outputs: Tuple[str, Optional[str]]) -> None:
@@ -36,16 +42,15 @@ def inputs_options(func):
                                       "(or .npz) in --features-dir"),
         click.option("--features-dir", required=True, type=click.Path(file_okay=False),
                      help="folder with the feature files"),
-        click.option("--data-root", required=True, type=click.Path(file_okay=False),
-                     help="AIC20-layout dataset: name_query.txt, name_test.txt, test_track.txt, "
-                          "query_label.xml/test_label.xml when ground truth exists"),
+        click.option("--dataset", default=DATASET, show_default=True, help=DATASET_HELP),
+        click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP),
         click.option("--weights", help="fusion weights: 1,0.5,2 in --models order, or a=1,b=0.5"),
         click.option("--fusion", type=click.Choice(FUSIONS), help="concat (default) or distance"),
         click.option("--distance", type=click.Choice(METRICS), help="distance of the fused features (default euclidean)"),
         click.option("--pipeline", "pipeline_file", type=click.Path(dir_okay=False),
                      help="YAML listing models/weights/fusion and the steps in order (replaces the step options)"),
         click.option("--topk", type=click.IntRange(min=1), default=TOPK, show_default=True,
-                     help="gallery images per query in track2.txt"),
+                     help="gallery images per query in track2.txt / the ranking file"),
         click.option("--dense-rerank-max", type=click.IntRange(min=0), default=DENSE_RERANK_MAX, show_default=True,
                      help="above this many query+gallery images re-ranking keeps only the top-K (memory)"),
     ]
@@ -57,10 +62,52 @@ def inputs_options(func):
 def load_inputs_for(o: dict, pipe):
     from ..inputs import load_inputs
 
-    inputs = load_inputs(o["features_dir"], o["data_root"], pipe.models + pipe.aux_models, train=pipe.needs_train)
-    lab = inputs.labels
-    click.echo(f"data: {o['data_root']}: {len(lab.q_pids)} queries, {len(lab.g_pids)} gallery images, "
-               f"{len(inputs.dataset.extra.get('tracks') or [])} tracks, ground truth: {'yes' if lab.has_gt else 'no'}")
+    inputs = load_inputs(o["features_dir"], o["data_root"], pipe.models + pipe.aux_models, train=pipe.needs_train,
+                         spec=o["dataset"])
+    lab, ds = inputs.labels, inputs.dataset
+    click.echo(f"data: {ds.name} at {ds.root}: {len(lab.q_pids)} queries, {len(lab.g_pids)} gallery images, "
+               f"{len(ds.extra.get('tracks') or [])} tracks, ground truth: {'yes' if lab.has_gt else 'no'}")
+    click.echo(f"protocol: {ds.protocol_label}")
     dims = ", ".join(f"{m} ({inputs.feats['query'][m].shape[1]}-d)" for m in pipe.models)
     click.echo(f"models: {dims}")
     return inputs
+
+
+def dataset_options(func):
+    """``--dataset SPEC`` and ``--data-root`` of the commands that read a dataset's lists."""
+    func = click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)(func)
+    return click.option("--dataset", default=DATASET, show_default=True, help=DATASET_HELP)(func)
+
+
+def uses_track2(ds) -> bool:
+    """AIC20 rankings are challenge submissions (``track2.txt``); every other dataset's a ranking file."""
+    return ds.name == "aic20"
+
+
+def write_result(path: str, ds, ranking, topk: int) -> None:
+    """Write the top-``topk`` of ``ranking`` in the dataset's form."""
+    from post_processing.ranking import write_ranking
+    from post_processing.submission import write_track2
+
+    if uses_track2(ds):
+        write_track2(path, ranking, topk=topk, num_gallery=len(ds.gallery))
+    else:
+        write_ranking(path, [r.name for r in ds.query], [r.name for r in ds.gallery], ranking[:, :topk])
+
+
+def read_result(path: str, ds, topk: int):
+    """``(ranking, K)``: a ``track2.txt`` (AIC20, checked against the lists and ``topk``) or a ranking file
+    (any other dataset; K is the file's)."""
+    import numpy as np
+
+    from post_processing.ranking import read_ranking
+    from post_processing.submission import SubmissionError, read_track2, validate_track2
+
+    gallery = [r.name for r in ds.gallery]
+    if not uses_track2(ds):
+        ranking = read_ranking(path, [r.name for r in ds.query], gallery)
+        return ranking, ranking.shape[1]
+    problems = validate_track2(path, len(ds.query), len(ds.gallery), gallery, topk)
+    if problems:
+        raise SubmissionError([f"{path}: not a valid submission:", *problems[:20]])
+    return np.asarray(read_track2(path, gallery), dtype=np.int64), topk

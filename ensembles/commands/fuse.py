@@ -1,4 +1,5 @@
-"""``ensemble fuse``: fuse several models' features, post-process, write track2.txt and the metrics."""
+"""``ensemble fuse``: fuse several models' features, post-process, write the ranking (AIC20: track2.txt;
+other datasets: a ranking file) and the metrics."""
 from __future__ import annotations
 
 import time
@@ -8,19 +9,20 @@ import click
 from post_processing.fileio import write_together
 
 from ..cli_steps import StepCommand, pipeline_from_options
-from ._options import check_outputs, inputs_options, load_inputs_for
+from ._options import check_outputs, inputs_options, load_inputs_for, write_result
 
 
 @click.command("fuse", cls=StepCommand)
 @inputs_options
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="track2.txt to write")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="ranking to write: track2.txt for AIC20, else a ranking file (query name, then its top-K "
+                   "gallery names per line)")
 @click.option("--metrics-out", type=click.Path(dir_okay=False), help="metrics JSON to write")
 @click.option("--save-pipeline", type=click.Path(dir_okay=False), help="also write the pipeline that ran as YAML")
 @click.pass_context
 def command(ctx, **o):
-    """Fuse several models' features, post-process, and write track2.txt (+ metrics with ground truth)."""
-    from post_processing.submission import write_track2
-
+    """Fuse several models' features, post-process, and write track2.txt or a ranking file (+ metrics with
+    ground truth)."""
     from ..report import format_table, write_json
     from ..run import metrics_json, run_ensemble
 
@@ -34,7 +36,7 @@ def command(ctx, **o):
     for note in result.notes:
         click.echo(f"note: {note}")
     with write_together():
-        write_track2(o["out"], result.ranking, topk=o["topk"], num_gallery=len(inputs.labels.g_pids))
+        write_result(o["out"], inputs.dataset, result.ranking, o["topk"])
         if o["metrics_out"]:
             write_json(o["metrics_out"], metrics_json(result, pipe, inputs, o["topk"], o["out"]))
         if o["save_pipeline"]:
@@ -44,7 +46,7 @@ def command(ctx, **o):
         click.echo(format_table(*result.rows(pipe)))
         click.echo("")
     else:
-        click.echo("no ground truth (query_label.xml / test_label.xml): no metrics")
+        click.echo("no ground truth (AIC20: query_label.xml / test_label.xml; others: query ids): no metrics")
     click.echo(f"wrote {o['out']} ({len(result.ranking)} queries x {o['topk']})")
     if o["metrics_out"]:
         click.echo(f"wrote {o['metrics_out']}")

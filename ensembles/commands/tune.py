@@ -5,7 +5,7 @@ import math
 
 import click
 
-from ..cli_steps import StepCommand, grids_from_options, pipeline_from_options
+from ..cli_steps import StepCommand, grids_from_options, option_given, pipeline_from_options
 from ..fusion import FUSIONS
 from ._options import check_outputs, inputs_options, load_inputs_for
 
@@ -34,13 +34,15 @@ def _fusions(ctx, param, text: str):
 @inputs_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="pipeline YAML to write (for fuse --pipeline)")
 @click.option("--budget", type=click.IntRange(min=1), default=40, show_default=True, help="most grid points scored")
-@click.option("--search", "search_kind", type=click.Choice(["random", "grid"]), default="random", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--objective", type=click.Choice(["mAP", "aic_map"]), default="mAP", show_default=True)
+@click.option("--search", "search_kind", type=click.Choice(["random", "grid"]), default="random", show_default=True,
+              help="random: --budget points drawn from the grid; grid: every point (refused when more than --budget)")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the random search (not with --search grid)")
+@click.option("--objective", type=click.Choice(["mAP", "aic_map"]), default="mAP", show_default=True,
+              help="score the best pipeline is chosen by")
 @click.option("--weight-grid", default="0,0.5,1,2", show_default=True, callback=_weights,
               help="weight values tried per model")
 @click.option("--fusions", default=",".join(FUSIONS), show_default=True, callback=_fusions,
-              help="fusion methods tried (ignored when --fusion is given)")
+              help="fusion methods tried (not with --fusion, which fixes the method)")
 @click.pass_context
 def command(ctx, **o):
     """Search fusion weights/method and step parameters (each --<step>-<key>-grid) on a labelled split;
@@ -50,6 +52,10 @@ def command(ctx, **o):
     from ..tune import tune as run_tune
 
     pipe = pipeline_from_options(ctx, o)
+    if o["fusion"] and option_given(ctx, "fusions"):
+        raise click.UsageError("--fusion fixes the fusion method; --fusions lists the methods to try: give one")
+    if o["search_kind"] == "grid" and option_given(ctx, "seed"):
+        raise click.UsageError("--seed draws the points of a random search; --search grid tries every point")
     space = SearchSpace(weights=o["weight_grid"], fusions=[o["fusion"]] if o["fusion"] else o["fusions"],
                         grids=grids_from_options(ctx, pipe))
     plan_trials(pipe, space, budget=o["budget"], search=o["search_kind"], seed=o["seed"])
@@ -62,7 +68,8 @@ def command(ctx, **o):
     click.echo("")
     click.echo(format_table([("base: " + describe(base.pipeline), base.scores)] +
                             [(f"#{i + 1}: " + describe(t.pipeline), t.scores) for i, t in enumerate(trials[:5])]))
-    header = (f"written by `ensemble tune` on {o['data_root']} ({len(trials)} trials, {o['search_kind']} search, "
+    header = (f"written by `ensemble tune` on {inputs.dataset.name} at {inputs.dataset.root} ({len(trials)} trials, "
+              f"{o['search_kind']} search, "
               f"seed {o['seed']})\n{o['objective']} {100 * best.objective:.2f} "
               f"(base pipeline {100 * base.objective:.2f}); tuned on the split it is scored on")
     best.pipeline.save(o["out"], header)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -36,8 +36,11 @@ class Labels:
     g_tracks: np.ndarray
     has_gt: bool = False
     train_pids: Optional[np.ndarray] = None
-    # Named query subsets scored on their own too (boolean masks), e.g. "foggy" where the labels say so.
+    # Named query subsets scored on their own too (boolean masks): the attributes the dataset declares.
     query_subsets: Dict[str, np.ndarray] = field(default_factory=dict)
+    # How rankings are scored: a post_processing.protocols name and its options (the dataset's).
+    protocol: str = "market"
+    protocol_options: Dict[str, Any] = field(default_factory=dict)
 
 
 class State:

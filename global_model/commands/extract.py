@@ -3,8 +3,9 @@
 Rebuilds the model from the checkpoint (its stored config, or ``--config``), folds BatchNorm into
 the convolutions, extracts every split asked for, then writes ``DIR/<split>_NAME.pkl`` (or ``.npz``)
 for all of them together: a failure on one split replaces none of the files, so a new query file
-never sits beside an old gallery file. Each file records the model's fingerprint and the images
-``DATASETS.SKIP_BAD`` left out (see :mod:`post_processing.features`).
+never sits beside an old gallery file. Each file records the model's fingerprint, the images
+``DATASETS.SKIP_BAD`` left out and the dataset's evaluation protocol (see :mod:`post_processing.features`).
+Query and gallery never need the training split (``--split train|all`` reads it).
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def command(config, checkpoint, data_root, out_dir, name, split, fmt, centroids,
     from post_processing.features import save_embedding_sets, save_feature_files
 
     from ..config import load_config
-    from ..data.dataset import build_test_split
+    from ..data.dataset import build_test_set
+    from ..data.datasets import split_table
     from ..engine.extractor import (extract_features, load_model_from_checkpoint, model_fingerprint,
                                     prepare_for_inference)
 
@@ -53,8 +55,9 @@ def command(config, checkpoint, data_root, out_dir, name, split, fmt, centroids,
     model, cfg = load_model_from_checkpoint(checkpoint, cfg, opts)
     model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
     wanted = SPLIT_CHOICES[split]
-    splits, skipped = build_test_split(cfg, data_root, train="train" in wanted)
-    source = model_fingerprint(checkpoint, cfg)
+    ds, splits, skipped = build_test_set(cfg, data_root, train="train" in wanted)
+    click.echo(split_table(ds))
+    source = {**model_fingerprint(checkpoint, cfg), "protocol": ds.protocol_json()}
     files = []
     for part in wanted:
         names, feats = extract_features(model, splits[part], cfg, progress=not no_progress, split=part)

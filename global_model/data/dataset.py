@@ -7,10 +7,7 @@ repeats the input).
 """
 from __future__ import annotations
 
-import ast
-import inspect
-import os
-import re
+import logging
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -18,14 +15,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .datasets import DATASETS, DatasetError, DatasetSplits, load_dataset, merge_train_sets
+from .datasets import (DatasetError, DatasetSplits, load_dataset_entry, merge_train_sets, parse_dataset_spec,
+                       split_table)
 from .image_io import check_images, read_image
 from .records import ImageRecord
 from .sampler import PKSampler
 from .transforms import build_transforms
 
-__all__ = ["ReIDDataset", "build_test_loader", "build_test_records", "build_test_split", "build_train_loader",
-           "build_train_records", "collate", "load_dataset_spec", "parse_dataset_spec"]
+__all__ = ["ReIDDataset", "build_test_loader", "build_test_records", "build_test_set", "build_test_split",
+           "build_train_loader", "build_train_records", "collate", "load_dataset_spec", "parse_dataset_spec"]
+
+logger = logging.getLogger("global_model.data")
 
 
 class ReIDDataset(Dataset):
@@ -71,54 +71,10 @@ def _single_threaded_opencv(workers: int) -> None:
         cv2.setNumThreads(1)
 
 
-_SPEC = re.compile(r"^\s*([\w.-]+)\s*(?:\(([^)]*)\))?\s*(?:=(.*))?$", re.S)
-
-
-def _option_value(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def parse_dataset_spec(spec: str, default_root: str) -> Tuple[str, str, Dict[str, Any]]:
-    """``"name"`` → (name, default_root, {}); ``"name=path"`` → (name, path, {}) with a relative
-    ``path`` taken inside ``default_root`` (``DATASETS.ROOT``); loader keyword arguments go in
-    brackets, e.g. ``"fvrid(split=both)=fvrid"`` → (fvrid, ROOT/fvrid, {"split": "both"}) (values
-    are Python literals, else strings)."""
-    match = _SPEC.match(spec)
-    if not match or (match.group(3) is not None and not match.group(3).strip()):
-        raise DatasetError(f"bad dataset entry {spec!r}: expected 'name', 'name=path' or "
-                           f"'name(key=value, ...)=path'")
-    options: Dict[str, Any] = {}
-    for item in (match.group(2) or "").split(","):
-        if not item.strip():
-            continue
-        key, sep, value = (part.strip() for part in item.partition("="))
-        if not sep or not key.isidentifier():
-            raise DatasetError(f"bad loader option {item.strip()!r} in dataset entry {spec!r}: expected key=value")
-        options[key] = _option_value(value)
-    path = match.group(3)
-    return match.group(1), (os.path.join(default_root, path.strip()) if path is not None else default_root), options
-
-
 def load_dataset_spec(spec: str, cfg, root_override: Optional[str] = None, train: bool = True) -> DatasetSplits:
-    """Load one ``DATASETS`` entry (see :func:`parse_dataset_spec`); ``root_override`` replaces its folder.
-
-    ``train=False``: the caller needs query and gallery only; a loader with a ``train`` keyword
-    (aic20) is told so and does not read its training labels and images."""
-    name, root, options = parse_dataset_spec(spec, cfg.DATASETS.ROOT)
-    root = root_override or root
-    if not os.path.isdir(root):
-        raise DatasetError(f"dataset {name!r}: root folder {root!r} does not exist")
-    if not train and "train" in inspect.signature(DATASETS.get(name)).parameters:
-        options = {"train": False, **options}
-    try:
-        return load_dataset(name, root, **options)
-    except TypeError as exc:
-        if not options or "keyword argument" not in str(exc):
-            raise
-        raise DatasetError(f"dataset entry {spec!r}: the {name} loader does not take these options ({exc})") from None
+    """Load one ``DATASETS`` entry with ``DATASETS.ROOT`` as the default folder (see
+    :func:`~global_model.data.datasets.load_dataset_entry`; ``train=False`` skips the training split)."""
+    return load_dataset_entry(spec, cfg.DATASETS.ROOT, root_override, train=train)
 
 
 def _skip_bad(records: List[ImageRecord], what: str) -> List[ImageRecord]:
@@ -141,6 +97,7 @@ def build_train_records(cfg) -> Tuple[List[ImageRecord], int]:
     sets = []
     for spec in cfg.DATASETS.TRAIN:
         splits = load_dataset_spec(spec, cfg)
+        logger.info("%s", split_table(splits))
         recs = [r for r in splits.train if r.pid >= 0]
         if not recs:
             raise DatasetError(f"dataset {spec!r} at {splits.root}: no labelled training images")
@@ -152,12 +109,12 @@ def build_train_records(cfg) -> Tuple[List[ImageRecord], int]:
     return merge_train_sets(sets, relabel_cameras=True)
 
 
-def build_test_split(cfg, root: Optional[str] = None,
-                     train: bool = False) -> Tuple[Dict[str, List[ImageRecord]], Dict[str, List[str]]]:
-    """``({"query": ..., "gallery": ...}, skipped)`` of ``DATASETS.TEST`` (``root`` replaces its
-    folder), in the format's order; with ``train`` also its ``"train"`` records (metric learning fits
-    on them), else the training labels and images are not read. ``skipped``: per split, the names
-    of the unreadable images ``DATASETS.SKIP_BAD`` left out (empty lists without it)."""
+def build_test_set(cfg, root: Optional[str] = None,
+                   train: bool = False) -> Tuple[DatasetSplits, Dict[str, List[ImageRecord]], Dict[str, List[str]]]:
+    """``(dataset, records, skipped)`` of ``DATASETS.TEST`` (``root`` replaces its folder): the loaded
+    dataset (its protocol and notes), ``{"query": ..., "gallery": ...}`` in the format's order (with
+    ``train`` also ``"train"``: metric learning fits on it; else the training split is not read) and,
+    per split, the names of the unreadable images ``DATASETS.SKIP_BAD`` left out (empty lists without it)."""
     splits = load_dataset_spec(cfg.DATASETS.TEST, cfg, root, train=train)
     if not splits.query or not splits.gallery:
         raise DatasetError(f"dataset {cfg.DATASETS.TEST!r} at {splits.root}: query ({len(splits.query)}) and "
@@ -172,7 +129,13 @@ def build_test_split(cfg, root: Optional[str] = None,
         kept = {name: _skip_bad(records, name) for name, records in out.items()}
         skipped = {name: _left_out(out[name], kept[name]) for name in out}
         out = kept
-    return out, skipped
+    return splits, out, skipped
+
+
+def build_test_split(cfg, root: Optional[str] = None,
+                     train: bool = False) -> Tuple[Dict[str, List[ImageRecord]], Dict[str, List[str]]]:
+    """``(records, skipped)`` of :func:`build_test_set`."""
+    return build_test_set(cfg, root, train)[1:]
 
 
 def build_test_records(cfg, root: Optional[str] = None, train: bool = False) -> Dict[str, List[ImageRecord]]:

@@ -140,6 +140,8 @@ class Trainer:
         self.best_map = -1.0
         self.last_metrics: Dict[str, float] = {}
         self._val_split: Optional[Tuple[list, list]] = None
+        self._val_set = None  # the loaded DATASETS.TEST: its protocol and notes
+        self._val_noted = False
         self._writer = None
         if resume:
             self.resume(resume)
@@ -368,9 +370,11 @@ class Trainer:
     def validation_split(self) -> Optional[Tuple[list, list]]:
         """Query/gallery of ``DATASETS.TEST`` with ground truth, or None (logged) when it has none."""
         if self._val_split is None:
-            from ..data.dataset import build_test_records
+            from ..data.dataset import build_test_set
+            from ..data.datasets import split_table
 
-            split = build_test_records(self.cfg)
+            self._val_set, split, _ = build_test_set(self.cfg)
+            logger.info("%s", split_table(self._val_set))
             query, gallery = split["query"], split["gallery"]
             if all(r.pid < 0 for r in query) or all(r.pid < 0 for r in gallery):
                 logger.warning("DATASETS.TEST %r has no query/gallery ground truth; validation skipped",
@@ -381,19 +385,22 @@ class Trainer:
         return self._val_split if self._val_split[0] else None
 
     def validate(self) -> Optional[Dict[str, float]]:
-        """mAP / mINP / CMC of the current model on the validation split (same path as ``extract``)."""
-        from post_processing.distance import pairwise_distance
-        from post_processing.evaluation import evaluate
+        """mAP / mINP / CMC of the current model on the validation split (same path as ``extract``),
+        under the evaluation protocol ``DATASETS.TEST`` declares."""
+        from ..data.datasets.scoring import evaluate_features
 
         split = self.validation_split()
         if split is None:
             return None
         query, gallery = split
         _, qf = extract_features(self.model, query, self.cfg, self.device, progress=self.progress, split="query")
-        _, gf = extract_features(self.model, gallery, self.cfg, self.device, progress=self.progress, split="gallery")
-        res = evaluate(pairwise_distance(qf, gf, "euclidean"), np.array([r.pid for r in query]),
-                       np.array([r.pid for r in gallery]), np.array([r.camid for r in query]),
-                       np.array([r.camid for r in gallery]))
+        _, gf = extract_features(self.model, gallery, self.cfg, self.device, progress=self.progress,
+                                 split="gallery")
+        res, notes = evaluate_features(self._val_set, query, gallery, qf, gf)
+        if not self._val_noted:
+            self._val_noted = True
+            for note in notes:
+                logger.info("validation: %s", note)
         cmc = res["cmc"]
         out = {"mAP": float(res["mAP"]), "mINP": float(res["mINP"]), "rank1": float(cmc[0])}
         if len(cmc) >= 5:

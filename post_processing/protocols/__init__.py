@@ -1,11 +1,13 @@
 """Evaluation protocols by name: ``PROTOCOLS`` maps a name to
 ``protocol(dist, q_pids, g_pids, q_camids, g_camids, **options) -> dict`` (at least ``"mAP"``).
 
-``market`` (also VeRi-776, VeRi-Wild, CUHK03-new, FVRID) and ``cuhk03`` (classic single-shot) are
-the kernels of :mod:`post_processing.evaluation`; every other protocol is one module of this
-package (``vehicleid``, ``aic``), imported when a name is looked up, or a module of the
-``reid_ensemble.plugins`` entry-point group. A new protocol is one new module here registering one
-function with ``@PROTOCOLS.register("name")``; :func:`evaluate_protocol` runs any of them.
+``market`` (also VeRi-776, VeRi-Wild, CUHK03-new, FVRID, the person sets) and ``cuhk03``
+(classic single-shot) are the kernels of :mod:`post_processing.evaluation`; every other protocol
+is one module of this package (``vehicleid``, ``aic``), imported when a name is looked up, or a
+module of the ``reid_ensemble.plugins`` entry-point group. A new protocol is one new module here
+registering one function with ``@PROTOCOLS.register("name")``; :func:`evaluate_protocol` runs any
+of them. ``market``, ``cuhk03`` and ``aic`` also score a ready top-K ranking (an integer Q×K array
+of gallery indices, best first) instead of distances: what ``ensemble fuse``/``evaluate`` score.
 """
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ import inspect
 from typing import Callable, Optional
 
 from post_processing.errors import ReidUsageError
-from post_processing.evaluation import evaluate, evaluate_cuhk03
+import numpy as np
+
+from post_processing.evaluation import evaluate, evaluate_cuhk03, evaluate_cuhk03_ranking, evaluate_ranking
 from post_processing.registry import Registry, import_submodules
 
-__all__ = ["PROTOCOLS", "evaluate_protocol"]
+__all__ = ["PROTOCOLS", "evaluate_protocol", "is_ranking"]
 
 
 def _discover(name: Optional[str]) -> None:
@@ -24,8 +28,26 @@ def _discover(name: Optional[str]) -> None:
 
 
 PROTOCOLS: Registry[Callable[..., dict]] = Registry("evaluation protocol", discover=_discover)
-PROTOCOLS.register("market", evaluate)
-PROTOCOLS.register("cuhk03", evaluate_cuhk03)
+
+
+def is_ranking(dist_or_ranking) -> bool:
+    """An integer array is a ranking of gallery indices; a float array a distance matrix."""
+    return np.issubdtype(np.asarray(dist_or_ranking).dtype, np.integer)
+
+
+@PROTOCOLS.register("market")
+def _market_protocol(dist, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) -> dict:
+    """:func:`evaluate` on distances, :func:`evaluate_ranking` on a top-K ranking."""
+    fn = evaluate_ranking if is_ranking(dist) else evaluate
+    return fn(dist, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank)
+
+
+@PROTOCOLS.register("cuhk03")
+def _cuhk03_protocol(dist, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50, repeats: int = 10,
+                     seed: int = 0) -> dict:
+    """:func:`evaluate_cuhk03` on distances, :func:`evaluate_cuhk03_ranking` on a top-K ranking."""
+    fn = evaluate_cuhk03_ranking if is_ranking(dist) else evaluate_cuhk03
+    return fn(dist, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank, repeats=repeats, seed=seed)
 
 
 def evaluate_protocol(name: str, dist, q_pids, g_pids, q_camids, g_camids, **options) -> dict:

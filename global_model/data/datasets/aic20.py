@@ -77,7 +77,8 @@ def _split(root: str, folder: str, names: List[str], labels: Optional[Dict[str, 
     return records
 
 
-@register("aic20")
+@register("aic20", "name_{query,test}.txt, image_{train,query,test}/, train_label.xml, test_track.txt "
+                   "(+ query_label.xml/test_label.xml)", "Market-1501 rules; AIC mAP@100 of the track2.txt submission")
 def load_aic20(root: str, require_images: bool = True, train: bool = True) -> DatasetSplits:
     """CityFlow-ReID at ``root`` (train on the VehicleX simulation ids too by naming ``aic20_sim`` as a
     second ``DATASETS.TRAIN`` entry).
@@ -110,10 +111,23 @@ def load_aic20(root: str, require_images: bool = True, train: bool = True) -> Da
     query = _split(root, "image_query", query_names, query_labels, "query_label.xml", {})
     gallery = _split(root, "image_test", test_names, test_labels, "test_label.xml", track_of)
     extra: Dict[str, object] = {"tracks": tracks, "has_ground_truth": query_labels is not None}
-    return DatasetSplits(loader, root, train_records, query, gallery, extra)
+    return DatasetSplits(loader, root, train_records, query, gallery, extra, subsets=_flag_attributes(query),
+                         protocol_label="AIC20: Market-1501 rules; the challenge's mAP@100 of track2.txt in its own "
+                                        "column")
 
 
-@register("aic20_sim")
+def _flag_attributes(query: List[ImageRecord]) -> Tuple[str, ...]:
+    """Query label attributes every query carries as 0 or 1 (the synthetic benchmark's ``foggy``): the
+    dataset's declared subsets, scored on their own too."""
+    if not query:
+        return ()
+    names = set(query[0].attrs)
+    for r in query:
+        names &= {k for k, v in r.attrs.items() if v in (0, 1) and not isinstance(v, float)}
+    return tuple(sorted(names))
+
+
+@register("aic20_sim", "image_train/ + train_label.xml (training only)", "none (training only)")
 def load_aic20_sim(root: str) -> DatasetSplits:
     """The AIC20 VehicleX simulation set (``image_train/`` + ``train_label.xml``): train only; listed after
     ``aic20`` in ``DATASETS.TRAIN`` it adds its ids (disjoint from the real ones) to training."""

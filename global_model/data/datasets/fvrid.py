@@ -48,8 +48,9 @@ def _records(root: str, domain: str, part: str) -> List[ImageRecord]:
     return require_records(loader, records, foggy_dir)
 
 
-@register("fvrid")
-def load_fvrid(root: str, split: str = "syn") -> DatasetSplits:
+@register("fvrid", "FVRID_syn/{train,query,gallery}_{foggy,clear}/, FVRID_real/{train,query,gallery}_foggy/",
+          "Market-1501 rules on the synthetic (split=syn) or real-fog (real, both) test set")
+def load_fvrid(root: str, split: str = "syn", train: bool = True) -> DatasetSplits:
     """FVRID at ``root`` (holding ``FVRID_syn``/``FVRID_real``); ``split`` is syn, real or both.
 
     ``both``: train is synthetic then real, ids relabelled by :func:`merge_train_sets` (disjoint, synthetic
@@ -60,10 +61,12 @@ def load_fvrid(root: str, split: str = "syn") -> DatasetSplits:
     split = require_choice(loader, "split", split, SPLITS)
     root = require_root(loader, root)
     domains = ["syn", "real"] if split == "both" else [split]
+    parts = _PARTS if train else _PARTS[1:]
     loaded: Dict[str, Dict[str, List[ImageRecord]]] = {
-        domain: {part: _records(root, domain, part) for part in _PARTS} for domain in domains}
+        domain: {part: _records(root, domain, part) for part in parts} for domain in domains}
     test = loaded[domains[-1]]
-    train = loaded[domains[0]]["train"]
-    if split == "both":
-        train, _ = merge_train_sets([train, loaded["real"]["train"]])
-    return DatasetSplits(loader, root, train, test["query"], test["gallery"])
+    train_records = loaded[domains[0]].get("train", [])
+    if split == "both" and train:
+        train_records, _ = merge_train_sets([train_records, loaded["real"]["train"]])
+    return DatasetSplits(loader, root, train_records, test["query"], test["gallery"],
+                         protocol_label=f"FVRID {'real' if split == 'both' else split} test set: Market-1501 rules")

@@ -5,33 +5,22 @@ only). Cameras are made 0-based. Non-JPEG files (Market ships ``Thumbs.db``) are
 """
 from __future__ import annotations
 
-import os
 import re
 
 from . import DatasetSplits, register
-from ..records import ImageRecord
-from .common import match_name, require_dir, require_records, require_root
+from .market_layout import load_market_layout
 
 _NAME = re.compile(r"^(-?\d+)_c(\d+)s(\d+)_(\d+)_(\d+)")
-_SPLITS = (("train", "bounding_box_train"), ("query", "query"), ("gallery", "bounding_box_test"))
+LAYOUT = "{bounding_box_train,query,bounding_box_test}/PPPP_cCsS_FFFFFF_BB.jpg"
 
 
-@register("market1501")
-def load_market1501(root: str) -> DatasetSplits:
+def _keep(pid: int, split: str) -> bool:
+    """Junk (-1) nowhere; distractors (0) in the gallery only."""
+    return pid > 0 or (pid == 0 and split == "gallery")
+
+
+@register("market1501", LAYOUT, "Market-1501 rules (same id and camera is junk; -1 junk, 0 distractors)")
+def load_market1501(root: str, train: bool = True) -> DatasetSplits:
     """Market-1501 at ``root`` (the folder holding ``bounding_box_train/`` etc.)."""
-    loader = "market1501"
-    root = require_root(loader, root)
-    splits = {}
-    for split, folder_name in _SPLITS:
-        folder = require_dir(loader, root, folder_name, f"the {split} images")
-        records = []
-        for name in sorted(os.listdir(folder)):
-            if not name.lower().endswith(".jpg"):
-                continue
-            match = match_name(loader, _NAME, name, folder, "0002_c1s1_000451_03.jpg")
-            pid = int(match.group(1))
-            if pid < 0 or (pid == 0 and split != "gallery"):
-                continue
-            records.append(ImageRecord(os.path.join(folder, name), pid, int(match.group(2)) - 1))
-        splits[split] = require_records(loader, records, folder)
-    return DatasetSplits(loader, root, **splits)
+    splits = load_market_layout("market1501", root, _NAME, "0002_c1s1_000451_03.jpg", _keep, train=train)
+    return DatasetSplits("market1501", str(root), **splits)

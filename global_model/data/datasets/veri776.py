@@ -21,8 +21,9 @@ _SPLITS = (("train", "image_train", "name_train.txt"),
            ("gallery", "image_test", "name_test.txt"))
 
 
-@register("veri776")
-def load_veri776(root: str) -> DatasetSplits:
+@register("veri776", "image_{train,query,test}/VVVV_cCCC_FFFFFFFF_N.jpg (+ name_*.txt, *_label.xml)",
+          "Market-1501 rules (same id and camera is junk)")
+def load_veri776(root: str, train: bool = True) -> DatasetSplits:
     """VeRi-776 at ``root``; split order follows ``name_*.txt`` when present, else sorted file names."""
     loader = "veri776"
     root = require_root(loader, root)
@@ -31,8 +32,10 @@ def load_veri776(root: str) -> DatasetSplits:
         path = os.path.join(root, label_file)
         if os.path.isfile(path):
             attrs.update({name: label.attrs for name, label in read_labels(loader, path).items()})
-    splits = {}
+    splits = {"train": []}
     for split, folder_name, list_name in _SPLITS:
+        if split == "train" and not train:
+            continue
         folder = require_dir(loader, root, folder_name, f"the {split} images")
         list_path = os.path.join(root, list_name)
         if os.path.isfile(list_path):

@@ -50,17 +50,20 @@ def _read_info(path: str, needed: Set[str]) -> Dict[str, Tuple[int, Dict[str, st
     return info
 
 
-@register("veriwild")
-def load_veriwild(root: str, test_size: int = 3000) -> DatasetSplits:
+@register("veriwild", "images/<vid>/<img>.jpg + train_test_split/{train_list,test_N,test_N_query,vehicle_info}.txt",
+          "Market-1501 rules on the 3000/5000/10000-id test split (test_size)")
+def load_veriwild(root: str, test_size: int = 3000, train: bool = True) -> DatasetSplits:
     """VeRi-Wild at ``root`` with the small/medium/large test split ``test_size`` (3000/5000/10000)."""
     loader = "veriwild"
     size = require_choice(loader, "test_size", test_size, TEST_SIZES)
     root = require_root(loader, root)
     image_dir = require_dir(loader, root, "images", "one folder of images per vehicle id")
-    lists = {}
+    lists = {"train": []}
     for split, rel, what in (("train", "train_list.txt", "the training list"),
                              ("query", f"test_{size}_query.txt", f"the {size}-id query list"),
                              ("gallery", f"test_{size}.txt", f"the {size}-id test list")):
+        if split == "train" and not train:
+            continue
         path = require_file(loader, root, f"{_SPLIT_DIR}/{rel}", what)
         lists[split] = require_records(loader, _read_list(path), path)
     info_path = require_file(loader, root, f"{_SPLIT_DIR}/vehicle_info.txt", "cameras and attributes per image")
@@ -78,4 +81,4 @@ def load_veriwild(root: str, test_size: int = 3000) -> DatasetSplits:
             records.append(ImageRecord(os.path.join(image_dir, files[key]), int(key.split("/")[0]), camid,
                                        attrs=dict(attrs)))
         splits[split] = records
-    return DatasetSplits(loader, root, **splits)
+    return DatasetSplits(loader, root, **splits, protocol_label=f"VeRi-Wild test {size}: Market-1501 rules")
