@@ -130,8 +130,8 @@ def tune(inputs: Inputs, base: Pipeline, space: SearchSpace, budget: int = 50, s
     trials: List[Trial] = []
     for n, pipe in enumerate(candidates):
         pipe.validate("tune candidate")
-        ranking = run_ensemble(inputs, pipe, topk=topk, evaluate=False, dense_rerank_max=dense_rerank_max).ranking
-        scores = score(ranking, inputs.labels, topk)
+        scored = run_ensemble(inputs, pipe, topk=topk, evaluate=False, dense_rerank_max=dense_rerank_max).scored
+        scores = score(scored, inputs.labels, topk)
         trials.append(Trial(pipe, scores, float(scores[objective])))
         if log is not None:
             log(f"trial {n:3d}/{len(candidates) - 1}: {objective} {100 * trials[-1].objective:6.2f}  {describe(pipe)}")

@@ -65,7 +65,8 @@ def load_inputs_for(o: dict, pipe):
     inputs = load_inputs(o["features_dir"], o["data_root"], pipe.models + pipe.aux_models, train=pipe.needs_train,
                          spec=o["dataset"])
     lab, ds = inputs.labels, inputs.dataset
-    click.echo(f"data: {ds.name} at {ds.root}: {len(lab.q_pids)} queries, {len(lab.g_pids)} gallery images, "
+    whole = f" (post-processed together: all {len(lab.q_pids)} test images)" if inputs.whole_test_set else ""
+    click.echo(f"data: {ds.name} at {ds.root}: {len(ds.query)} queries, {len(ds.gallery)} gallery images{whole}, "
                f"{len(ds.extra.get('tracks') or [])} tracks, ground truth: {'yes' if lab.has_gt else 'no'}")
     click.echo(f"protocol: {ds.protocol_label}")
     dims = ", ".join(f"{m} ({inputs.feats['query'][m].shape[1]}-d)" for m in pipe.models)
@@ -89,10 +90,14 @@ def write_result(path: str, ds, ranking, topk: int) -> None:
     from post_processing.ranking import write_ranking
     from post_processing.submission import write_track2
 
+    from ..inputs import ranking_scope
+
     if uses_track2(ds):
         write_track2(path, ranking, topk=topk, num_gallery=len(ds.gallery))
     else:
-        write_ranking(path, [r.name for r in ds.query], [r.name for r in ds.gallery], ranking[:, :topk])
+        scope = ranking_scope(ds)
+        write_ranking(path, [r.name for r in ds.query], [r.name for r in ds.gallery], ranking[:, :topk],
+                      comments=[f"ranks {scope}"] if scope else ())
 
 
 def read_result(path: str, ds, topk: int):

@@ -5,10 +5,13 @@ the convolutions, extracts every split asked for, then writes ``DIR/<split>_NAME
 for all of them together: a failure on one split replaces none of the files, so a new query file
 never sits beside an old gallery file. Each file records the model's fingerprint, the images
 ``DATASETS.SKIP_BAD`` left out and the dataset's evaluation protocol (see :mod:`post_processing.features`).
-Query and gallery never need the training split (``--split train|all`` reads it).
+Query and gallery never need the training split (``--split train|all`` reads it). ``--backend onnx
+--onnx FILE`` runs a file written by ``export`` in onnxruntime instead, with the config stored in it
+and the same preprocessing, flip TTA and normalisation (:mod:`global_model.engine.onnx_backend`).
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import click
@@ -22,7 +25,11 @@ SPLIT_CHOICES = {"query": ("query",), "gallery": ("gallery",), "train": ("train"
 @click.command(context_settings=OVERRIDES, short_help="extract query/gallery features to pickles")
 @click.option("--config", default=None, type=click.Path(dir_okay=False),
               help="model YAML; default: the config stored in the checkpoint")
-@checkpoint_option("checkpoint written by `train` (e.g. model_final.pth)")
+@checkpoint_option("checkpoint written by `train` (e.g. model_final.pth); not with --backend onnx", required=False)
+@click.option("--backend", type=click.Choice(("torch", "onnx")), default="torch", show_default=True,
+              help="torch: run --checkpoint in PyTorch; onnx: run a file written by `export` in onnxruntime")
+@click.option("--onnx", "onnx_file", type=click.Path(dir_okay=False), default=None,
+              help="ONNX file written by `export` (with --backend onnx; its stored config is used)")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False),
               help="dataset folder with the query/gallery split (default: DATASETS.TEST's root)")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False), help="features folder")
@@ -37,7 +44,8 @@ SPLIT_CHOICES = {"query": ("query",), "gallery": ("gallery",), "train": ("train"
               help="with --format embeddings: one row per identity (the mean of its images, normalised like "
                    "the features) and the identity names in paths.npy")
 @run_options("TEST.FLIP False TEST.IMS_PER_BATCH 64")
-def command(config, checkpoint, data_root, out_dir, name, split, fmt, centroids, no_progress, opts) -> int:
+def command(config, checkpoint, backend, onnx_file, data_root, out_dir, name, split, fmt, centroids, no_progress,
+            opts) -> int:
     """Extract features of the query/gallery (or training) images with a trained model; all files are
     written together."""
     from post_processing.features import save_embedding_sets, save_feature_files
@@ -51,16 +59,29 @@ def command(config, checkpoint, data_root, out_dir, name, split, fmt, centroids,
     if centroids and fmt != "embeddings":
         raise click.UsageError("--centroids needs --format embeddings")
     opts = list(opts)
-    cfg = load_config(config, opts) if config else None
-    model, cfg = load_model_from_checkpoint(checkpoint, cfg, opts)
-    model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
+    if backend == "onnx":
+        from ..engine.onnx_backend import extract_features_onnx, load_onnx_model
+
+        if not onnx_file or checkpoint or config:
+            raise click.UsageError("--backend onnx takes --onnx FILE (written by `export`, with its config) "
+                                   "and no --checkpoint or --config")
+        model, cfg = load_onnx_model(onnx_file, opts)
+        run = functools.partial(extract_features_onnx, model)
+        checkpoint = onnx_file  # the model file the features' fingerprint names
+    else:
+        if not checkpoint or onnx_file:
+            raise click.UsageError("--backend torch takes --checkpoint (and --onnx only with --backend onnx)")
+        cfg = load_config(config, opts) if config else None
+        model, cfg = load_model_from_checkpoint(checkpoint, cfg, opts)
+        model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
+        run = functools.partial(extract_features, model)
     wanted = SPLIT_CHOICES[split]
     ds, splits, skipped = build_test_set(cfg, data_root, train="train" in wanted)
     click.echo(split_table(ds))
     source = {**model_fingerprint(checkpoint, cfg), "protocol": ds.protocol_json()}
     files = []
     for part in wanted:
-        names, feats = extract_features(model, splits[part], cfg, progress=not no_progress, split=part)
+        names, feats = run(splits[part], cfg, progress=not no_progress, split=part)
         if fmt == "embeddings":
             records = splits[part]
             files.append((os.path.join(out_dir, f"{part}_{name}"), [r.path for r in records],

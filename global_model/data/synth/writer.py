@@ -16,6 +16,7 @@ import cv2
 from post_processing.errors import ReidError, ReidUsageError
 from post_processing.fileio import atomic_write
 
+from .fvrid_clear import CLEAR_FOLDERS, clear_view_jobs
 from .look import make_look
 from .lowres_views import LOWRES_VIEWS, write_lowres_views
 from .plan import FOGGY, AicSplit, Label, Plan, RenderJob, SynthError, plan
@@ -218,7 +219,12 @@ def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] 
             _make_folders(stage, real=bool(p.groups.real_train or p.groups.real_test))
         except OSError as exc:
             raise ReidError(f"--out {out_dir}: cannot write there ({exc.strerror or exc})") from None
-        rendered = _render(_RenderSettings(seed, p.cameras, hw, stage), p.jobs, workers)
+        settings = _RenderSettings(seed, p.cameras, hw, stage)
+        rendered = _render(settings, p.jobs, workers)
+        clear_jobs = clear_view_jobs(p)  # the FVRID_clear view: not in the plan nor in the summary's counts
+        for folder in CLEAR_FOLDERS if clear_jobs else ():
+            os.makedirs(os.path.join(stage, folder))
+        _render(settings, clear_jobs, workers)
         _write_aic_lists(stage, p.aic)
         write_lowres_views(stage, [it.name for it in p.aic[1].labels])
         summary = _summarise(p, hw, rendered, workers, round(time.time() - start, 2))
