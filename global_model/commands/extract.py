@@ -37,13 +37,18 @@ SPLIT_CHOICES = {"query": ("query",), "gallery": ("gallery",), "train": ("train"
 @click.option("--split", type=click.Choice(tuple(SPLIT_CHOICES)), default="both", show_default=True,
               help="what to extract: both = query + gallery; all adds the training images "
                    "(train_NAME.pkl, which `ensemble fuse --metric` fits on)")
-@click.option("--format", "fmt", type=click.Choice(("pkl", "npz")), default="pkl", show_default=True,
-              help="feature file format")
+@click.option("--format", "fmt", type=click.Choice(("pkl", "npz", "embeddings")), default="pkl", show_default=True,
+              help="feature file format; embeddings: the CTL/SNU export DIR/<split>_NAME/embeddings.npy "
+                   "(N x D float32) + paths.npy")
+@click.option("--centroids", is_flag=True,
+              help="with --format embeddings: one row per identity (the mean of its images, normalised like "
+                   "the features) and the identity names in paths.npy")
 @run_options("TEST.FLIP False TEST.IMS_PER_BATCH 64")
-def command(config, checkpoint, backend, onnx_file, data_root, out_dir, name, split, fmt, no_progress, opts) -> int:
+def command(config, checkpoint, backend, onnx_file, data_root, out_dir, name, split, fmt, centroids, no_progress,
+            opts) -> int:
     """Extract features of the query/gallery (or training) images with a trained model; all files are
     written together."""
-    from post_processing.features import save_feature_files
+    from post_processing.features import save_embedding_sets, save_feature_files
 
     from ..config import load_config
     from ..data.dataset import build_test_set
@@ -51,6 +56,8 @@ def command(config, checkpoint, backend, onnx_file, data_root, out_dir, name, sp
     from ..engine.extractor import (extract_features, load_model_from_checkpoint, model_fingerprint,
                                     prepare_for_inference)
 
+    if centroids and fmt != "embeddings":
+        raise click.UsageError("--centroids needs --format embeddings")
     opts = list(opts)
     if backend == "onnx":
         from ..engine.onnx_backend import extract_features_onnx, load_onnx_model
@@ -74,9 +81,18 @@ def command(config, checkpoint, backend, onnx_file, data_root, out_dir, name, sp
     source = {**model_fingerprint(checkpoint, cfg), "protocol": ds.protocol_json()}
     files = []
     for part in wanted:
-        names, feats = run(splits[part], cfg, progress=not no_progress)
+        names, feats = run(splits[part], cfg, progress=not no_progress, split=part)
+        if fmt == "embeddings":
+            records = splits[part]
+            files.append((os.path.join(out_dir, f"{part}_{name}"), [r.path for r in records],
+                          [r.pid for r in records], feats))
+            continue
         path = os.path.join(out_dir, f"{part}_{name}.{fmt}")
         files.append((path, names, feats, {**source, "split": part, "skipped": skipped[part]}))
+    if fmt == "embeddings":
+        for folder, rows, dim in save_embedding_sets(files, centroids, bool(cfg.TEST.NORM)):
+            click.echo(f"wrote {folder}/embeddings.npy ({rows} x {dim} float32) + paths.npy")
+        return 0
     save_feature_files(files)
     for path, names, feats, _ in files:
         print(f"wrote {path} ({len(names)} x {feats.shape[1]} float32)", flush=True)

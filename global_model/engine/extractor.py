@@ -63,9 +63,10 @@ def infer_batch(model: nn.Module, images: torch.Tensor, flip: bool = True, dtype
 
 
 def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, device: Optional[torch.device] = None,
-                     progress: bool = True) -> Tuple[List[str], np.ndarray]:
+                     progress: bool = True, split: Optional[str] = None) -> Tuple[List[str], np.ndarray]:
     """``(names, feats)`` for ``records`` in order: names are file names, feats N×D float32
-    (unit-norm when ``TEST.NORM``). Leaves the model in the train/eval mode it had."""
+    (unit-norm when ``TEST.NORM``). ``split`` (query | gallery | train) selects the test transform
+    (``TEST.LR_APPLY``). Leaves the model in the train/eval mode it had."""
     from post_processing.progress import progress_bar
 
     from ..data.dataset import build_test_loader
@@ -80,7 +81,7 @@ def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, devi
     model.eval()
     chunks = []
     try:
-        loader = build_test_loader(cfg, records)
+        loader = build_test_loader(cfg, records, split=split)
         for batch in progress_bar(loader, progress, desc="extract", unit="batch", leave=False):
             images = batch["images"].to(device, non_blocking=True)
             chunks.append(infer_batch(model, images, cfg.TEST.FLIP, dtype, channels_last, cfg.TEST.NORM).cpu())

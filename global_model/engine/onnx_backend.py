@@ -125,17 +125,17 @@ def infer_batch_onnx(model: OnnxModel, images: np.ndarray, flip: bool = True, no
     return feats.astype(np.float32, copy=False)
 
 
-def extract_features_onnx(model: OnnxModel, records: Sequence[ImageRecord], cfg,
-                          progress: bool = True) -> Tuple[List[str], np.ndarray]:
+def extract_features_onnx(model: OnnxModel, records: Sequence[ImageRecord], cfg, progress: bool = True,
+                          split: Optional[str] = None) -> Tuple[List[str], np.ndarray]:
     """``(names, feats)`` for ``records`` in order, as ``extractor.extract_features`` returns them,
-    computed by ``model`` (same loader, transform, flip TTA and normalisation; always float32)."""
+    computed by ``model`` (same loader, transform of ``split``, flip TTA and normalisation; always float32)."""
     from post_processing.progress import progress_bar
 
     from ..data.dataset import build_test_loader
 
     chunks = []
     try:
-        loader = build_test_loader(cfg, records)
+        loader = build_test_loader(cfg, records, split=split)
         for batch in progress_bar(loader, progress, desc="extract (onnx)", unit="batch", leave=False):
             chunks.append(infer_batch_onnx(model, batch["images"].numpy(), cfg.TEST.FLIP, cfg.TEST.NORM))
     except ImageReadError as exc:

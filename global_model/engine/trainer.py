@@ -42,8 +42,8 @@ from post_processing.registry import Registry
 from ..data.image_io import ImageReadError, clean_read_error
 from ..families import discover_family
 from .amp import autocast, needs_grad_scaler, resolve_amp, resolve_device
-from .checkpoint import (CheckpointError, capture_rng_state, load_checkpoint, load_model_weights, restore_rng_state,
-                         save_checkpoint)
+from .checkpoint import (CheckpointError, capture_rng_state, load_checkpoint, load_matching_weights, load_model_weights,
+                         restore_rng_state, save_checkpoint)
 from .extractor import extract_features
 from .solver import OptimizerSpec, WarmupScheduler, build_optimizer, param_groups
 from .streams import StreamLoader, TrainData
@@ -190,9 +190,13 @@ class Trainer:
         return loader, sampler
 
     def build_model(self, data: TrainData) -> nn.Module:
+        """The ``MODEL.META_ARCH`` model, started from the ``MODEL.WEIGHTS`` checkpoint when set."""
         from ..modeling import build_model
 
-        return self._place(build_model(self.cfg, data.num_classes))
+        model = build_model(self.cfg, data.num_classes)
+        if self.cfg.MODEL.WEIGHTS:
+            load_matching_weights(model, self.cfg.MODEL.WEIGHTS)
+        return self._place(model)
 
     def build_aux_modules(self, model: nn.Module) -> Dict[str, nn.Module]:
         """Training-time modules beside the model (decoders, generators, discriminators); none here."""
@@ -390,8 +394,9 @@ class Trainer:
         if split is None:
             return None
         query, gallery = split
-        _, qf = extract_features(self.model, query, self.cfg, self.device, progress=self.progress)
-        _, gf = extract_features(self.model, gallery, self.cfg, self.device, progress=self.progress)
+        _, qf = extract_features(self.model, query, self.cfg, self.device, progress=self.progress, split="query")
+        _, gf = extract_features(self.model, gallery, self.cfg, self.device, progress=self.progress,
+                                 split="gallery")
         res, notes = evaluate_features(self._val_set, query, gallery, qf, gf)
         if not self._val_noted:
             self._val_noted = True

@@ -18,6 +18,7 @@ from post_processing.fileio import atomic_write
 
 from .fvrid_clear import CLEAR_FOLDERS, clear_view_jobs
 from .look import make_look
+from .lowres_views import LOWRES_VIEWS, write_lowres_views
 from .plan import FOGGY, AicSplit, Label, Plan, RenderJob, SynthError, plan
 from .renderer import Renderer, face_textures
 from .san_targets import SAN_TARGETS_DIR, write_san_targets
@@ -25,7 +26,7 @@ from .scene import Camera
 
 AIC_OUTPUTS = ("image_train", "image_query", "image_test", "name_train.txt", "name_query.txt", "name_test.txt",
                "train_label.xml", "query_label.xml", "test_label.xml", "train_track.txt", "train_track_id.txt",
-               "test_track.txt", "test_track_id.txt", "fvrid", SAN_TARGETS_DIR, "summary.json")
+               "test_track.txt", "test_track_id.txt", "fvrid", SAN_TARGETS_DIR, "summary.json", *LOWRES_VIEWS)
 MARKER = ".reid-synth"  # written into the output folder before anything there is replaced
 _STAGING_PREFIX = ".synth-staging-"
 _JOBS_PER_TASK = 4  # identities per worker task (each task builds its renderer once)
@@ -227,6 +228,7 @@ def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] 
         _render(settings, clear_jobs, workers)
         write_san_targets(stage, p, hw)
         _write_aic_lists(stage, p.aic)
+        write_lowres_views(stage, [it.name for it in p.aic[1].labels])
         summary = _summarise(p, hw, rendered, workers, round(time.time() - start, 2))
         _write_text(os.path.join(stage, "summary.json"), json.dumps(summary, indent=2) + "\n")
         _write_text(os.path.join(out_dir, MARKER), "written by python -m global_model synth\n")
