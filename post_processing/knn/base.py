@@ -8,7 +8,7 @@ import numpy as np
 
 from post_processing.distance import METRICS
 from post_processing.errors import ReidError, ReidUsageError
-from post_processing.registry import Registry
+from post_processing.registry import Registry, UnknownNameError
 
 
 class KnnError(ReidError, ValueError):
@@ -57,7 +57,10 @@ def parse_knn(spec: Any) -> KnnSpec:
         if not eq or not key.strip() or not value.strip():
             raise KnnUsageError(f"--knn {text!r}: parameter {item!r} is not KEY=VALUE")
         params[key.strip()] = value.strip()
-    backend = KNN_BACKENDS.get(name.strip())
+    try:
+        backend = KNN_BACKENDS.get(name.strip())
+    except UnknownNameError as exc:
+        raise KnnUsageError(f"--knn {text!r}: {exc}") from None
     unknown = sorted(set(params) - set(backend.PARAMS))
     if unknown:
         known = ", ".join(f"{k} ({v})" for k, v in backend.PARAMS.items()) or "none"

@@ -20,9 +20,12 @@ _ROWS = 1024
 
 
 def farthest_sq(spec: Any, data, queries) -> np.ndarray:
-    """``max_j |queries_i - data_j|²`` for every query row (float32), with the ``spec`` backend."""
+    """``max_j |queries_i - data_j|²`` for every query row (float32), with the ``spec`` backend;
+    ``queries`` may be a tuple of arrays (searched as if stacked, without the copy)."""
     s = parse_knn(spec)
     x = _as_vectors(data, None, "data")
+    if isinstance(queries, tuple):
+        return np.concatenate([farthest_sq(s, x, part) for part in queries])
     q = _as_vectors(queries, x.shape[1], "queries")
     if not len(x):
         raise KnnError("farthest distances need at least one data vector")
