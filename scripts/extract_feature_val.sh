@@ -77,13 +77,13 @@ for entry in $MODELS; do
     rest=${entry#*:}
     config=${rest%%:*}
     weights=${rest#*:}
-    echo "$name: global_model extract --weights $weights${config:+ --config $config}"
+    echo "$name: global_model extract --checkpoint $weights${config:+ --config $config}"
     # shellcheck disable=SC2086  # EXTRACT_ARGS is a list of words
     if [ -n "$config" ]; then
-        "$PYTHON" -m global_model extract --config "$config" --weights "$weights" --data-root "$DATA_ROOT" \
+        "$PYTHON" -m global_model extract --config "$config" --checkpoint "$weights" --data-root "$DATA_ROOT" \
             --out-dir "$STAGE" --name "$name" --no-progress $EXTRACT_ARGS || fail "$name: extraction failed"
     else
-        "$PYTHON" -m global_model extract --weights "$weights" --data-root "$DATA_ROOT" \
+        "$PYTHON" -m global_model extract --checkpoint "$weights" --data-root "$DATA_ROOT" \
             --out-dir "$STAGE" --name "$name" --no-progress $EXTRACT_ARGS || fail "$name: extraction failed"
     fi
     names="$names $name"

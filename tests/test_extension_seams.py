@@ -143,6 +143,6 @@ def test_a_family_resumes_and_trains_its_aux_module_on(family_yaml, family_run, 
 
 def test_a_family_checkpoint_extracts_features(family_run, tmp_path):
     feats = str(tmp_path / "feats")
-    assert main(["extract", "--no-progress", "--weights", os.path.join(family_run["out"], "model_final.pth"),
+    assert main(["extract", "--no-progress", "--checkpoint", os.path.join(family_run["out"], "model_final.pth"),
                  "--out-dir", feats, "--name", "fam"]) == 0
     assert load_features(os.path.join(feats, "query_fam.pkl")).feats.shape[0] > 0

@@ -21,7 +21,7 @@ def read_names(path):
 
 def test_extract_cli_writes_named_unit_norm_float32_pickles(tiny_run, tmp_path, capsys):
     out = str(tmp_path / "feats")
-    rc = main(["extract", "--weights", tiny_run["checkpoint"], "--data-root", tiny_run["root"], "--out-dir", out,
+    rc = main(["extract", "--checkpoint", tiny_run["checkpoint"], "--data-root", tiny_run["root"], "--out-dir", out,
                "--name", "tiny", "--no-progress"])
     assert rc == 0
     printed = capsys.readouterr().out
@@ -40,7 +40,7 @@ def test_extract_cli_writes_named_unit_norm_float32_pickles(tiny_run, tmp_path, 
 
 def test_npz_single_split_and_overrides(tiny_run, tiny_config, tmp_path):
     out = str(tmp_path / "npz")
-    assert main(["extract", "--config", tiny_config, "--weights", tiny_run["checkpoint"], "--data-root", tiny_run["root"],
+    assert main(["extract", "--config", tiny_config, "--checkpoint", tiny_run["checkpoint"], "--data-root", tiny_run["root"],
                  "--out-dir", out, "--name", "m", "--split", "query", "--format", "npz", "--no-progress",
                  "INPUT.SIZE_TEST", "[48, 64]", "TEST.FLIP", "False"]) == 0
     assert os.listdir(out) == ["query_m.npz"]
@@ -54,7 +54,7 @@ def test_npz_single_split_and_overrides(tiny_run, tiny_config, tmp_path):
 
 def test_split_train_writes_training_features_for_metric_learning(tiny_run, tmp_path):
     out = str(tmp_path / "train")
-    assert main(["extract", "--weights", tiny_run["checkpoint"], "--data-root", tiny_run["root"], "--out-dir", out,
+    assert main(["extract", "--checkpoint", tiny_run["checkpoint"], "--data-root", tiny_run["root"], "--out-dir", out,
                  "--name", "m", "--split", "train", "--no-progress", "TEST.FLIP", "False"]) == 0
     fs = load_features(os.path.join(out, "train_m.pkl"))
     assert fs.names == read_names(os.path.join(tiny_run["root"], "name_train.txt"))
@@ -82,7 +82,7 @@ def test_checkpoint_of_another_architecture_names_the_layers(tiny_run, tiny_conf
     msg = str(e.value)
     assert "classifier.weight: checkpoint (24, 512) vs model (24, 256)" in msg
     assert "missing in checkpoint" in msg and ".layer1.2." in msg  # resnet34 has a third block
-    assert main(["extract", "--config", tiny_config, "--weights", tiny_run["checkpoint"], "--out-dir", str(tmp_path),
+    assert main(["extract", "--config", tiny_config, "--checkpoint", tiny_run["checkpoint"], "--out-dir", str(tmp_path),
                  "--name", "x", "MODEL.BACKBONE", "resnet34"]) == 1  # a runtime error, not a usage error
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "does not fit the model" in err and "Traceback" not in err
@@ -100,7 +100,7 @@ def test_corrupt_image_is_named(tiny_run, tmp_path, capsys, workers):
     with pytest.raises(ImageReadError) as e:
         extract_features(model, gallery, cfg, progress=False)
     assert str(e.value) == f"cannot read image {bad}: corrupt or not an image"
-    rc = main(["extract", "--weights", tiny_run["checkpoint"], "--data-root", root, "--out-dir", str(tmp_path / "f"),
+    rc = main(["extract", "--checkpoint", tiny_run["checkpoint"], "--data-root", root, "--out-dir", str(tmp_path / "f"),
                "--name", "x", "--split", "gallery", "--no-progress", "DATALOADER.NUM_WORKERS", str(workers)])
     err = capsys.readouterr().err
     assert rc == 1 and bad in err and "Traceback" not in err

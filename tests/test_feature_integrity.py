@@ -47,7 +47,7 @@ def model(tmp_path_factory):
 
 
 def extract(ckpt, root, out, *more):
-    return global_model(["extract", "--weights", ckpt, "--data-root", root, "--out-dir", out, "--name", "m",
+    return global_model(["extract", "--checkpoint", ckpt, "--data-root", root, "--out-dir", out, "--name", "m",
                          "--no-progress", *more])
 
 

@@ -147,7 +147,7 @@ def mgn_run(tmp_path_factory, fake_trees):
             "SOLVER.EVAL_PERIOD", "2", "TEST.IMS_PER_BATCH", "4", "OUTPUT_DIR", str(run)]
     assert main(["train", "--config", config, "--no-progress", *opts], prog="mgn_model") == 0
     out = tmp / "features"
-    done = subprocess.run([sys.executable, "-m", "mgn_model", "extract", "--weights", str(run / "model_final.pth"),
+    done = subprocess.run([sys.executable, "-m", "mgn_model", "extract", "--checkpoint", str(run / "model_final.pth"),
                            "--out-dir", str(out), "--name", "mgn", "--no-progress"],
                           capture_output=True, text=True, timeout=300)
     return {"run": run, "extract": done, "features": out}

@@ -61,7 +61,7 @@ def test_registered_loader_trains_and_extracts(toy_folder, train_args, tmp_path)
     out = str(tmp_path / "run")
     assert main(train_args(toy_folder, out)) == 0
     feats = str(tmp_path / "feats")
-    assert main(["extract", "--weights", os.path.join(out, "model_final.pth"), "--out-dir", feats,
+    assert main(["extract", "--checkpoint", os.path.join(out, "model_final.pth"), "--out-dir", feats,
                  "--name", "toy", "--no-progress"]) == 0
     query = load_features(os.path.join(feats, "query_toy.pkl"))
     assert query.names == sorted(os.listdir(os.path.join(toy_folder, "query")))

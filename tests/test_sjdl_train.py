@@ -145,7 +145,7 @@ def test_resume_continues_exactly(run, tmp_path):
 
 def test_extract_runs_the_encoder_of_an_sjdl_checkpoint(run, tmp_path):
     final = os.path.join(run["out"], "model_final.pth")
-    assert cli(["extract", "--weights", final, "--out-dir", str(tmp_path), "--name", "sjdl_t", "--no-progress"]) == 0
+    assert cli(["extract", "--checkpoint", final, "--out-dir", str(tmp_path), "--name", "sjdl_t", "--no-progress"]) == 0
     fs = load_features(str(tmp_path / "query_sjdl_t.pkl"))
     ids, per = layout("FVRID_syn", "query")  # DATASETS.TEST is the syn split
     queries = len(ids) * per
@@ -160,7 +160,7 @@ def test_defog_writes_same_size_images(run, tmp_path, kind):
     final = os.path.join(run["out"], "model_final.pth")
     src = os.path.join(run["root"], *REAL_FOGGY)
     out = tmp_path / "defogged"
-    assert cli(["defog", "--weights", final, "--src", src, "--out", str(out), "--output", "both",
+    assert cli(["defog", "--checkpoint", final, "--src", src, "--out", str(out), "--image", "both",
                 "--no-progress"]) == 0
     written = sorted(os.listdir(out / kind))
     assert written == sorted(os.listdir(src))
@@ -173,5 +173,5 @@ def test_defog_refuses_a_checkpoint_without_a_decoder(run, tmp_path, capsys):
     bad = str(tmp_path / "plain.pth")
     save_checkpoint(bad, no_decoder)
     src = os.path.join(run["root"], *REAL_FOGGY)
-    assert cli(["defog", "--weights", bad, "--src", src, "--out", str(tmp_path / "x"), "--no-progress"]) == 1
+    assert cli(["defog", "--checkpoint", bad, "--src", src, "--out", str(tmp_path / "x"), "--no-progress"]) == 1
     assert "no 'aux/decoder' entry" in capsys.readouterr().err

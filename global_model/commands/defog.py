@@ -1,24 +1,20 @@
-"""``python -m global_model defog --weights CKPT --src DIR --out DIR``: defog a folder with an SJDL checkpoint."""
-import argparse
+"""``python -m global_model defog --checkpoint CKPT --src DIR --out DIR``: defog a folder with an SJDL checkpoint."""
+import click
 
-from . import add_run_options
-
-HELP = "write defogged images with an SJDL checkpoint"
+from . import OVERRIDES, checkpoint_option, run_options
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, help="checkpoint written by the SJDL trainer (model_final.pth, "
-                                                         "best.pth or last.pth)")
-    parser.add_argument("--src", required=True, help="folder of (foggy) images")
-    parser.add_argument("--out", required=True, help="output folder; files keep their names")
-    parser.add_argument("--output", choices=("enhanced", "decoded", "both"), default="enhanced",
-                        help="which image to write: the enhancement head's (default), the decoder's, or both")
-    add_run_options(parser, "INPUT.SIZE_TEST [384,384] TEST.IMS_PER_BATCH 16")
-
-
-def run(args: argparse.Namespace) -> int:
+@click.command(context_settings=OVERRIDES, short_help="write defogged images with an SJDL checkpoint")
+@checkpoint_option("checkpoint written by the SJDL trainer (model_final.pth, best.pth or last.pth)")
+@click.option("--src", required=True, type=click.Path(file_okay=False), help="folder of (foggy) images")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="output folder; files keep their names")
+@click.option("--image", type=click.Choice(("enhanced", "decoded", "both")), default="enhanced", show_default=True,
+              help="which image to write: the enhancement head's, the decoder's, or both")
+@run_options("INPUT.SIZE_TEST [384,384] TEST.IMS_PER_BATCH 16")
+def command(checkpoint, src, out, image, no_progress, opts) -> int:
+    """Write defogged copies of a folder's images with an SJDL checkpoint."""
     from ..sjdl.defog import defog_folder
 
-    n = defog_folder(args.weights, args.src, args.out, args.output, args.opts, progress=not args.no_progress)
-    print(f"wrote {n} defogged image(s) to {args.out}", flush=True)
+    n = defog_folder(checkpoint, src, out, image, list(opts), progress=not no_progress)
+    click.echo(f"wrote {n} defogged image(s) to {out}")
     return 0

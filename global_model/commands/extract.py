@@ -1,4 +1,4 @@
-"""``python -m global_model extract --weights CKPT --out-dir DIR --name NAME [KEY VALUE ...]``.
+"""``python -m global_model extract --checkpoint CKPT --out-dir DIR --name NAME [KEY VALUE ...]``.
 
 Rebuilds the model from the checkpoint (its stored config, or ``--config``), folds BatchNorm into
 the convolutions, extracts every split asked for, then writes ``DIR/<split>_NAME.pkl`` (or ``.npz``)
@@ -8,33 +8,33 @@ never sits beside an old gallery file. Each file records the model's fingerprint
 """
 from __future__ import annotations
 
-import argparse
 import os
 
-from . import add_run_options
+import click
 
-HELP = "extract query/gallery features to pickles"
+from . import OVERRIDES, checkpoint_option, run_options
 
 SPLIT_CHOICES = {"query": ("query",), "gallery": ("gallery",), "train": ("train",),
                  "both": ("query", "gallery"), "all": ("query", "gallery", "train")}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None,
-                        help="model YAML; default: the config stored in the checkpoint")
-    parser.add_argument("--weights", required=True, help="checkpoint written by `train` (e.g. model_final.pth)")
-    parser.add_argument("--data-root", default=None,
-                        help="dataset folder with the query/gallery split (default: DATASETS.TEST's root)")
-    parser.add_argument("--out-dir", required=True, help="features folder")
-    parser.add_argument("--name", required=True, help="model name used in the file names: query_NAME.pkl")
-    parser.add_argument("--split", choices=tuple(SPLIT_CHOICES), default="both",
-                        help="what to extract: both = query + gallery (default); all adds the training images "
-                             "(train_NAME.pkl, which `ensemble fuse --metric` fits on)")
-    parser.add_argument("--format", choices=("pkl", "npz"), default="pkl")
-    add_run_options(parser, "TEST.FLIP False TEST.IMS_PER_BATCH 64")
-
-
-def run(args: argparse.Namespace) -> int:
+@click.command(context_settings=OVERRIDES, short_help="extract query/gallery features to pickles")
+@click.option("--config", default=None, type=click.Path(dir_okay=False),
+              help="model YAML; default: the config stored in the checkpoint")
+@checkpoint_option("checkpoint written by `train` (e.g. model_final.pth)")
+@click.option("--data-root", default=None, type=click.Path(file_okay=False),
+              help="dataset folder with the query/gallery split (default: DATASETS.TEST's root)")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False), help="features folder")
+@click.option("--name", required=True, help="model name used in the file names: query_NAME.pkl")
+@click.option("--split", type=click.Choice(tuple(SPLIT_CHOICES)), default="both", show_default=True,
+              help="what to extract: both = query + gallery; all adds the training images "
+                   "(train_NAME.pkl, which `ensemble fuse --metric` fits on)")
+@click.option("--format", "fmt", type=click.Choice(("pkl", "npz")), default="pkl", show_default=True,
+              help="feature file format")
+@run_options("TEST.FLIP False TEST.IMS_PER_BATCH 64")
+def command(config, checkpoint, data_root, out_dir, name, split, fmt, no_progress, opts) -> int:
+    """Extract features of the query/gallery (or training) images with a trained model; all files are
+    written together."""
     from post_processing.features import save_feature_files
 
     from ..config import load_config
@@ -42,17 +42,18 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.extractor import (extract_features, load_model_from_checkpoint, model_fingerprint,
                                     prepare_for_inference)
 
-    cfg = load_config(args.config, args.opts) if args.config else None
-    model, cfg = load_model_from_checkpoint(args.weights, cfg, args.opts)
+    opts = list(opts)
+    cfg = load_config(config, opts) if config else None
+    model, cfg = load_model_from_checkpoint(checkpoint, cfg, opts)
     model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
-    wanted = SPLIT_CHOICES[args.split]
-    splits, skipped = build_test_split(cfg, args.data_root, train="train" in wanted)
-    source = model_fingerprint(args.weights, cfg)
+    wanted = SPLIT_CHOICES[split]
+    splits, skipped = build_test_split(cfg, data_root, train="train" in wanted)
+    source = model_fingerprint(checkpoint, cfg)
     files = []
-    for split in wanted:
-        names, feats = extract_features(model, splits[split], cfg, progress=not args.no_progress)
-        path = os.path.join(args.out_dir, f"{split}_{args.name}.{args.format}")
-        files.append((path, names, feats, {**source, "split": split, "skipped": skipped[split]}))
+    for part in wanted:
+        names, feats = extract_features(model, splits[part], cfg, progress=not no_progress)
+        path = os.path.join(out_dir, f"{part}_{name}.{fmt}")
+        files.append((path, names, feats, {**source, "split": part, "skipped": skipped[part]}))
     save_feature_files(files)
     for path, names, feats, _ in files:
         print(f"wrote {path} ({len(names)} x {feats.shape[1]} float32)", flush=True)

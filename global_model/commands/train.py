@@ -6,29 +6,18 @@ only rank 0 writes the config, the logs and the checkpoints.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 
-from . import add_run_options
+import click
+
+from . import OVERRIDES, run_options
 
 # (key, smallest value) of the numbers the trainer needs in range; checked before anything is written.
 _MINIMA = (("SOLVER.MAX_EPOCHS", 1), ("SOLVER.IMS_PER_BATCH", 1), ("DATALOADER.NUM_INSTANCE", 1),
            ("SOLVER.ITERS_PER_EPOCH", 0), ("SOLVER.WARMUP_EPOCHS", 0), ("SOLVER.BASE_LR", 0),
            ("SOLVER.CHECKPOINT_PERIOD", 0), ("SOLVER.EVAL_PERIOD", 0), ("DATALOADER.NUM_WORKERS", 0),
            ("TEST.IMS_PER_BATCH", 1))
-
-HELP = "train a model from a yacs config (torchrun for multi-GPU)"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="YAML config (see global_model/configs/)")
-    parser.add_argument("--resume", default=None, metavar="auto|PATH",
-                        help="continue a run: a checkpoint path, or 'auto' for OUTPUT_DIR/last.pth if present")
-    parser.add_argument("--force", action="store_true",
-                        help="start over in an OUTPUT_DIR that holds a finished run (model_final.pth)")
-    add_run_options(parser, "SOLVER.MAX_EPOCHS 2 OUTPUT_DIR outputs/r18")
-
 
 def check_config(cfg) -> None:
     """Raise :class:`ConfigError` naming the key for a number the trainer cannot use."""
@@ -55,25 +44,33 @@ def check_output_dir(output_dir: str, resume, force: bool) -> None:
                           "Choose another OUTPUT_DIR, continue it with --resume, or pass --force")
 
 
-def run(args: argparse.Namespace) -> int:
+@click.command(context_settings=OVERRIDES, short_help="train a model from a yacs config (torchrun for multi-GPU)")
+@click.option("--config", required=True, type=click.Path(dir_okay=False),
+              help="YAML config (see global_model/configs/)")
+@click.option("--resume", default=None, metavar="auto|PATH",
+              help="continue a run: a checkpoint path, or 'auto' for OUTPUT_DIR/last.pth if present")
+@click.option("--force", is_flag=True, help="start over in an OUTPUT_DIR that holds a finished run (model_final.pth)")
+@run_options("SOLVER.MAX_EPOCHS 2 OUTPUT_DIR outputs/r18")
+def command(config, resume, force, no_progress, opts) -> int:
+    """Train a model from a yacs config; the family comes from its MODEL.META_ARCH."""
     import torch.distributed as dist
 
     from ..config import load_config, save_config
     from ..engine.runtime import setup_distributed, setup_logging
     from ..engine.trainer import build_trainer
 
-    cfg = load_config(args.config, args.opts)
+    cfg = load_config(config, list(opts))
     check_config(cfg)
-    check_output_dir(cfg.OUTPUT_DIR, args.resume, args.force)
+    check_output_dir(cfg.OUTPUT_DIR, resume, force)
     world = setup_distributed()
     is_main = not dist.is_initialized() or dist.get_rank() == 0
     setup_logging(cfg.OUTPUT_DIR, is_main)
     try:
         # Built before config.yml is written: a config the trainer refuses replaces nothing.
-        trainer = build_trainer(cfg, resume=args.resume, progress=not args.no_progress)
+        trainer = build_trainer(cfg, resume=resume, progress=not no_progress)
         if is_main:
             save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yml"))
-            logging.getLogger("global_model").info("config %s -> %s (%d process(es))", args.config, cfg.OUTPUT_DIR,
+            logging.getLogger("global_model").info("config %s -> %s (%d process(es))", config, cfg.OUTPUT_DIR,
                                                    world)
         metrics = trainer.train()
     finally:

@@ -2,7 +2,7 @@
 
 The encoder's stem/layer1 and the decoder stored beside it (``aux/decoder`` entry of any checkpoint
 the SJDL trainer writes) run at ``INPUT.SIZE_TEST``; each result is resized back to its source
-image's size and written under the same file name (``--output both``: into ``decoded/`` and
+image's size and written under the same file name (``--image both``: into ``decoded/`` and
 ``enhanced/`` sub-folders). Images directly inside ``--src`` are processed, in name order.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ def defog_folder(weights: str, src: str, out: str, output: str = "enhanced", opt
     from ..data.dataset import build_test_loader
 
     if output not in OUTPUTS:
-        raise ReidUsageError(f"--output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        raise ReidUsageError(f"--image must be one of {', '.join(OUTPUTS)}, got {output!r}")
     if not os.path.isdir(src):
         raise ReidUsageError(f"--src {src!r} is not a directory")
     names = list_images(src)

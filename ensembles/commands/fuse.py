@@ -1,0 +1,53 @@
+"""``ensemble fuse``: fuse several models' features, post-process, write track2.txt and the metrics."""
+from __future__ import annotations
+
+import time
+
+import click
+
+from post_processing.fileio import write_together
+
+from ..cli_steps import StepCommand, pipeline_from_options
+from ._options import check_outputs, inputs_options, load_inputs_for
+
+
+@click.command("fuse", cls=StepCommand)
+@inputs_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="track2.txt to write")
+@click.option("--metrics-out", type=click.Path(dir_okay=False), help="metrics JSON to write")
+@click.option("--save-pipeline", type=click.Path(dir_okay=False), help="also write the pipeline that ran as YAML")
+@click.pass_context
+def command(ctx, **o):
+    """Fuse several models' features, post-process, and write track2.txt (+ metrics with ground truth)."""
+    from post_processing.submission import write_track2
+
+    from ..report import format_table, write_json
+    from ..run import metrics_json, run_ensemble
+
+    t0 = time.perf_counter()
+    pipe = pipeline_from_options(ctx, o)
+    check_outputs(("--out", o["out"]), ("--metrics-out", o["metrics_out"]), ("--save-pipeline", o["save_pipeline"]))
+    inputs = load_inputs_for(o, pipe)
+    click.echo(f"pipeline: {pipe.fusion} fusion, {pipe.distance} distance, steps: "
+               f"{', '.join(s.label() for s in pipe.steps) or '(none)'}")
+    result = run_ensemble(inputs, pipe, topk=o["topk"], dense_rerank_max=o["dense_rerank_max"])
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    with write_together():
+        write_track2(o["out"], result.ranking, topk=o["topk"], num_gallery=len(inputs.labels.g_pids))
+        if o["metrics_out"]:
+            write_json(o["metrics_out"], metrics_json(result, pipe, inputs, o["topk"], o["out"]))
+        if o["save_pipeline"]:
+            pipe.save(o["save_pipeline"])
+    if result.fusion is not None:
+        click.echo("")
+        click.echo(format_table(*result.rows(pipe)))
+        click.echo("")
+    else:
+        click.echo("no ground truth (query_label.xml / test_label.xml): no metrics")
+    click.echo(f"wrote {o['out']} ({len(result.ranking)} queries x {o['topk']})")
+    if o["metrics_out"]:
+        click.echo(f"wrote {o['metrics_out']}")
+    if o["save_pipeline"]:
+        click.echo(f"wrote {o['save_pipeline']}")
+    click.echo(f"fuse took {time.perf_counter() - t0:.1f} s")

@@ -1,0 +1,70 @@
+"""``ensemble tune``: search fusion weights/method and step parameters on a labelled split."""
+from __future__ import annotations
+
+import math
+
+import click
+
+from ..cli_steps import StepCommand, grids_from_options, pipeline_from_options
+from ..fusion import FUSIONS
+from ._options import check_outputs, inputs_options, load_inputs_for
+
+
+def _weights(ctx, param, text: str):
+    """``--weight-grid``: comma-separated finite numbers >= 0, at least one."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = None
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise click.BadParameter(f"{text!r}: expected comma-separated weights >= 0")
+    return values
+
+
+def _fusions(ctx, param, text: str):
+    values = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in values if f not in FUSIONS]
+    if bad or not values:
+        bad = bad or [text]
+        raise click.BadParameter(f"unknown fusion {bad[0]!r}; expected {', '.join(FUSIONS)}")
+    return values
+
+
+@click.command("tune", cls=StepCommand, grids=True)
+@inputs_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="pipeline YAML to write (for fuse --pipeline)")
+@click.option("--budget", type=click.IntRange(min=1), default=40, show_default=True, help="most grid points scored")
+@click.option("--search", "search_kind", type=click.Choice(["random", "grid"]), default="random", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--objective", type=click.Choice(["mAP", "aic_map"]), default="mAP", show_default=True)
+@click.option("--weight-grid", default="0,0.5,1,2", show_default=True, callback=_weights,
+              help="weight values tried per model")
+@click.option("--fusions", default=",".join(FUSIONS), show_default=True, callback=_fusions,
+              help="fusion methods tried (ignored when --fusion is given)")
+@click.pass_context
+def command(ctx, **o):
+    """Search fusion weights/method and step parameters (each --<step>-<key>-grid) on a labelled split;
+    write the best pipeline."""
+    from ..report import format_table
+    from ..tune import SearchSpace, describe, plan_trials
+    from ..tune import tune as run_tune
+
+    pipe = pipeline_from_options(ctx, o)
+    space = SearchSpace(weights=o["weight_grid"], fusions=[o["fusion"]] if o["fusion"] else o["fusions"],
+                        grids=grids_from_options(ctx, pipe))
+    plan_trials(pipe, space, budget=o["budget"], search=o["search_kind"], seed=o["seed"])
+    check_outputs(("--out", o["out"]))
+    inputs = load_inputs_for(o, pipe)
+    trials = run_tune(inputs, pipe, space, budget=o["budget"], search=o["search_kind"], seed=o["seed"],
+                      objective=o["objective"], topk=o["topk"], dense_rerank_max=o["dense_rerank_max"],
+                      log=click.echo)
+    best, base = trials[0], next(t for t in trials if t.pipeline is pipe)
+    click.echo("")
+    click.echo(format_table([("base: " + describe(base.pipeline), base.scores)] +
+                            [(f"#{i + 1}: " + describe(t.pipeline), t.scores) for i, t in enumerate(trials[:5])]))
+    header = (f"written by `ensemble tune` on {o['data_root']} ({len(trials)} trials, {o['search_kind']} search, "
+              f"seed {o['seed']})\n{o['objective']} {100 * best.objective:.2f} "
+              f"(base pipeline {100 * base.objective:.2f}); tuned on the split it is scored on")
+    best.pipeline.save(o["out"], header)
+    click.echo(f"\nbest: {describe(best.pipeline)}")
+    click.echo(f"wrote {o['out']} (use: ensemble fuse --pipeline {o['out']} ...)")
