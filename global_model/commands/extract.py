@@ -5,6 +5,9 @@ the convolutions, extracts every split asked for, then writes ``DIR/<split>_NAME
 for all of them together: a failure on one split replaces none of the files, so a new query file
 never sits beside an old gallery file. Each file records the model's fingerprint and the images
 ``DATASETS.SKIP_BAD`` left out (see :mod:`post_processing.features`).
+
+Under ``torchrun --nproc_per_node N -m global_model extract ...`` every rank extracts a contiguous
+shard of each split and rank 0 writes the files, in dataset order, as one process would.
 """
 from __future__ import annotations
 
@@ -39,10 +42,12 @@ def command(config, checkpoint, data_root, out_dir, name, split, fmt, no_progres
 
     from ..config import load_config
     from ..data.dataset import build_test_split
-    from ..engine.extractor import (extract_features, load_model_from_checkpoint, model_fingerprint,
+    from ..engine.extractor import (extract_features_sharded, load_model_from_checkpoint, model_fingerprint,
                                     prepare_for_inference)
+    from ..engine.runtime import close_distributed, rank_and_world, setup_distributed
 
     opts = list(opts)
+    setup_distributed()
     cfg = load_config(config, opts) if config else None
     model, cfg = load_model_from_checkpoint(checkpoint, cfg, opts)
     model = prepare_for_inference(model, bool(cfg.MODEL.CHANNELS_LAST), inplace=True)
@@ -51,10 +56,15 @@ def command(config, checkpoint, data_root, out_dir, name, split, fmt, no_progres
     source = model_fingerprint(checkpoint, cfg)
     files = []
     for part in wanted:
-        names, feats = extract_features(model, splits[part], cfg, progress=not no_progress)
-        path = os.path.join(out_dir, f"{part}_{name}.{fmt}")
-        files.append((path, names, feats, {**source, "split": part, "skipped": skipped[part]}))
-    save_feature_files(files)
+        result = extract_features_sharded(model, splits[part], cfg, progress=not no_progress)
+        if result is not None:
+            path = os.path.join(out_dir, f"{part}_{name}.{fmt}")
+            files.append((path, *result, {**source, "split": part, "skipped": skipped[part]}))
+    try:
+        if rank_and_world()[0] == 0:
+            save_feature_files(files)
+    finally:
+        close_distributed()
     for path, names, feats, _ in files:
         print(f"wrote {path} ({len(names)} x {feats.shape[1]} float32)", flush=True)
     return 0
