@@ -18,6 +18,7 @@ from global_model.data.records import ImageRecord
 from post_processing.distance import pairwise_distance, topk_smallest
 from post_processing.errors import ReidError
 from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write
+from post_processing.knn import build_index, parse_knn
 
 from .inputs import load_split_lists
 
@@ -64,15 +65,18 @@ def extract_query_features(paths: Sequence[str], checkpoint: str, config: Option
 
 
 def search(qf: np.ndarray, gf: np.ndarray, topk: int = 10, metric: str = "cosine",
-           query_source: str = "the query features", gallery_source: str = "the gallery features"
-           ) -> Tuple[np.ndarray, np.ndarray]:
+           query_source: str = "the query features", gallery_source: str = "the gallery features",
+           knn: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
     """``(indices, distances)``, each Q×min(topk, G): the closest gallery rows per query, best first.
 
-    ``query_source``/``gallery_source`` name where the features came from (files, folder) in errors."""
+    ``query_source``/``gallery_source`` name where the features came from (files, folder) in errors;
+    ``knn`` (a ``--knn`` spec, see :mod:`post_processing.knn`) other than None/exact searches with that backend."""
     if qf.ndim != 2 or gf.ndim != 2 or qf.shape[1] != gf.shape[1]:
         raise SearchError(f"{query_source} ({'×'.join(map(str, qf.shape))}) and {gallery_source} "
                           f"({'×'.join(map(str, gf.shape))}) have different feature dimensions: they must come "
                           f"from the same model")
+    if knn is not None and parse_knn(knn).name != "exact":
+        return build_index(knn, gf, metric).search(qf, topk)
     dist = pairwise_distance(qf, gf, metric)
     idx = topk_smallest(dist, topk)
     return idx, np.take_along_axis(dist, idx, axis=1)
