@@ -120,23 +120,25 @@ class FaissIVFIndex(_FaissIndex):
     instead of the vectors (for galleries that do not fit in memory as float32)."""
 
     name = "faiss-ivf"
-    PARAMS = {"nlist": "k-means cells (default 4·√N, at most N/39)", "nprobe": "cells searched (default 16)",
+    PARAMS = {"nlist": "k-means cells (default √N, at most N/39)", "nprobe": "cells searched (default 16)",
+              "niter": "k-means iterations (default 10)",
               "pq": "product-quantiser bytes per vector, dividing the dimension (default 0: store vectors)",
               "bits": "bits per PQ code (default 8)", "train_size": "rows the quantisers are trained on "
-              "(default: all the first addition)", "seed": "sampling seed (default 0)"}
+              "(default 64·nlist, at most the first addition)", "seed": "sampling seed (default 0)"}
 
     def _check_params(self):
         self._nprobe = self._param("nprobe", int, 16, minimum=1)
         self._pq = self._param("pq", int, 0, minimum=0)
         self._bits = self._param("bits", int, 8, minimum=1)
         self._param("nlist", int, None, minimum=1)
+        self._niter = self._param("niter", int, 10, minimum=1)
         self._param("train_size", int, None, minimum=1)
         self._param("seed", int, 0)
         if self._pq and self.dim % self._pq:
             raise KnnError(f"--knn faiss-ivf: pq={self._pq} must divide the dimension {self.dim}")
 
     def _make(self, dim, metric_type, n):
-        nlist = self._param("nlist", int, None) or max(1, min(int(4 * math.sqrt(n)), n // 39))
+        nlist = self._nlist(n)
         quantiser = self.faiss.IndexFlat(dim, metric_type)
         if self._pq:
             pq = self._pq if dim % self._pq == 0 else 1
@@ -144,9 +146,21 @@ class FaissIVFIndex(_FaissIndex):
         else:
             index = self.faiss.IndexIVFFlat(quantiser, dim, nlist, metric_type)
         index.nprobe = min(self._nprobe, nlist)
+        index.cp.niter = self._niter
+        if self._pq:
+            index.pq.cp.niter = self._niter
         index.own_fields = True
         quantiser.this.disown()
         return index
+
+    def _nlist(self, n):
+        return self._param("nlist", int, None) or max(1, min(int(round(math.sqrt(n))), n // 39))
+
+    def _train(self, index, x):
+        if not index.is_trained and "train_size" not in self.params and len(x) > 64 * index.nlist:
+            keep = np.random.default_rng(self._param("seed", int, 0)).choice(len(x), 64 * index.nlist, replace=False)
+            x = x[np.sort(keep)]
+        super()._train(index, x)
 
     def _after_restore(self, index):
         self.faiss.extract_index_ivf(index).nprobe = min(self._nprobe, self.faiss.extract_index_ivf(index).nlist)
