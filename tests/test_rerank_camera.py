@@ -72,3 +72,26 @@ def test_rerank_step_topk_path_agrees_with_dense_path_after_camera_penalty(aware
     assert ("camera-aware" in topk_notes[0]) == aware
     if aware:  # camera_aware false re-ranks differently by design: the top-K path adds the penalty afterwards
         np.testing.assert_array_equal(topk, dense)
+
+
+def test_fuse_knn_option_reaches_the_topk_rerank_and_bad_specs_exit_2(tmp_path, ensemble_fakes):
+    from click.testing import CliRunner
+
+    from ensembles.cli import main
+
+    tree = ensemble_fakes.build_tree(str(tmp_path / "data"))
+    ensemble_fakes.write_features(str(tmp_path / "feats"), tree, {"a": 0.6})
+    base = ["fuse", "--models", "a", "--features-dir", str(tmp_path / "feats"), "--data-root", str(tmp_path / "data"),
+            "--camera-penalty", "0.5", "--rerank", "--k1", "6", "--k2", "2", "--dense-rerank-max", "0", "--topk", "50"]
+
+    def track2(*extra):
+        out = tmp_path / f"t{len(extra)}.txt"
+        res = CliRunner().invoke(main, base + ["--out", str(out)] + list(extra))
+        assert res.exit_code == 0, res.output
+        return out.read_text(), res.output
+
+    exact, exact_log = track2()
+    knn, knn_log = track2("--knn", "exact")
+    assert knn == exact and "neighbours: --knn exact, camera-aware" in knn_log
+    res = CliRunner().invoke(main, base + ["--out", str(tmp_path / "x.txt"), "--knn", "faiss-ivf:nprobes=3"])
+    assert res.exit_code == 2 and "has no parameter nprobes" in res.output
