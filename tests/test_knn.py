@@ -5,7 +5,7 @@ tests are skipped where faiss is not installed (the ``test`` extra installs it).
 import numpy as np
 import pytest
 
-from post_processing.knn import (KNN_BACKENDS, FaissMissingError, KnnUsageError, build_index, farthest_sq,
+from post_processing.knn import (KNN_BACKENDS, FaissMissingError, KnnError, KnnUsageError, build_index, farthest_sq,
                                  index_from_state, parse_knn)
 from post_processing.rerank import re_ranking_features
 
@@ -105,6 +105,8 @@ def test_bad_specs_are_usage_errors_naming_the_problem():
             parse_knn("faiss-hnsw:efsearch=3")
         with pytest.raises(KnnUsageError, match="nprobe='x' is not int"):
             build_index("faiss-ivf:nprobe=x", clustered(100))
+        with pytest.raises(KnnError, match="faiss cannot index 20 vectors of 32-d: .*training points"):
+            build_index("faiss-ivf:nlist=64", clustered(20))
     with pytest.raises(KnnUsageError, match="is not KEY=VALUE"):
         parse_knn("exact:nlist")
 

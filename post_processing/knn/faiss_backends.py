@@ -50,10 +50,15 @@ class _FaissIndex(KnnIndex):
             index.train(x)
 
     def _add(self, x):
-        if self.index is None:
-            self.index = self._make(self.dim, self.faiss.METRIC_L2, len(x))
-            self._train(self.index, x)
-        self.index.add(x)
+        try:
+            if self.index is None:
+                index = self._make(self.dim, self.faiss.METRIC_L2, len(x))
+                self._train(index, x)
+                self.index = index
+            self.index.add(x)
+        except RuntimeError as exc:  # faiss reports bad sizes (too few training rows for nlist/pq) this way
+            detail = str(exc).strip().splitlines()[-1].split("Error: ")[-1]
+            raise KnnError(f"--knn {self.name}: faiss cannot index {len(x)} vectors of {self.dim}-d: {detail}") from None
 
     def _search(self, x, k) -> Tuple[np.ndarray, np.ndarray]:
         d2, ids = self.index.search(x, k)
@@ -77,8 +82,9 @@ class _FaissIndex(KnnIndex):
 
     @classmethod
     def max_inner_product(cls, data: np.ndarray, queries: np.ndarray, params: Dict[str, str]) -> np.ndarray:
-        """``max_j <queries_i, data_j>`` with an inner-product index of this kind (see :mod:`.farthest`)."""
-        self = cls(data.shape[1], "sqeuclidean", params)
+        """``max_j <queries_i, data_j>`` with an inner-product index of this kind (see :mod:`.farthest`);
+        product quantisation is left out (its codes do not fit the augmented width)."""
+        self = cls(data.shape[1], "sqeuclidean", {k: v for k, v in params.items() if k not in ("pq", "bits")})
         index = self._make(data.shape[1], self.faiss.METRIC_INNER_PRODUCT, len(data))
         self._train(index, data)
         index.add(data)
@@ -141,8 +147,7 @@ class FaissIVFIndex(_FaissIndex):
         nlist = self._nlist(n)
         quantiser = self.faiss.IndexFlat(dim, metric_type)
         if self._pq:
-            pq = self._pq if dim % self._pq == 0 else 1
-            index = self.faiss.IndexIVFPQ(quantiser, dim, nlist, pq, self._bits, metric_type)
+            index = self.faiss.IndexIVFPQ(quantiser, dim, nlist, self._pq, self._bits, metric_type)
         else:
             index = self.faiss.IndexIVFFlat(quantiser, dim, nlist, metric_type)
         index.nprobe = min(self._nprobe, nlist)
