@@ -1,14 +1,13 @@
 """The neighbour-search interface every backend implements, the ``--knn`` spec, and the registry."""
 from __future__ import annotations
 
-import importlib
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from post_processing.distance import METRICS
 from post_processing.errors import ReidError, ReidUsageError
-from post_processing.registry import Registry, UnknownNameError
+from post_processing.registry import Registry, UnknownNameError, import_submodules
 
 
 class KnnError(ReidError, ValueError):
@@ -24,8 +23,7 @@ class FaissMissingError(KnnUsageError):
 
 
 def _discover(name: Optional[str]) -> None:
-    importlib.import_module(f"{__package__}.exact")
-    importlib.import_module(f"{__package__}.faiss_backends")
+    import_submodules(__package__)
 
 
 KNN_BACKENDS: Registry = Registry("knn backend", discover=_discover)
