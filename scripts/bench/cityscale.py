@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rerank import IMAGES_PER_ID, NOISE, make_features  # noqa: E402  (the sibling benchmark's generator)
 
-SCALES = {"small": (500, 12000), "veriwild": (10000, 128517)}
+SCALES = {"small": (500, 12000), "veriwild-small": (3000, 38861), "veriwild": (10000, 128517)}
 TOPK = 100
 CHUNK = 65536
 MILLION_SPEC = "faiss-ivf:nlist=256,nprobe=16,pq=128,train_size=32768"
@@ -144,7 +144,8 @@ def compare(rows, tmp, part):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scale", choices=tuple(SCALES), default="veriwild")
+    p.add_argument("--scale", choices=tuple(SCALES), default="veriwild",
+                   help="query × gallery shape of the search and rerank parts (veriwild = VeRi-Wild large)")
     p.add_argument("--parts", default="search,rerank,million")
     p.add_argument("--search-methods", default="exact,faiss,faiss-ivf,faiss-ivf:nprobe=64")
     p.add_argument("--rerank-methods", default="exact,faiss-ivf")
