@@ -56,21 +56,22 @@ class FuseResult:
 
 
 def make_state(inputs: Inputs, pipeline: Pipeline, only_model: Optional[str] = None, topk: int = TOPK,
-               dense_rerank_max: int = DENSE_RERANK_MAX) -> State:
+               dense_rerank_max: int = DENSE_RERANK_MAX, knn: Optional[str] = None) -> State:
     """The pipeline's fused blocks (or model ``only_model`` alone) plus labels and auxiliary features."""
     if only_model is None:
         blocks = make_blocks(pipeline.models, inputs.feats, pipeline.weights, pipeline.fusion)
     else:
         blocks = make_blocks([only_model], inputs.feats)
     aux = {m: (inputs.feats["query"][m], inputs.feats["gallery"][m]) for m in pipeline.aux_models}
-    return State(blocks, inputs.labels, pipeline.distance, aux, topk=topk, dense_rerank_max=dense_rerank_max)
+    return State(blocks, inputs.labels, pipeline.distance, aux, topk=topk, dense_rerank_max=dense_rerank_max, knn=knn)
 
 
 def run_ensemble(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK, evaluate: Optional[bool] = None,
-         dense_rerank_max: int = DENSE_RERANK_MAX) -> FuseResult:
+         dense_rerank_max: int = DENSE_RERANK_MAX, knn: Optional[str] = None) -> FuseResult:
     """Runs ``pipeline``; with ground truth (``evaluate`` None) or ``evaluate=True`` scores every stage.
 
-    ``evaluate=False`` skips all scoring (what ``tune`` does between trials).
+    ``evaluate=False`` skips all scoring (what ``tune`` does between trials). ``knn``: the neighbour
+    backend of the feature-level re-ranking (a ``--knn`` spec; None: exact).
     """
     num_gallery = len(inputs.file_labels.g_pids)
     if topk > num_gallery:
@@ -81,9 +82,9 @@ def run_ensemble(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK, evaluate:
     result = FuseResult(ranking=np.empty((0, topk), np.int64))
     if evaluate:
         for m in pipeline.models:
-            single = make_state(inputs, pipeline, m, topk, dense_rerank_max)
+            single = make_state(inputs, pipeline, m, topk, dense_rerank_max, knn)
             result.per_model[m] = score(inputs.scored(single, topk), inputs.labels, topk)
-    state = make_state(inputs, pipeline, topk=topk, dense_rerank_max=dense_rerank_max)
+    state = make_state(inputs, pipeline, topk=topk, dense_rerank_max=dense_rerank_max, knn=knn)
     if evaluate:
         result.fusion = score(inputs.scored(state, topk), inputs.labels, topk)
 

@@ -120,8 +120,9 @@ def grid_size(base: Pipeline, space: SearchSpace) -> int:
 
 def tune(inputs: Inputs, base: Pipeline, space: SearchSpace, budget: int = 50, search: str = "random",
          seed: int = 0, objective: str = "mAP", topk: int = TOPK, dense_rerank_max: int = DENSE_RERANK_MAX,
-         log: Optional[Callable[[str], None]] = None) -> List[Trial]:
-    """Scores the base pipeline and the chosen grid points; returns the trials, best first."""
+         log: Optional[Callable[[str], None]] = None, knn: Optional[str] = None) -> List[Trial]:
+    """Scores the base pipeline and the chosen grid points; returns the trials, best first. ``knn``:
+    neighbour backend of the top-K re-ranking (see ``run_ensemble``)."""
     if not inputs.labels.has_gt:
         raise TuneError("tuning needs ground truth (AIC20: query_label.xml and test_label.xml)")
     if objective not in OBJECTIVES:
@@ -130,7 +131,8 @@ def tune(inputs: Inputs, base: Pipeline, space: SearchSpace, budget: int = 50, s
     trials: List[Trial] = []
     for n, pipe in enumerate(candidates):
         pipe.validate("tune candidate")
-        scored = run_ensemble(inputs, pipe, topk=topk, evaluate=False, dense_rerank_max=dense_rerank_max).scored
+        scored = run_ensemble(inputs, pipe, topk=topk, evaluate=False, dense_rerank_max=dense_rerank_max,
+                              knn=knn).scored
         scores = score(scored, inputs.labels, topk)
         trials.append(Trial(pipe, scores, float(scores[objective])))
         if log is not None:

@@ -34,6 +34,19 @@ def check_outputs(*outputs: Tuple[str, Optional[str]]) -> None:
             raise click.UsageError(f"{same} and {option} name the same file {path}")
 
 
+def _parse_knn(ctx, param, value):
+    from post_processing.knn import parse_knn
+
+    return None if value is None else str(parse_knn(value))
+
+
+def knn_option(what: str):
+    """``--knn BACKEND[:KEY=VALUE,...]``: the neighbour backend (:mod:`post_processing.knn`) of ``what``."""
+    return click.option("--knn", default=None, callback=_parse_knn, metavar="BACKEND[:K=V,...]",
+                        help=f"{what}: exact (default), faiss (flat; GPU when available), "
+                             "faiss-ivf[:nlist=N,nprobe=P,pq=M] or faiss-hnsw[:m=M,ef_search=E] (needs faiss)")
+
+
 def inputs_options(func):
     """Options shared by `fuse` and `tune`: what to read and the pipeline (YAML, or the generated step
     options that :class:`StepCommand` inserts after ``--pipeline``)."""
@@ -53,6 +66,7 @@ def inputs_options(func):
                      help="gallery images per query in track2.txt / the ranking file"),
         click.option("--dense-rerank-max", type=click.IntRange(min=0), default=DENSE_RERANK_MAX, show_default=True,
                      help="above this many query+gallery images re-ranking keeps only the top-K (memory)"),
+        knn_option("neighbour search of the top-K re-ranking above --dense-rerank-max"),
     ]
     for option in reversed(options):
         func = option(func)

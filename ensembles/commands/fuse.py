@@ -32,7 +32,7 @@ def command(ctx, **o):
     inputs = load_inputs_for(o, pipe)
     click.echo(f"pipeline: {pipe.fusion} fusion, {pipe.distance} distance, steps: "
                f"{', '.join(s.label() for s in pipe.steps) or '(none)'}")
-    result = run_ensemble(inputs, pipe, topk=o["topk"], dense_rerank_max=o["dense_rerank_max"])
+    result = run_ensemble(inputs, pipe, topk=o["topk"], dense_rerank_max=o["dense_rerank_max"], knn=o["knn"])
     for note in result.notes:
         click.echo(f"note: {note}")
     with write_together():

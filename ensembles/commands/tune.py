@@ -63,7 +63,7 @@ def command(ctx, **o):
     inputs = load_inputs_for(o, pipe)
     trials = run_tune(inputs, pipe, space, budget=o["budget"], search=o["search_kind"], seed=o["seed"],
                       objective=o["objective"], topk=o["topk"], dense_rerank_max=o["dense_rerank_max"],
-                      log=click.echo)
+                      knn=o["knn"], log=click.echo)
     best, base = trials[0], next(t for t in trials if t.pipeline is pipe)
     click.echo("")
     click.echo(format_table([("base: " + describe(base.pipeline), base.scores)] +

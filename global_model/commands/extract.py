@@ -8,6 +8,9 @@ never sits beside an old gallery file. Each file records the model's fingerprint
 Query and gallery never need the training split (``--split train|all`` reads it). ``--backend onnx
 --onnx FILE`` runs a file written by ``export`` in onnxruntime instead, with the config stored in it
 and the same preprocessing, flip TTA and normalisation (:mod:`global_model.engine.onnx_backend`).
+
+Under ``torchrun --nproc_per_node N -m global_model extract ...`` every rank extracts a contiguous
+shard of each split and rank 0 writes the files, in dataset order, as one process would.
 """
 from __future__ import annotations
 
@@ -48,17 +51,31 @@ def command(config, checkpoint, backend, onnx_file, data_root, out_dir, name, sp
             opts) -> int:
     """Extract features of the query/gallery (or training) images with a trained model; all files are
     written together."""
+    from ..engine.runtime import close_distributed, setup_distributed
+
+    if centroids and fmt != "embeddings":
+        raise click.UsageError("--centroids needs --format embeddings")
+    opts = list(opts)
+    setup_distributed()
+    try:
+        return _extract(config, checkpoint, backend, onnx_file, data_root, out_dir, name, split, fmt, centroids,
+                        no_progress, opts)
+    finally:
+        close_distributed()
+
+
+def _extract(config, checkpoint, backend, onnx_file, data_root, out_dir, name, split, fmt, centroids, no_progress,
+             opts) -> int:
     from post_processing.features import save_embedding_sets, save_feature_files
 
     from ..config import load_config
     from ..data.dataset import build_test_set
     from ..data.datasets import split_table
-    from ..engine.extractor import (extract_features, load_model_from_checkpoint, model_fingerprint,
-                                    prepare_for_inference)
+    from ..engine.extractor import (extract_features, extract_features_sharded, load_model_from_checkpoint,
+                                    model_fingerprint, prepare_for_inference)
+    from ..engine.runtime import rank_and_world
 
-    if centroids and fmt != "embeddings":
-        raise click.UsageError("--centroids needs --format embeddings")
-    opts = list(opts)
+    main = rank_and_world()[0] == 0
     if backend == "onnx":
         from ..engine.onnx_backend import extract_features_onnx, load_onnx_model
 
@@ -77,11 +94,15 @@ def command(config, checkpoint, backend, onnx_file, data_root, out_dir, name, sp
         run = functools.partial(extract_features, model)
     wanted = SPLIT_CHOICES[split]
     ds, splits, skipped = build_test_set(cfg, data_root, train="train" in wanted)
-    click.echo(split_table(ds))
+    if main:
+        click.echo(split_table(ds))
     source = {**model_fingerprint(checkpoint, cfg), "protocol": ds.protocol_json()}
     files = []
     for part in wanted:
-        names, feats = run(splits[part], cfg, progress=not no_progress, split=part)
+        result = extract_features_sharded(run, splits[part], cfg, progress=not no_progress, split=part)
+        if result is None:  # not rank 0: its shard went to rank 0, which writes the files
+            continue
+        names, feats = result
         if fmt == "embeddings":
             records = splits[part]
             files.append((os.path.join(out_dir, f"{part}_{name}"), [r.path for r in records],
@@ -89,6 +110,8 @@ def command(config, checkpoint, backend, onnx_file, data_root, out_dir, name, sp
             continue
         path = os.path.join(out_dir, f"{part}_{name}.{fmt}")
         files.append((path, names, feats, {**source, "split": part, "skipped": skipped[part]}))
+    if not main:
+        return 0
     if fmt == "embeddings":
         for folder, rows, dim in save_embedding_sets(files, centroids, bool(cfg.TEST.NORM)):
             click.echo(f"wrote {folder}/embeddings.npy ({rows} x {dim} float32) + paths.npy")
