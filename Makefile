@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench/extract_throughput.py
 	$(PY) scripts/bench/evaluate.py
 	$(PY) scripts/bench/rerank.py
+	$(PY) scripts/bench/cityscale.py
 
 clean:
 	rm -rf outputs build *.egg-info

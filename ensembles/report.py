@@ -13,7 +13,7 @@ import numpy as np
 from post_processing.errors import ReidError
 from post_processing.evaluation import aic_map, evaluate_ranking
 from post_processing.fileio import atomic_write
-from post_processing.protocols import evaluate_protocol
+from post_processing.protocols import evaluate_protocol, is_whole_test_set
 from post_processing.submission import TOPK
 
 from .pipeline import Labels
@@ -29,12 +29,22 @@ class ScoreError(ReidError, ValueError):
 
 def score(ranking: np.ndarray, labels: Labels, topk: int = TOPK) -> Dict[str, Any]:
     """mAP/mINP/CMC under the dataset's protocol (``labels.protocol``: Market rules, same id and camera
-    is junk; CUHK03 classic: single-shot CMC) and AIC mAP@``topk`` of a ranking."""
+    is junk; CUHK03 classic: single-shot CMC) and AIC mAP@``topk`` of a ranking.
+
+    For a whole-test-set protocol (VehicleID) ``ranking`` is the N×N distance matrix of all test images
+    (:meth:`ensembles.inputs.Inputs.scored`): every score is the mean over the protocol's draws, each
+    ranked within its own gallery, and ``draws`` holds each draw's."""
     if not labels.has_gt:
         raise ScoreError("scoring needs ground truth (AIC20: query_label.xml and test_label.xml)")
+    if is_whole_test_set(labels.protocol):
+        res = evaluate_protocol(labels.protocol, ranking, labels.q_pids, labels.g_pids, labels.q_camids,
+                                labels.g_camids, **{"max_rank": MAX_RANK, "topk": topk, **labels.protocol_options})
+        cmc = [float(x) for x in np.asarray(res["cmc"]).reshape(-1)]
+        return {"mAP": float(res["mAP"]), "aic_map": float(res["aic_map"]), "mINP": float(res["mINP"]),
+                **{f"rank{n}": cmc[min(n, len(cmc)) - 1] for n in (1, 5, 10)}, "cmc": cmc, "draws": res["draws"]}
     ranking = np.asarray(ranking)[:, :topk]
     res = evaluate_protocol(labels.protocol, ranking, labels.q_pids, labels.g_pids, labels.q_camids,
-                            labels.g_camids, max_rank=MAX_RANK, **labels.protocol_options)
+                            labels.g_camids, **{"max_rank": MAX_RANK, **labels.protocol_options})
     cmc = [float(x) for x in np.asarray(res["cmc"]).reshape(-1)]
     at = {n: cmc[min(n, len(cmc)) - 1] for n in (1, 5, 10)}
     out = {"mAP": float(res["mAP"]), "aic_map": float(aic_map(ranking, labels.q_pids, labels.g_pids, topk=topk)),

@@ -29,6 +29,7 @@ from post_processing.distance import pairwise_distance, topk_smallest
 from post_processing.errors import ReidError, ReidUsageError
 from post_processing.evaluation import average_precisions
 from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write
+from post_processing.knn import build_index, parse_knn
 
 from .inputs import DATASET, load_split_lists
 
@@ -55,10 +56,16 @@ class Side:
     ids: List[Optional[Any]]
     source: str
     feats: Optional[np.ndarray] = None
+    index: Optional[Any] = None  # a GalleryIndex (ensembles.index) searched instead of feats
 
     @property
     def has_ids(self) -> bool:
         return any(i is not None for i in self.ids)
+
+    @property
+    def ready(self) -> bool:
+        """Features loaded or extracted, or an index to search."""
+        return self.feats is not None or self.index is not None
 
 
 def image_files(folder: str) -> List[str]:
@@ -115,13 +122,28 @@ def feature_side(path: str, split: str, data_root: Optional[str] = None, folder:
     from post_processing.features import load_features
 
     fs = load_features(path)
-    names = [str(n) for n in fs.names]
+    return _named_side([str(n) for n in fs.names], path, split, data_root, folder, folder_ids, dataset, fs.feats)
+
+
+def index_side(path: str, data_root: Optional[str] = None, folder: Optional[str] = None,
+               folder_ids: bool = False, dataset: Optional[str] = None) -> Side:
+    """The gallery of a saved index (``ensemble index build``), its images found as :func:`feature_side` finds them."""
+    from .index import load_gallery_index
+
+    index = load_gallery_index(path)
+    side = _named_side([str(n) for n in index.names], path, "gallery", data_root, folder, folder_ids, dataset)
+    side.index = index
+    return side
+
+
+def _named_side(names: List[str], path: str, split: str, data_root: Optional[str], folder: Optional[str],
+                folder_ids: bool, dataset: Optional[str], feats: Optional[np.ndarray] = None) -> Side:
     if data_root or dataset:
         paths, ids = _dataset_side(names, path, data_root, split, dataset or DATASET)
     else:
         paths = [os.path.join(folder or "", n) for n in names]
         ids = [_folder_id(n, folder or os.path.dirname(path)) for n in names] if folder_ids else [None] * len(names)
-    return Side(names, paths, ids, path, fs.feats)
+    return Side(names, paths, ids, path, feats)
 
 
 def extract(sides: Sequence[Side], checkpoint: str, config: Optional[str] = None, opts: Sequence[str] = (),
@@ -129,7 +151,7 @@ def extract(sides: Sequence[Side], checkpoint: str, config: Optional[str] = None
     """Fills ``feats`` of every side without features, one model load for all (imports torch)."""
     from global_model.api import FeatureExtractor
 
-    todo = [s for s in sides if s.feats is None]
+    todo = [s for s in sides if not s.ready]
     if todo:
         extractor = FeatureExtractor(checkpoint, config, opts, progress=progress)
         for side in todo:
@@ -138,11 +160,13 @@ def extract(sides: Sequence[Side], checkpoint: str, config: Optional[str] = None
 
 def search(qf: np.ndarray, gf: np.ndarray, topk: int = 10, metric: str = "cosine",
            query_source: str = "the query features", gallery_source: str = "the gallery features",
-           rerank: Optional[Mapping[str, Any]] = None) -> Tuple[np.ndarray, np.ndarray]:
+           rerank: Optional[Mapping[str, Any]] = None, knn: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
     """``(indices, distances)``, each Q×min(topk, G): the closest gallery rows per query, best first.
 
     ``rerank`` (``k1``, ``k2``, ``lambda``) re-ranks with k-reciprocal neighbours; the distances are
-    then the re-ranked ones. ``query_source``/``gallery_source`` name where the features came from."""
+    then the re-ranked ones. Otherwise ``knn`` (a ``--knn`` spec, see :mod:`post_processing.knn`) other
+    than None/exact searches with that backend. ``query_source``/``gallery_source`` name where the
+    features came from (files, folder) in errors."""
     if qf.ndim != 2 or gf.ndim != 2 or qf.shape[1] != gf.shape[1]:
         raise SearchError(f"{query_source} ({'×'.join(map(str, qf.shape))}) and {gallery_source} "
                           f"({'×'.join(map(str, gf.shape))}) have different feature dimensions: they must come "
@@ -153,6 +177,8 @@ def search(qf: np.ndarray, gf: np.ndarray, topk: int = 10, metric: str = "cosine
         idx, dist = re_ranking_features(qf, gf, rerank["k1"], rerank["k2"], rerank["lambda"], topk=topk,
                                         metric=metric)
         return np.asarray(idx, np.int64), np.asarray(dist, np.float32)
+    if knn is not None and parse_knn(knn).name != "exact":
+        return build_index(knn, gf, metric).search(qf, topk)
     dist = pairwise_distance(qf, gf, metric)
     idx = topk_smallest(dist, topk)
     return idx, np.take_along_axis(dist, idx, axis=1)

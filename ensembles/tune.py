@@ -124,8 +124,9 @@ def grid_size(base: Pipeline, space: SearchSpace) -> int:
 
 def tune(inputs: Inputs, base: Pipeline, space: SearchSpace, budget: int = 50, search: str = "random",
          seed: int = 0, objective: str = "mAP", topk: int = TOPK, dense_rerank_max: int = DENSE_RERANK_MAX,
-         log: Optional[Callable[[str], None]] = None) -> List[Trial]:
-    """Scores the base pipeline and the chosen grid points; returns the trials, best first."""
+         log: Optional[Callable[[str], None]] = None, knn: Optional[str] = None) -> List[Trial]:
+    """Scores the base pipeline and the chosen grid points; returns the trials, best first. ``knn``:
+    neighbour backend of the top-K re-ranking (see ``run_ensemble``)."""
     if not inputs.labels.has_gt:
         raise TuneError("tuning needs ground truth (AIC20: query_label.xml and test_label.xml)")
     if objective not in OBJECTIVES:
@@ -134,12 +135,18 @@ def tune(inputs: Inputs, base: Pipeline, space: SearchSpace, budget: int = 50, s
     trials: List[Trial] = []
     for n, pipe in enumerate(candidates):
         pipe.validate("tune candidate")
-        ranking = run_ensemble(inputs, pipe, topk=topk, evaluate=False, dense_rerank_max=dense_rerank_max).ranking
-        scores = score(ranking, inputs.labels, topk)
+        scores = _scores(inputs, pipe, topk, dense_rerank_max, knn)
         trials.append(Trial(pipe, scores, float(scores[objective])))
         if log is not None:
             log(f"trial {n:3d}/{len(candidates) - 1}: {objective} {100 * trials[-1].objective:6.2f}  {describe(pipe)}")
     return sorted(trials, key=lambda t: -t.objective)
+
+
+def _scores(inputs: Inputs, pipe: Pipeline, topk: int, dense_rerank_max: int,
+            knn: Optional[str] = None) -> Dict[str, object]:
+    """The scores of ``pipe``'s final stage on ``inputs`` (nothing written)."""
+    result = run_ensemble(inputs, pipe, topk=topk, evaluate=False, dense_rerank_max=dense_rerank_max, knn=knn)
+    return score(result.scored, inputs.labels, topk)
 
 
 def plan_trials(base: Pipeline, space: SearchSpace, budget: int = 50, search: str = "random",
@@ -201,9 +208,9 @@ class _Scorer:
     """Scores pipelines on the (validation) inputs, each distinct pipeline once, within ``budget``."""
 
     def __init__(self, inputs: Inputs, objective: str, budget: int, topk: int, dense_rerank_max: int,
-                 log: Optional[Callable[[str], None]]):
+                 log: Optional[Callable[[str], None]], knn: Optional[str] = None):
         self.inputs, self.objective, self.budget = inputs, objective, budget
-        self.topk, self.dense_rerank_max, self.log = topk, dense_rerank_max, log
+        self.topk, self.dense_rerank_max, self.log, self.knn = topk, dense_rerank_max, log, knn
         self.cache: Dict[str, Dict[str, object]] = {}
 
     @property
@@ -217,9 +224,7 @@ class _Scorer:
             if self.left <= 0:
                 return None
             pipe.validate("tune candidate")
-            ranking = run_ensemble(self.inputs, pipe, topk=self.topk, evaluate=False,
-                                   dense_rerank_max=self.dense_rerank_max).ranking
-            self.cache[key] = score(ranking, self.inputs.labels, self.topk)
+            self.cache[key] = _scores(self.inputs, pipe, self.topk, self.dense_rerank_max, self.knn)
             if self.log is not None:
                 self.log(f"trial {len(self.cache):3d}: {self.objective} "
                          f"{100 * float(self.cache[key][self.objective]):6.2f}  {describe(pipe)}")
@@ -244,7 +249,7 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
            weights: Sequence[float] = (0.0, 0.5, 1.0, 2.0), fusions: Sequence[str] = ("concat", "distance"),
            candidates: Sequence[Tuple[str, Sequence[Mapping[str, object]]]] = CANDIDATES, min_gain: float = 0.001,
            topk: int = TOPK, dense_rerank_max: int = DENSE_RERANK_MAX,
-           log: Optional[Callable[[str], None]] = None) -> AscentResult:
+           log: Optional[Callable[[str], None]] = None, knn: Optional[str] = None) -> AscentResult:
     """Coordinate ascent on a labelled (validation) split, each move kept only if it gains.
 
     1. each model alone; 2. the fusion: method, then each model's weight in turn over ``weights``
@@ -253,7 +258,8 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
     parameter sets scored on top of the pipeline so far, the best kept when it gains at least
     ``min_gain`` (mAP as a fraction) over the pipeline without it. ``budget`` caps the distinct
     pipelines scored; the weights stop early enough to leave every candidate variant its turn. The table
-    records every scored variant with its gain and whether it was kept.
+    records every scored variant with its gain and whether it was kept. ``knn``: neighbour backend of
+    the top-K re-ranking (see ``run_ensemble``).
     """
     if not inputs.labels.has_gt:
         raise TuneError("tuning needs ground truth (a validation split, or query_label.xml and test_label.xml)")
@@ -262,7 +268,7 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
     if budget < len(models) + 1:
         raise TuneError(f"budget {budget} is too small: the models alone and their fusion need {len(models) + 1}")
     # A validation gallery can be smaller than a submission's depth: rank all of it then.
-    run = _Scorer(inputs, objective, budget, min(topk, len(inputs.labels.g_pids)), dense_rerank_max, log)
+    run = _Scorer(inputs, objective, budget, min(topk, len(inputs.labels.g_pids)), dense_rerank_max, log, knn)
     table: List[Dict[str, object]] = []
 
     def row(stage: str, label: str, scores, gain: Optional[float], kept: bool, why: str,
@@ -347,20 +353,18 @@ def replay_needs_train(pipeline: Pipeline) -> bool:
     return any(STEPS.get(str(r["step"]["name"])).needs_train for r in _dropped_steps(pipeline))
 
 
-def replay_dropped(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK,
-                   dense_rerank_max: int = DENSE_RERANK_MAX) -> List[Dict[str, object]]:
+def replay_dropped(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK, dense_rerank_max: int = DENSE_RERANK_MAX,
+                   knn: Optional[str] = None) -> List[Dict[str, object]]:
     """What each step the tuner tried and dropped (``pipeline.validation`` rows) would have done on
     ``inputs`` (the test split): reported beside the chosen pipeline, never used to choose."""
     base = None
     out: List[Dict[str, object]] = []
     for r in _dropped_steps(pipeline):
         if base is None:
-            base = score(run_ensemble(inputs, pipeline, topk=topk, evaluate=False,
-                                      dense_rerank_max=dense_rerank_max).ranking, inputs.labels, topk)
+            base = _scores(inputs, pipeline, topk, dense_rerank_max, knn)
         params = {k: v for k, v in r["step"].items() if k != "name"}
         trial = _with_step(pipeline, str(r["step"]["name"]), params)
-        scores = score(run_ensemble(inputs, trial, topk=topk, evaluate=False,
-                                    dense_rerank_max=dense_rerank_max).ranking, inputs.labels, topk)
+        scores = _scores(inputs, trial, topk, dense_rerank_max, knn)
         out.append({"label": r["label"], "validation_gain": r.get("gain"), "scores": scores,
                     "gain": float(scores["mAP"]) - float(base["mAP"])})
     return out

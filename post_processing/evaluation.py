@@ -424,13 +424,16 @@ def vehicleid_draw(pids, keys) -> np.ndarray:
 
 
 def evaluate_vehicleid(features, pids, repeats: int = 10, seed: int = 0, max_rank: int = 50,
-                       metric: str = "euclidean", names: Optional[Sequence[str]] = None) -> dict:
+                       metric: str = "euclidean", names: Optional[Sequence[str]] = None, topk: int = 100) -> dict:
     """VehicleID protocol: per repeat one random image per id forms the gallery, all others are
-    queries (no cameras, nothing is junk); metrics are averaged over repeats.
+    queries (no cameras, nothing is junk); each draw is ranked within its own gallery and the
+    metrics are averaged over repeats.
 
     ``features`` is N×D, or an N×N distance matrix with ``metric="precomputed"``. The draws are
     :func:`vehicleid_draw` of :func:`draw_keys` (``names``: the image names, which make them the
-    loader's draws ``repeat=0..repeats-1``).
+    loader's draws ``repeat=0..repeats-1``). Besides the means, ``aic_map`` is the mean of each
+    draw's :func:`aic_map` @``topk`` and ``draws`` lists each draw's ``repeat``, ``mAP``, ``mINP``,
+    ``rank1``, ``aic_map`` and sizes.
     """
     x = np.asarray(features)
     pids = np.asarray(pids).reshape(-1)
@@ -439,19 +442,22 @@ def evaluate_vehicleid(features, pids, repeats: int = 10, seed: int = 0, max_ran
                               f"got {x.shape}")
     codes = np.unique(pids, return_inverse=True)[1].reshape(-1).astype(np.int64)
     keys = draw_keys(len(codes), repeats, seed, names)
-    runs = []
+    runs, draws = [], []
     for r in range(repeats):
         gallery = vehicleid_draw(codes, keys[r])
         query = np.setdiff1d(np.arange(len(codes)), gallery)
         if metric == "precomputed":
-            dist = x[np.ix_(query, gallery)]
+            dist = np.ascontiguousarray(x[np.ix_(query, gallery)])
         else:
             dist = pairwise_distance(x[query], x[gallery], metric)
-        runs.append(evaluate(dist, codes[query], codes[gallery], np.zeros(len(query)), np.ones(len(gallery)),
-                             max_rank))
+        run = evaluate(dist, codes[query], codes[gallery], np.zeros(len(query)), np.ones(len(gallery)), max_rank)
+        run["aic_map"] = aic_map(dist, codes[query], codes[gallery], topk=min(topk, len(gallery)))
+        runs.append(run)
+        draws.append({"repeat": r, "mAP": run["mAP"], "mINP": run["mINP"], "rank1": float(run["cmc"][0]),
+                      "aic_map": run["aic_map"], "num_query": len(query), "num_gallery": len(gallery)})
     return {"mAP": float(np.mean([r["mAP"] for r in runs])), "mINP": float(np.mean([r["mINP"] for r in runs])),
             "cmc": np.mean([r["cmc"] for r in runs], axis=0), "num_valid": runs[0]["num_valid"],
-            "repeats": repeats}
+            "repeats": repeats, "aic_map": float(np.mean([r["aic_map"] for r in runs])), "draws": draws}
 
 
 def evaluate_numpy(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) -> dict:

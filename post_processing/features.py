@@ -449,6 +449,64 @@ def save_feature_files(files: Sequence[Tuple[str, Sequence[str], object, Optiona
             save_features(path, names, feats, meta)
 
 
+EMBEDDINGS, PATHS = "embeddings.npy", "paths.npy"
+
+
+def save_embeddings(out_dir: str, paths: Sequence[str], feats) -> Tuple[str, str]:
+    """The CTL/SNU export: ``out_dir/embeddings.npy`` (N×D float32) and ``out_dir/paths.npy`` (N strings:
+    image paths, or identity names for centroids), replaced together. :func:`load_embeddings` reads
+    them back. Returns the two paths."""
+    feats = np.asarray(feats, dtype=np.float32)
+    paths = [str(p) for p in paths]
+    if feats.ndim != 2 or len(paths) != len(feats):
+        raise FeatureFileError(f"{out_dir}: need N paths and N×D embeddings, got {len(paths)} and shape {feats.shape}")
+    files = os.path.join(out_dir, EMBEDDINGS), os.path.join(out_dir, PATHS)
+    with write_together():
+        for path, array in zip(files, (feats, np.array(paths, dtype=str))):
+            buf = io.BytesIO()
+            np.save(buf, array, allow_pickle=False)
+            with atomic_write(path, "wb") as f:
+                f.write(buf.getvalue())
+    return files
+
+
+def centroid_embeddings(feats, ids: Sequence, normalize: bool = True) -> Tuple[List[str], np.ndarray]:
+    """One row per identity (the mean of its rows, L2-normalised when ``normalize``) and the identity
+    names (``str(id)``), in order of first appearance."""
+    feats = np.asarray(feats, dtype=np.float64)
+    keys = [str(i) for i in ids]
+    if feats.ndim != 2 or len(keys) != len(feats):
+        raise FeatureFileError(f"need one identity per embedding, got {len(keys)} for shape {feats.shape}")
+    names = list(dict.fromkeys(keys))
+    index = {name: i for i, name in enumerate(names)}
+    rows = np.array([index[k] for k in keys], dtype=np.int64)
+    sums = np.zeros((len(names), feats.shape[1]))
+    np.add.at(sums, rows, feats)
+    out = (sums / np.bincount(rows, minlength=len(names))[:, None]).astype(np.float32)
+    return names, (l2_normalize(out) if normalize else out)
+
+
+def save_embedding_sets(sets: Sequence[Tuple[str, Sequence[str], Sequence[int], object]], centroids: bool = False,
+                        normalize: bool = True) -> List[Tuple[str, int, int]]:
+    """``extract --format embeddings``: for each ``(out_dir, paths, ids, feats)`` write the CTL/SNU
+    files (:func:`save_embeddings`), with ``centroids`` one row per identity named by its id
+    (:func:`centroid_embeddings`; every id must be known, >= 0), all replaced together. Returns
+    ``(out_dir, rows, dim)`` per set."""
+    written = []
+    with write_together():
+        for out_dir, paths, ids, feats in sets:
+            rows = [str(p) for p in paths]
+            if centroids:
+                unknown = [p for p, i in zip(paths, ids) if int(i) < 0]
+                if unknown:
+                    raise FeatureFileError(f"{out_dir}: --centroids needs the identity of every image, but "
+                                           f"{len(unknown)} have none (e.g. {unknown[0]})")
+                rows, feats = centroid_embeddings(feats, [int(i) for i in ids], normalize)
+            save_embeddings(out_dir, rows, feats)
+            written.append((out_dir, len(rows), int(np.asarray(feats).shape[1])))
+    return written
+
+
 def check_same_model(model: str, sets: Mapping[str, FeatureSet]) -> List[str]:
     """Refuse feature files of one model (split → set) written from different checkpoints or
     configs, naming the files; returns one warning naming the files without a fingerprint (older

@@ -1,14 +1,20 @@
 """Supervised metric learning on extracted features (metric-learn), after optional PCA.
 
 The fitted model is one affine map ``x ↦ L · P · (x − mean)`` (P: PCA components, L: the learned
-linear map), saved as a small ``.npz`` that loads and applies with numpy alone. Needs
-scikit-learn < 1.6 for metric-learn 0.7 (it passes ``force_all_finite``); setup.cfg pins it.
+linear map), saved as a small ``.npz`` that loads and applies with numpy alone.
+
+metric-learn 0.7.0 (its last release) validates inputs with scikit-learn's ``check_array`` /
+``check_X_y`` and their ``force_all_finite`` argument, which scikit-learn 1.6 renamed
+``ensure_all_finite`` and 1.8 removed. :func:`import_metric_learn` gives metric-learn, on a
+scikit-learn that knows the new name, validators that pass the old argument on under it — the
+same checks, so every release since 1.2 works without a pin.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import json
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -28,6 +34,33 @@ ALGORITHMS = {
 _KEYS = ("name", "params", "mean", "pca", "L")
 
 
+def finite_argument_renamed(check: Callable) -> Callable:
+    """``check`` (a scikit-learn validator) also taking ``force_all_finite``, passed on as
+    ``ensure_all_finite`` (the same values: True, False or ``"allow-nan"``)."""
+    @functools.wraps(check)
+    def call(*args, force_all_finite=None, **kwargs):
+        if force_all_finite is not None:
+            kwargs.setdefault("ensure_all_finite", force_all_finite)
+        return check(*args, **kwargs)
+
+    call.renames_force_all_finite = True
+    return call
+
+
+def import_metric_learn():
+    """The ``metric_learn`` module, its input validators adapted to the installed scikit-learn
+    (see the module docstring); the adaptation is installed once, and only where it is needed."""
+    import metric_learn
+    from metric_learn import _util
+
+    for name in ("check_array", "check_X_y"):
+        check = getattr(_util, name)
+        params = inspect.signature(check).parameters
+        if "ensure_all_finite" in params and not getattr(check, "renames_force_all_finite", False):
+            setattr(_util, name, finite_argument_renamed(check))
+    return metric_learn
+
+
 def _resolve(name: str) -> str:
     key = str(name).lower()
     if key.endswith("_supervised"):
@@ -45,8 +78,7 @@ class MetricLearningError(ReidError, ValueError):
 def check_params(name: str, params) -> None:
     """Refuse learner arguments the metric-learn class does not take, before any data is loaded
     (``ValueError`` naming the algorithm, the argument and the valid ones)."""
-    import metric_learn
-
+    metric_learn = import_metric_learn()
     cls_name = _resolve(name)
     accepted = list(inspect.signature(getattr(metric_learn, cls_name)).parameters)
     unknown = [k for k in params if k not in accepted]
@@ -86,8 +118,7 @@ class MetricLearner:
 
     def fit(self, X, y) -> "MetricLearner":
         """Fit PCA (if asked) and the metric on (N, D) features ``X`` with (N,) identity labels ``y``."""
-        import metric_learn
-
+        metric_learn = import_metric_learn()
         x = _features(X)
         labels = np.asarray(y)
         if labels.shape != (len(x),):

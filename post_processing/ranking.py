@@ -3,7 +3,8 @@
 
 Format (UTF-8 text): one line per query, in the dataset's query order: the query's image name, then
 its top-K gallery image names, best first, separated by single spaces. Lines starting with ``#``
-are comments (the writer puts one header line first). Names are the images' file names, the keys
+are comments (the writer puts one header line first, then any comment it is given: VehicleID's says
+which draw of the test list the file ranks). Names are the images' file names, the keys
 of the feature files; they cannot contain whitespace. Every line has the same K.
 
     # reid-ensemble ranking: 3 gallery images per query
@@ -31,14 +32,16 @@ def _check_names(names: Sequence[str], what: str) -> None:
         raise RankingError(f"{what} image name {bad!r} is empty or holds whitespace: a ranking file cannot hold it")
 
 
-def write_ranking(path: str, query_names: Sequence[str], gallery_names: Sequence[str], ranking: np.ndarray) -> None:
-    """Write ``ranking`` (Q×K gallery indices, best first) as a ranking file at ``path`` (atomically)."""
+def write_ranking(path: str, query_names: Sequence[str], gallery_names: Sequence[str], ranking: np.ndarray,
+                  comments: Sequence[str] = ()) -> None:
+    """Write ``ranking`` (Q×K gallery indices, best first) as a ranking file at ``path`` (atomically);
+    ``comments`` become ``#`` lines after the header (one line each)."""
     ranking = np.asarray(ranking)
     if ranking.ndim != 2 or len(ranking) != len(query_names):
         raise RankingError(f"{path}: a ranking of shape {ranking.shape} for {len(query_names)} queries")
     _check_names(query_names, "query")
     _check_names(gallery_names, "gallery")
-    lines = [HEADER.format(k=ranking.shape[1])]
+    lines = [HEADER.format(k=ranking.shape[1])] + ["# " + " ".join(c.split()) for c in comments]
     lines += [" ".join([q] + [gallery_names[g] for g in row]) for q, row in zip(query_names, ranking.tolist())]
     with atomic_write(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\n".join(lines) + "\n")

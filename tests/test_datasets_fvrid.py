@@ -47,7 +47,7 @@ def test_foggy_without_clear_twin(fvrid):
 
 
 def test_bad_split(fvrid):
-    with pytest.raises(DatasetError, match="split must be one of syn, real, both, got 'fog'"):
+    with pytest.raises(DatasetError, match="split must be one of syn, real, both, clear, got 'fog'"):
         load_dataset("fvrid", fvrid, split="fog")
 
 

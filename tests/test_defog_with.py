@@ -12,7 +12,7 @@ from global_model.engine.checkpoint import save_checkpoint
 from global_model.engine.extractor import extract_features, model_fingerprint
 from global_model.modeling import build_model
 from global_model.sjdl.model import build_defog_decoder
-from global_model.sjdl.restore import Restorer
+from global_model.engine.restore import ImageRestorer
 
 CFG = """
 MODEL: {{META_ARCH: {arch}, BACKBONE: resnet10t, PRETRAINED: False, LAST_STRIDE: 2{extra}}}
@@ -50,13 +50,13 @@ def setup(tmp_path_factory):
 
 
 def test_restored_images_keep_each_source_size(setup):
-    restored = Restorer(setup["sjdl"]).restore(setup["records"], progress=False)
+    restored = ImageRestorer(setup["sjdl"]).restore(setup["records"], progress=False)
     assert [img.shape for img in restored] == [(40, 30, 3)] * len(setup["records"])
     assert restored[0].dtype == np.uint8
 
 
 def test_features_are_those_of_the_restored_images(setup, tmp_path):
-    restored = Restorer(setup["sjdl"]).restore(setup["records"], progress=False)
+    restored = ImageRestorer(setup["sjdl"]).restore(setup["records"], progress=False)
     names, feats = extract_features(setup["model"], setup["records"], setup["cfg"], progress=False, images=restored)
     # The same images written losslessly and extracted from the files give the same features.
     written = []
@@ -104,7 +104,7 @@ def test_extract_cli_writes_val_and_test_features_of_restored_images(setup, ense
     assert sorted(load_features(str(out / "gallery_r@defog.pkl")).names) == sorted(tree.gallery)
     records = [r for r in val.query]
     records = [type(r)(os.path.join(root, "image_train", r.name), r.pid, r.camid) for r in records]
-    restored = Restorer(setup["sjdl"]).restore(records, progress=False)
+    restored = ImageRestorer(setup["sjdl"]).restore(records, progress=False)
     names, feats = extract_features(setup["model"], records, cfg, progress=False, images=restored)
     order = [query.names.index(n) for n in names]
     np.testing.assert_allclose(query.feats[order], feats, atol=2e-3)

@@ -46,6 +46,7 @@ STEP_OPTIONS = {  # one command line per built-in step
     "rerank": ["--rerank", "--k1", "6", "--k2", "2"],
     "track_distance": ["--track-distance"],
     "track_expand": ["--track-expand"],
+    "centroid": ["--centroid", "--centroid-group", "track"],
 }
 
 

@@ -189,7 +189,8 @@ def _vehicleid_case():
 @pytest.mark.parametrize("name,options,direct", [
     ("market", {"max_rank": 20}, lambda *a: evaluate(*a, max_rank=20)),
     ("cuhk03", {"repeats": 3, "seed": 2}, lambda *a: evaluate_cuhk03(*a, repeats=3, seed=2)),
-    ("aic", {"topk": 5}, lambda d, qp, gp, qc, gc: {"mAP": aic_map(d, qp, gp, topk=5), "topk": 5}),
+    ("aic", {"topk": 5}, lambda *a: {"mAP": aic_map(*a[:3], topk=5), "topk": 5, "full_mAP": evaluate(*a)["mAP"],
+                                      **{k: evaluate(*a)[k] for k in ("mINP", "cmc", "num_valid")}}),
 ])
 def test_builtin_protocols_by_name_equal_the_direct_calls(name, options, direct):
     args = _case(6)

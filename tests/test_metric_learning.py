@@ -1,10 +1,10 @@
-"""Metric learning: the pinned scikit-learn works with metric-learn, learned maps raise mAP, and
+"""Metric learning: metric-learn 0.7.0 works on the installed (newest) scikit-learn, learned maps raise mAP, and
 fitted learners save/load as numpy-only .npz files."""
 import numpy as np
 import pytest
 
 from post_processing.evaluation import evaluate
-from post_processing.metric_learning import MetricLearner, fit_metric
+from post_processing.metric_learning import MetricLearner, finite_argument_renamed, fit_metric, import_metric_learn
 
 
 def identities(n_ids, per_id, rng, signal_dims=2, noise_dims=10):
@@ -26,14 +26,44 @@ def map_of(transform, rng):
                     np.ones((~is_query).sum(), int))["mAP"]
 
 
-def test_pinned_scikit_learn_runs_metric_learn_lfda():
-    import metric_learn
-    import sklearn
+@pytest.mark.parametrize("name, params", [
+    ("lfda", {"k": 2, "n_components": 3}), ("nca", {"max_iter": 20, "n_components": 3}),
+    ("itml", {"max_iter": 20, "n_constraints": 60}), ("lmnn", {"max_iter": 5, "n_neighbors": 2}),
+    ("mlkr", {"max_iter": 5, "n_components": 3}), ("rca", {"n_chunks": 6}),
+])
+def test_every_algorithm_fits_on_the_installed_scikit_learn(name, params):
+    """No scikit-learn pin: metric-learn 0.7.0 runs on every release since 1.2 (the newest included)."""
+    x, y = identities(6, 5, np.random.default_rng(0), noise_dims=4)
+    learner = fit_metric(name, x, y, **params)
+    assert learner.L.shape[1] == 6 and np.isfinite(learner.L).all()
 
-    major, minor = (int(v) for v in sklearn.__version__.split(".")[:2])
-    assert (major, minor) < (1, 6), "metric-learn 0.7 passes force_all_finite, removed in scikit-learn 1.6"
-    x, y = identities(6, 4, np.random.default_rng(0))
-    assert metric_learn.LFDA(n_components=2, k=2).fit(x, y).components_.shape == (2, 12)
+
+def test_old_finite_argument_reaches_a_validator_that_only_knows_the_new_one():
+    calls = []
+
+    def check(X, *, ensure_all_finite=True):
+        calls.append(ensure_all_finite)
+        return X
+
+    wrapped = finite_argument_renamed(check)
+    wrapped(1, force_all_finite="allow-nan")
+    wrapped(1, force_all_finite=False)
+    wrapped(1)
+    assert calls == ["allow-nan", False, True] and wrapped.__name__ == "check"
+
+
+def test_metric_learn_validators_keep_their_meaning_on_the_installed_scikit_learn():
+    from metric_learn import _util
+
+    import_metric_learn()
+    import_metric_learn()  # idempotent: no wrapper around a wrapper
+    bad = np.array([[np.nan, 1.0]])
+    with pytest.raises(ValueError):
+        _util.check_array(bad, force_all_finite=True)
+    assert _util.check_array(bad, force_all_finite=False).shape == (1, 2)
+    assert _util.check_X_y(bad, [0], force_all_finite="allow-nan")[0].shape == (1, 2)
+    wrapped = getattr(_util.check_array, "__wrapped__", None)
+    assert getattr(wrapped, "renames_force_all_finite", False) is False
 
 
 @pytest.mark.parametrize("name, pca_dim, params", [

@@ -12,6 +12,8 @@ import pytest
 from global_model.cli import main
 from global_model.data.datasets import load_dataset
 from global_model.data.synth import REAL_PID_BASE, TEST_SIGHTINGS, SynthError, generate, plan
+from global_model.data.synth.fvrid_clear import clear_view_jobs
+from global_model.data.synth.lowres_views import LOWRES_VIEWS
 from post_processing.errors import ReidUsageError
 
 # Enough test identities that colour alone cannot single a vehicle out, small enough to be quick.
@@ -87,10 +89,14 @@ def test_gallery_tracks_are_whole_single_camera_tracks(bench):
 def test_the_plan_lists_every_file_written(bench):
     root, summary = bench
     p = plan(0, IDS, real_ids=6)
-    planned = {rel for job in p.jobs for s in job.sightings for f in s.frames for rel, _ in f.outputs}
+    planned = {rel for job in p.jobs + clear_view_jobs(p) for s in job.sightings for f in s.frames
+               for rel, _ in f.outputs}
     written = {os.path.relpath(os.path.join(d, n), root) for d, _, names in os.walk(root) for n in names
                if n.endswith(".jpg")}
-    assert planned == written and p.frames == summary["images"]["rendered"]
+    views = {rel for rel in written if rel.split(os.sep)[0] in LOWRES_VIEWS}  # derived from image_query, not rendered
+    assert planned == written - views and p.frames == summary["images"]["rendered"]
+    queries = {n for rel in planned for d, n in [os.path.split(rel)] if d == "image_query"}
+    assert views == {os.path.join(v, n) for v in LOWRES_VIEWS for n in queries}
 
 
 def test_the_plan_is_immutable():

@@ -34,6 +34,19 @@ def check_outputs(*outputs: Tuple[str, Optional[str]]) -> None:
             raise click.UsageError(f"{same} and {option} name the same file {path}")
 
 
+def _parse_knn(ctx, param, value):
+    from post_processing.knn import parse_knn
+
+    return None if value is None else str(parse_knn(value))
+
+
+def knn_option(what: str):
+    """``--knn BACKEND[:KEY=VALUE,...]``: the neighbour backend (:mod:`post_processing.knn`) of ``what``."""
+    return click.option("--knn", default=None, callback=_parse_knn, metavar="BACKEND[:K=V,...]",
+                        help=f"{what}: exact (default), faiss (flat; GPU when available), "
+                             "faiss-ivf[:nlist=N,nprobe=P,pq=M] or faiss-hnsw[:m=M,ef_search=E] (needs faiss)")
+
+
 def inputs_options(func):
     """Options shared by `fuse` and `tune`: what to read and the pipeline (YAML, or the generated step
     options that :class:`StepCommand` inserts after ``--pipeline``)."""
@@ -53,6 +66,7 @@ def inputs_options(func):
                      help="gallery images per query in track2.txt / the ranking file"),
         click.option("--dense-rerank-max", type=click.IntRange(min=0), default=DENSE_RERANK_MAX, show_default=True,
                      help="above this many query+gallery images re-ranking keeps only the top-K (memory)"),
+        knn_option("neighbour search of the top-K re-ranking above --dense-rerank-max"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -105,8 +119,9 @@ def load_inputs_for(o: dict, pipe, train: Optional[bool] = None):
                          train=pipe.needs_train if train is None else train, spec=o["dataset"], split=o["split"],
                          val_ids=val_ids, val_seed=val_seed)
     lab, ds = inputs.labels, inputs.dataset
-    click.echo(f"data: {ds.name} at {ds.root} ({o['split']} split): {len(lab.q_pids)} queries, "
-               f"{len(lab.g_pids)} gallery images, {len(ds.extra.get('tracks') or [])} tracks, "
+    whole = f" (post-processed together: all {len(lab.q_pids)} test images)" if inputs.whole_test_set else ""
+    click.echo(f"data: {ds.name} at {ds.root} ({o['split']} split): {len(ds.query)} queries, "
+               f"{len(ds.gallery)} gallery images{whole}, {len(ds.extra.get('tracks') or [])} tracks, "
                f"ground truth: {'yes' if lab.has_gt else 'no'}")
     click.echo(f"protocol: {ds.protocol_label}")
     dims = ", ".join(f"{m} ({inputs.feats['query'][m].shape[1]}-d)" for m in pipe.models)
@@ -130,10 +145,14 @@ def write_result(path: str, ds, ranking, topk: int) -> None:
     from post_processing.ranking import write_ranking
     from post_processing.submission import write_track2
 
+    from ..inputs import ranking_scope
+
     if uses_track2(ds):
         write_track2(path, ranking, topk=topk, num_gallery=len(ds.gallery))
     else:
-        write_ranking(path, [r.name for r in ds.query], [r.name for r in ds.gallery], ranking[:, :topk])
+        scope = ranking_scope(ds)
+        write_ranking(path, [r.name for r in ds.query], [r.name for r in ds.gallery], ranking[:, :topk],
+                      comments=[f"ranks {scope}"] if scope else ())
 
 
 def read_result(path: str, ds, topk: int):

@@ -33,12 +33,12 @@ def command(ctx, **o):
     inputs = load_inputs_for(o, pipe, train=pipe.needs_train or replay_needs_train(pipe))
     click.echo(f"pipeline: {pipe.fusion} fusion, {pipe.distance} distance, steps: "
                f"{', '.join(s.label() for s in pipe.steps) or '(none)'}")
-    result = run_ensemble(inputs, pipe, topk=o["topk"], dense_rerank_max=o["dense_rerank_max"])
+    result = run_ensemble(inputs, pipe, topk=o["topk"], dense_rerank_max=o["dense_rerank_max"], knn=o["knn"])
     for note in result.notes:
         click.echo(f"note: {note}")
     dropped = []
     if pipe.validation and result.fusion is not None:
-        dropped = replay_dropped(inputs, pipe, o["topk"], o["dense_rerank_max"])
+        dropped = replay_dropped(inputs, pipe, o["topk"], o["dense_rerank_max"], o["knn"])
     with write_together():
         write_result(o["out"], inputs.dataset, result.ranking, o["topk"])
         if o["metrics_out"]:

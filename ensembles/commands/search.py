@@ -16,7 +16,7 @@ from post_processing.fileio import write_together
 
 from ..cli_steps import ParamValue
 from ..pipeline import STEPS
-from ._options import check_outputs
+from ._options import check_outputs, knn_option
 
 _RERANK = STEPS.get("rerank").params  # the step's parameters: same checks and defaults as fuse's --rerank
 
@@ -38,6 +38,10 @@ def _rerank_help(key: str) -> str:
               help="folder of gallery images, searched recursively (with --gallery-features: where its images are)")
 @click.option("--gallery-features", type=click.Path(dir_okay=False),
               help="precomputed gallery features (.pkl/.npz) instead of extracting --gallery-dir")
+@click.option("--index", "index_file", type=click.Path(exists=True, dir_okay=False),
+              help="gallery index from `ensemble index build` instead of --gallery-features (searched with its "
+                   "own backend and distance)")
+@knn_option("the search of --gallery-features/--gallery-dir (default exact)")
 @click.option("--dataset", help="dataset entry the feature files come from (name, name=PATH or name(key=value)=PATH; "
                                 "default aic20 at --data-root): image paths and identities (its ground truth)")
 @click.option("--data-root", type=click.Path(file_okay=False),
@@ -69,21 +73,28 @@ def command(**o):
     from ..visualize import ranklist_grid, select_queries, view_of_results
 
     t0 = time.perf_counter()
+    o["distance_given"] = click.get_current_context().get_parameter_source("distance") \
+        == click.core.ParameterSource.COMMANDLINE
     rerank = _rerank_params(o)
     _check_sides(o)
     outputs = {name: os.path.join(o["out"], name) for name in ("result.csv", "results.json", "ranklist.png")}
     check_outputs(*(("--out", p) for p in outputs.values()))
     query, gallery = _side(o, "query"), _side(o, "gallery")
-    extracting = [s for s in (query, gallery) if s.feats is None]
+    extracting = [s for s in (query, gallery) if not s.ready]
     opts = [*o["opts"], *(("MODEL.DEVICE", o["device"]) if o["device"] else ())]
     if extracting:
         lib.extract(extracting, o["checkpoint"], o["config"], opts, progress=not o["no_progress"])
     for side in (query, gallery):
         click.echo(f"{'query' if side is query else 'gallery'}: {len(side.names)} images from {side.source}"
                    f"{'' if side.has_ids else ', identities unknown'}")
-    idx, dist = lib.search(query.feats, gallery.feats, o["topk"], o["distance"], query.source, gallery.source, rerank)
+    if o["index_file"]:
+        idx, dist = gallery.index.search(query.feats, o["topk"])
+    else:
+        idx, dist = lib.search(query.feats, gallery.feats, o["topk"], o["distance"], query.source, gallery.source,
+                               rerank, o["knn"])
     scores = lib.query_scores(query, gallery, idx)
-    settings = {"distance": o["distance"], "rerank": rerank, "topk": int(idx.shape[1]),
+    settings = {"distance": o["distance"], "rerank": rerank, "knn": o["knn"], "index": o["index_file"],
+                "topk": int(idx.shape[1]),
                 "checkpoint": o["checkpoint"] if extracting else None}
     doc = lib.results_document(query, gallery, idx, dist, scores, settings)
     view = view_of_results(doc)
@@ -125,8 +136,17 @@ def _rerank_params(o):
 def _check_sides(o) -> None:
     """Usage checks before anything is read: each side given, and every option used by some side."""
     extracted, folders, from_dataset = [], [], []
+    if o["index_file"]:
+        if o["gallery_features"]:
+            raise click.UsageError("give either --gallery-features or --index")
+        for flag, key in (("--knn", "knn"), ("--rerank", "rerank")):
+            if o[key]:
+                raise click.UsageError(f"{flag} works on gallery features; an --index is searched with its own backend")
+    if o["rerank"] and o["knn"]:
+        raise click.UsageError("--rerank ranks by exact k-reciprocal distances; --knn applies without it")
     for name in ("query", "gallery"):
-        folder, features = o[f"{name}_dir"], o[f"{name}_features"]
+        folder = o[f"{name}_dir"]
+        features = o[f"{name}_features"] or (o["index_file"] if name == "gallery" else None)
         if not folder and not features:
             raise click.UsageError(f"give --{name}-dir (images, with --checkpoint) or --{name}-features")
         if folder:
@@ -155,6 +175,14 @@ def _side(o, name: str):
     from .. import search as lib
 
     folder, features = o[f"{name}_dir"], o[f"{name}_features"]
+    if name == "gallery" and o["index_file"]:
+        side = lib.index_side(o["index_file"], None if folder else o["data_root"], folder,
+                              o["folder_ids"] and bool(folder), None if folder else o["dataset"])
+        metric = side.index.meta.get("metric")
+        if o["distance_given"] and o["distance"] != metric:
+            raise click.UsageError(f"--distance {o['distance']}: {o['index_file']} searches with {metric}")
+        o["distance"] = metric
+        return side
     if features:
         return lib.feature_side(features, name, None if folder else o["data_root"], folder,
                                 o["folder_ids"] and bool(folder), None if folder else o["dataset"])

@@ -74,7 +74,7 @@ def command(ctx, **o):
     inputs = load_inputs_for(o, pipe)
     trials = run_tune(inputs, pipe, space, budget=o["budget"], search=o["search_kind"], seed=o["seed"],
                       objective=o["objective"], topk=o["topk"], dense_rerank_max=o["dense_rerank_max"],
-                      log=click.echo)
+                      knn=o["knn"], log=click.echo)
     best, base = trials[0], next(t for t in trials if t.pipeline is pipe)
     click.echo("")
     click.echo(format_table([("base: " + describe(base.pipeline), base.scores)] +
@@ -111,7 +111,7 @@ def _ascent(o: dict, pipe) -> None:
         inputs = load_inputs_for(o, pipe, train=False)
     result = ascend(inputs, pipe.models, budget=o["budget"], objective=o["objective"], weights=o["weight_grid"],
                     fusions=[o["fusion"]] if o["fusion"] else o["fusions"], candidates=candidates,
-                    topk=o["topk"], dense_rerank_max=o["dense_rerank_max"], log=click.echo)
+                    topk=o["topk"], dense_rerank_max=o["dense_rerank_max"], log=click.echo, knn=o["knn"])
     val_ids, val_seed = val_ids_of(o)
     table = result.table + [{"stage": "step", "label": name, "scores": None, "gain": None, "kept": False,
                              "why": "not tried: no training features (extract --split all)"} for name in skipped]

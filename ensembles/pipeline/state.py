@@ -54,13 +54,14 @@ class State:
 
     def __init__(self, blocks: List[FeatureBlock], labels: Labels, metric: str = "euclidean",
                  aux: Optional[Mapping[str, Tuple[np.ndarray, np.ndarray]]] = None,
-                 topk: int = TOPK, dense_rerank_max: int = DENSE_RERANK_MAX):
+                 topk: int = TOPK, dense_rerank_max: int = DENSE_RERANK_MAX, knn: Optional[str] = None):
         self.blocks = blocks
         self.labels = labels
         self.metric = metric
         self.aux = dict(aux or {})
         self.topk = topk  # gallery images per query a ranking keeps (what a submission holds)
         self.dense_rerank_max = dense_rerank_max
+        self.knn = knn  # neighbour backend spec of steps that search neighbours (post_processing.knn); None: exact
         self.dist: Optional[np.ndarray] = None  # Q×G once a distance step ran
         self.ranking: Optional[np.ndarray] = None  # Q×K gallery indices once a ranking step ran
         self.notes: List[str] = []

@@ -4,10 +4,12 @@ Re-ranking takes the full query×gallery, query×query and gallery×gallery dist
 (``re_ranking``; the query×gallery one includes any camera terms) while query + gallery has at most
 ``dense_rerank_max`` images (default 8000: the gallery×gallery matrix alone is 4·G² bytes). Above
 that it switches to ``re_ranking_features`` on the (concatenated) fused features, which keeps only
-the top-K per query; camera terms applied earlier are then added to those top-K distances before
-re-sorting. After a ``camera_penalty`` step the dense path also penalises same-camera pairs in the
-query×query and gallery×gallery matrices (``camera_aware``), so k-reciprocal neighbourhoods are
-built across cameras; the feature-level path does not (it says so in the run's notes).
+the top-K per query, its neighbour lists found with the state's ``knn`` backend (``--knn``; exact by
+default); camera terms applied earlier are then added to those top-K distances before re-sorting.
+After a ``camera_penalty`` step both paths also penalise same-camera pairs among the queries and among
+the gallery (``camera_aware``), so k-reciprocal neighbourhoods are built across cameras; the
+feature-level path applies the penalty inside the re-ranking, the dense path to its three matrices,
+and the two agree.
 """
 from __future__ import annotations
 
@@ -46,16 +48,23 @@ def _rerank(state: State, p: Dict[str, Any]) -> None:
         return
     qf, gf = concat_equivalent(state.blocks, "query"), concat_equivalent(state.blocks, "gallery")
     depth = min(state.topk, state.num_gallery)
-    idx, dist = re_ranking_features(qf, gf, p["k1"], p["k2"], p["lambda"], topk=depth, metric=state.metric)
+    lab = state.labels
+    penalty = state.same_camera_penalty if p["camera_aware"] else 0.0
+    idx, dist = re_ranking_features(qf, gf, p["k1"], p["k2"], p["lambda"], topk=depth, metric=state.metric,
+                                    query_cams=lab.q_camids, gallery_cams=lab.g_camids, camera_penalty=penalty,
+                                    knn=state.knn)
     idx, dist = np.asarray(idx), np.asarray(dist, dtype=np.float32)
     if state.dist is not None:
         extra = np.take_along_axis(state.added_distances(), idx, axis=1)
+        if penalty:  # the penalty is inside the re-ranked distances already
+            qc, gc = lab.q_camids[:, None], lab.g_camids[idx]
+            extra -= np.float32(penalty) * ((qc == gc) & (qc >= 0) & (gc >= 0))
         if np.any(extra):
             order = np.argsort(dist + extra, axis=1, kind="stable")
             idx = np.take_along_axis(idx, order, axis=1)
     state.notes.append(f"rerank: {state.num_query}+{state.num_gallery} images > {state.dense_rerank_max}, "
-                       f"used top-{depth} re-ranking from features"
-                       + (" (neighbourhoods not camera-aware)" if p["camera_aware"] and state.same_camera_penalty else ""))
+                       f"used top-{depth} re-ranking from features (neighbours: --knn {state.knn or 'exact'}"
+                       + (", camera-aware)" if penalty else ")"))
     state.dist = None
     state.ranking = idx
 

@@ -78,4 +78,22 @@ def command(config, resume, force, no_progress, opts) -> int:
             dist.destroy_process_group()
     if is_main:
         print("final " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
+        for line in summary_lines(trainer.summary(), cfg.SOLVER.EVAL_PERIOD):
+            logging.getLogger("global_model").info(line)
     return 0
+
+
+_ROLES = {"final": "weights + config, for extract/export", "best": "best validation", "last": "for --resume"}
+
+
+def summary_lines(summary, eval_period: int):
+    """The closing lines of a run: best validation epoch and mAP, then every checkpoint by role."""
+    if summary["best_map"] is None:
+        why = "SOLVER.EVAL_PERIOD 0" if eval_period <= 0 else "no query/gallery ground truth in DATASETS.TEST"
+        best = f"none ({why})"
+    else:
+        epoch = summary["best_epoch"] if summary["best_epoch"] is not None else "? (resumed from an older checkpoint)"
+        best = f"epoch {epoch}, mAP {100 * summary['best_map']:.2f}%"
+    lines = ["run summary:", f"  best validation: {best}"]
+    lines += [f"  {role:<5} {path}  ({_ROLES[role]})" for role, path in summary["checkpoints"].items()]
+    return lines

@@ -16,6 +16,9 @@ _C.MODEL.DEVICE = "auto"  # auto | cpu | cuda | cuda:N
 _C.MODEL.BACKBONE = "resnet50"  # any name the backbone factory knows (timm / pretrainedmodels / torchvision)
 _C.MODEL.PRETRAINED = False  # load ImageNet weights (library cache or PRETRAIN_PATH); never silently random
 _C.MODEL.PRETRAIN_PATH = ""  # local ImageNet weight file, used instead of the library's download/cache
+# A ReID checkpoint to start training from (fine-tuning): every tensor whose name and shape match is
+# loaded, the rest (e.g. a classifier for another number of ids) keeps its fresh init. Not --resume.
+_C.MODEL.WEIGHTS = ""
 _C.MODEL.LAST_STRIDE = 1  # 1 keeps a 2x larger last feature map on ResNet-like nets
 _C.MODEL.POOLING = "avg"  # avg | max | gem
 _C.MODEL.GEM_P = 3.0
@@ -51,6 +54,10 @@ _C.INPUT.CJ_SATURATION = 0.1
 _C.INPUT.CJ_HUE = 0.0
 _C.INPUT.PIXEL_MEAN = [0.485, 0.456, 0.406]
 _C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
+# Low-resolution training (global_model/data/lowres.py): with probability LR_PROB a training image is
+# shrunk by one of LR_SCALES (drawn per image) and enlarged back, before any other augmentation.
+_C.INPUT.LR_SCALES = [2.0, 4.0]
+_C.INPUT.LR_PROB = 0.0
 
 # ----------------------------------------------------------------------------- data
 _C.DATASETS = CN()
@@ -71,7 +78,7 @@ _C.DATALOADER.NUM_INSTANCE = 4  # K of the PxK sampler
 
 # ----------------------------------------------------------------------------- solver
 _C.SOLVER = CN()
-_C.SOLVER.OPTIMIZER = "SGD"  # SGD | Adam | AdamW
+_C.SOLVER.OPTIMIZER = "SGD"  # SGD | Adam | AdamW | AMSGrad
 _C.SOLVER.BASE_LR = 0.01
 _C.SOLVER.BIAS_LR_FACTOR = 1.0
 _C.SOLVER.MOMENTUM = 0.9
@@ -101,6 +108,8 @@ _C.TEST.IMS_PER_BATCH = 128
 _C.TEST.FLIP = True  # flip TTA: average original and flipped features, then L2-normalise
 _C.TEST.NORM = True
 _C.TEST.AMP = "auto"  # auto | off | bf16 | fp16
+_C.TEST.LR_SCALE = 1.0  # > 1: evaluate/extract on images degraded by this scale (as make-lr --scale)
+_C.TEST.LR_APPLY = "query"  # query | gallery | both: which split TEST.LR_SCALE degrades
 
 _C.OUTPUT_DIR = "outputs/model"
 

@@ -166,10 +166,11 @@ def build_train_loader(cfg, records: Sequence[ImageRecord], rank: int = 0,
     return loader, sampler
 
 
-def build_test_loader(cfg, records: Sequence[ImageRecord], batch_size: Optional[int] = None) -> DataLoader:
-    """In-order loader with the test transform (used by validation and extraction alike)."""
+def build_test_loader(cfg, records: Sequence[ImageRecord], batch_size: Optional[int] = None,
+                      split: Optional[str] = None) -> DataLoader:
+    """In-order loader with the test transform of ``split`` (used by validation and extraction alike)."""
     _single_threaded_opencv(cfg.DATALOADER.NUM_WORKERS)
-    return DataLoader(ReIDDataset(records, build_transforms(cfg, is_train=False)),
+    return DataLoader(ReIDDataset(records, build_transforms(cfg, is_train=False, split=split)),
                       batch_size=batch_size or cfg.TEST.IMS_PER_BATCH, shuffle=False,
                       num_workers=cfg.DATALOADER.NUM_WORKERS, collate_fn=collate,
                       pin_memory=torch.cuda.is_available(),

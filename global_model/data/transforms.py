@@ -15,6 +15,8 @@ import numpy as np
 
 from post_processing.errors import ReidUsageError
 
+from .lowres import LowResDegradation, degrade, eval_lr_scale, train_degradation
+
 __all__ = ["TestTransform", "TrainTransform", "TransformError", "build_transforms", "color_jitter", "random_erasing"]
 
 
@@ -85,8 +87,10 @@ class TrainTransform:
     def __init__(self, size: Sequence[int], resize: Sequence[int] = (0, 0), padding: int = 10,
                  flip_prob: float = 0.5, re_prob: float = 0.5, cj_prob: float = 0.0,
                  cj: Tuple[float, float, float, float] = (0.2, 0.15, 0.1, 0.0),
-                 mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225)):
+                 mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
+                 lowres: Optional[LowResDegradation] = None):
         self.size = (int(size[0]), int(size[1]))
+        self.lowres = lowres  # low-resolution degradation of the image as read (first, when set)
         self.resize = (int(resize[0]), int(resize[1])) if resize and min(resize) > 0 else self.size
         if self.resize[0] < self.size[0] or self.resize[1] < self.size[1]:
             raise TransformError(f"INPUT.RESIZE_TRAIN {list(self.resize)} must be at least INPUT.SIZE_TRAIN "
@@ -98,6 +102,8 @@ class TrainTransform:
         self.std = np.asarray(std, np.float32)
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.lowres is not None:
+            img = self.lowres(img, rng)
         img = _resize(img, self.resize)
         if self.padding > 0:
             p = self.padding
@@ -117,22 +123,28 @@ class TrainTransform:
 
 
 class TestTransform:
-    """Resize to the test size and normalise (flip TTA is done on batches by the extractor)."""
+    """Resize to the test size and normalise (flip TTA is done on batches by the extractor); with
+    ``lr_scale`` > 1 the image as read is degraded to low resolution first (``TEST.LR_SCALE``)."""
 
     def __init__(self, size: Sequence[int], mean: Sequence[float] = (0.485, 0.456, 0.406),
-                 std: Sequence[float] = (0.229, 0.224, 0.225)):
+                 std: Sequence[float] = (0.229, 0.224, 0.225), lr_scale: float = 1.0):
         self.size = (int(size[0]), int(size[1]))
+        self.lr_scale = float(lr_scale)
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32)
 
     def __call__(self, img: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+        if self.lr_scale > 1:
+            img = degrade(img, self.lr_scale)
         return _normalize(_resize(img, self.size), self.mean, self.std)
 
 
-def build_transforms(cfg, is_train: bool):
-    """The train or test transform described by ``cfg.INPUT``."""
+def build_transforms(cfg, is_train: bool, split: Optional[str] = None):
+    """The train or test transform described by ``cfg.INPUT`` (the test transform of ``split``, which
+    ``TEST.LR_SCALE`` / ``TEST.LR_APPLY`` may degrade)."""
     i = cfg.INPUT
     if not is_train:
-        return TestTransform(i.SIZE_TEST, i.PIXEL_MEAN, i.PIXEL_STD)
+        return TestTransform(i.SIZE_TEST, i.PIXEL_MEAN, i.PIXEL_STD, eval_lr_scale(cfg, split))
     return TrainTransform(i.SIZE_TRAIN, i.RESIZE_TRAIN, i.PADDING, i.FLIP_PROB, i.RE_PROB, i.CJ_PROB,
-                          (i.CJ_BRIGHTNESS, i.CJ_CONTRAST, i.CJ_SATURATION, i.CJ_HUE), i.PIXEL_MEAN, i.PIXEL_STD)
+                          (i.CJ_BRIGHTNESS, i.CJ_CONTRAST, i.CJ_SATURATION, i.CJ_HUE), i.PIXEL_MEAN, i.PIXEL_STD,
+                          train_degradation(cfg))

@@ -7,8 +7,9 @@ containers so it loads with ``torch.load(weights_only=True)``: a checkpoint cann
 """
 from __future__ import annotations
 
+import logging
 import random
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Tuple
 
 import numpy as np
 import torch
@@ -17,8 +18,10 @@ from torch import nn
 from post_processing.fileio import atomic_write
 from post_processing.errors import ReidError
 
-__all__ = ["CheckpointError", "capture_rng_state", "load_checkpoint", "load_model_weights",
+__all__ = ["CheckpointError", "capture_rng_state", "load_checkpoint", "load_matching_weights", "load_model_weights",
            "restore_rng_state", "save_checkpoint", "unwrap_model"]
+
+logger = logging.getLogger("global_model.train")
 
 
 class CheckpointError(ReidError, RuntimeError):
@@ -81,6 +84,35 @@ def load_model_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor],
             f"or backbone?)" + block("mismatched shapes", mismatched) + block("missing in checkpoint", missing)
             + block("unexpected in checkpoint", unexpected))
     model.load_state_dict(state_dict, strict=True)
+
+
+def load_matching_weights(model: nn.Module, path: str) -> Tuple[List[str], List[str]]:
+    """``MODEL.WEIGHTS``: copy every tensor of the checkpoint at ``path`` whose name and shape match a
+    tensor of ``model``; the others (a classifier for another number of ids, layers the checkpoint
+    lacks) keep what the model was built with. Logs what was loaded and skipped and returns
+    ``(loaded, skipped)`` names of the model's tensors. Unlike ``--resume`` nothing but weights is
+    restored (no optimizer, schedule or epoch), and unlike ``MODEL.PRETRAIN_PATH`` (ImageNet weights
+    of the backbone) it reads a whole ReID model. A checkpoint with no matching tensor is refused."""
+    stored = load_checkpoint(path)["model"]
+    stored = {(k[7:] if k.startswith("module.") else k): v for k, v in stored.items()}
+    model = unwrap_model(model)
+    own = model.state_dict()
+    loaded = [k for k, v in own.items() if k in stored and tuple(stored[k].shape) == tuple(v.shape)]
+    if not loaded:
+        raise CheckpointError(f"MODEL.WEIGHTS {path}: none of its {len(stored)} tensors matches a tensor of the model "
+                              f"{type(model).__name__} by name and shape (a checkpoint of another architecture?)")
+    skipped = [k for k in own if k not in set(loaded)]
+    model.load_state_dict({k: stored[k] for k in loaded}, strict=False)
+    unused = [k for k in stored if k not in own]
+    logger.info("MODEL.WEIGHTS %s: loaded %d of the model's %d tensors", path, len(loaded), len(own))
+    for name in skipped:
+        why = (f"shape {tuple(stored[name].shape)} in the checkpoint, {tuple(own[name].shape)} in the model"
+               if name in stored else "not in the checkpoint")
+        logger.info("MODEL.WEIGHTS: kept the new %s (%s)", name, why)
+    if unused:
+        logger.info("MODEL.WEIGHTS: %d checkpoint tensors the model has no place for: %s", len(unused),
+                    ", ".join(unused[:10]) + (" ..." if len(unused) > 10 else ""))
+    return loaded, skipped
 
 
 def capture_rng_state() -> Dict:

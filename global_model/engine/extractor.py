@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from ..data.records import ImageRecord
 from .amp import autocast, resolve_amp, resolve_device
 from .checkpoint import CheckpointError, load_checkpoint, load_model_weights, unwrap_model
 
-__all__ = ["extract_features", "infer_batch", "load_model_from_checkpoint", "model_fingerprint",
+__all__ = ["extract_features", "extract_features_sharded", "infer_batch", "load_model_from_checkpoint", "model_fingerprint",
            "prepare_for_inference"]
 
 logger = logging.getLogger("global_model.extract")
@@ -79,22 +79,23 @@ class _InMemory(torch.utils.data.Dataset):
                 "pids": rec.pid, "camids": rec.camid, "paths": rec.path}
 
 
-def _loader(cfg, records: Sequence[ImageRecord], images: Optional[Sequence[np.ndarray]]):
+def _loader(cfg, records: Sequence[ImageRecord], images: Optional[Sequence[np.ndarray]], split: Optional[str]):
     from ..data.dataset import build_test_loader, collate
     from ..data.transforms import build_transforms
 
     if images is None:
-        return build_test_loader(cfg, records)
-    return torch.utils.data.DataLoader(_InMemory(records, images, build_transforms(cfg, is_train=False)),
+        return build_test_loader(cfg, records, split=split)
+    return torch.utils.data.DataLoader(_InMemory(records, images, build_transforms(cfg, is_train=False, split=split)),
                                        batch_size=cfg.TEST.IMS_PER_BATCH, shuffle=False, collate_fn=collate)
 
 
 def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, device: Optional[torch.device] = None,
-                     progress: bool = True,
+                     progress: bool = True, split: Optional[str] = None,
                      images: Optional[Sequence[np.ndarray]] = None) -> Tuple[List[str], np.ndarray]:
     """``(names, feats)`` for ``records`` in order: names are file names, feats N×D float32
-    (unit-norm when ``TEST.NORM``). ``images`` (H×W×3 uint8 RGB per record, e.g. restored by SJDL)
-    replace reading the records' files. Leaves the model in the train/eval mode it had."""
+    (unit-norm when ``TEST.NORM``). ``split`` (query | gallery | train) selects the test transform
+    (``TEST.LR_APPLY``). ``images`` (H×W×3 uint8 RGB per record, e.g. restored by ``defog``'s
+    restorer) replace reading the records' files. Leaves the model in the train/eval mode it had."""
     from post_processing.progress import progress_bar
 
     model = unwrap_model(model)
@@ -107,7 +108,7 @@ def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, devi
     model.eval()
     chunks = []
     try:
-        loader = _loader(cfg, records, images)
+        loader = _loader(cfg, records, images, split)
         for batch in progress_bar(loader, progress, desc="extract", unit="batch", leave=False):
             images = batch["images"].to(device, non_blocking=True)
             chunks.append(infer_batch(model, images, cfg.TEST.FLIP, dtype, channels_last, cfg.TEST.NORM).cpu())
@@ -117,6 +118,27 @@ def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, devi
         model.train(was_training)
     feats = torch.cat(chunks).numpy().astype(np.float32, copy=False) if chunks else np.zeros((0, 0), np.float32)
     return [r.name for r in records], feats
+
+
+def extract_features_sharded(run: Callable[..., Tuple[List[str], np.ndarray]], records: Sequence[ImageRecord], cfg,
+                             progress: bool = True, split: Optional[str] = None
+                             ) -> Optional[Tuple[List[str], np.ndarray]]:
+    """``run(records, cfg, progress=, split=)`` (:func:`extract_features` with its model bound, or the
+    ONNX backend's) split across the ranks of a ``torchrun`` process group: each rank extracts one
+    contiguous shard of ``records``; rank 0 returns ``(names, feats)`` of all of them in ``records``
+    order, the other ranks None. Without a process group it is ``run`` on every record."""
+    from .runtime import gather_to_main, rank_and_world, shard_bounds
+
+    rank, world = rank_and_world()
+    if world == 1:
+        return run(records, cfg, progress=progress, split=split)
+    lo, hi = shard_bounds(len(records), rank, world)
+    shards = gather_to_main(run(records[lo:hi], cfg, progress=progress and rank == 0, split=split))
+    if shards is None:
+        return None
+    names = [n for shard_names, _ in shards for n in shard_names]
+    parts = [f for _, f in shards if len(f)]
+    return names, (np.concatenate(parts) if parts else np.zeros((0, 0), np.float32))
 
 
 def load_model_from_checkpoint(weights: str, cfg=None, opts: Sequence[str] = (), device: Optional[torch.device] = None):

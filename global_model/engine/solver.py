@@ -69,16 +69,19 @@ def param_groups(model: nn.Module, cfg, backbone_prefixes: Iterable[str] = ("bac
 
 
 def build_optimizer(groups: List[Dict], cfg) -> torch.optim.Optimizer:
-    """SGD (momentum, optional Nesterov), Adam or AdamW over ``groups``, per ``SOLVER.OPTIMIZER``."""
+    """SGD (momentum, optional Nesterov), Adam, AdamW or AMSGrad (Adam with ``amsgrad=True``) over ``groups``,
+    per ``SOLVER.OPTIMIZER``."""
     s = cfg.SOLVER
     name = s.OPTIMIZER.lower()
     if name == "sgd":
         return torch.optim.SGD(groups, lr=s.BASE_LR, momentum=s.MOMENTUM, nesterov=s.NESTEROV and s.MOMENTUM > 0)
     if name == "adam":
         return torch.optim.Adam(groups, lr=s.BASE_LR)
+    if name == "amsgrad":
+        return torch.optim.Adam(groups, lr=s.BASE_LR, amsgrad=True)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=s.BASE_LR)
-    raise ConfigError(f"SOLVER.OPTIMIZER {s.OPTIMIZER!r} is not one of SGD, Adam, AdamW")
+    raise ConfigError(f"SOLVER.OPTIMIZER {s.OPTIMIZER!r} is not one of SGD, Adam, AdamW, AMSGrad")
 
 
 class WarmupScheduler:

@@ -42,8 +42,8 @@ from post_processing.registry import Registry
 from ..data.image_io import ImageReadError, clean_read_error
 from ..families import discover_family
 from .amp import autocast, needs_grad_scaler, resolve_amp, resolve_device
-from .checkpoint import (CheckpointError, capture_rng_state, load_checkpoint, load_model_weights, restore_rng_state,
-                         save_checkpoint)
+from .checkpoint import (CheckpointError, capture_rng_state, load_checkpoint, load_matching_weights, load_model_weights,
+                         restore_rng_state, save_checkpoint)
 from .extractor import extract_features
 from .solver import OptimizerSpec, WarmupScheduler, build_optimizer, param_groups
 from .streams import StreamLoader, TrainData
@@ -138,6 +138,7 @@ class Trainer:
         self.epoch = 0  # last finished epoch
         self.iteration = 0
         self.best_map = -1.0
+        self.best_epoch: Optional[int] = None  # epoch of best.pth (None: no validation yet, or not recorded)
         self.last_metrics: Dict[str, float] = {}
         self._val_split: Optional[Tuple[list, list]] = None
         self._val_set = None  # the loaded DATASETS.TEST: its protocol and notes
@@ -189,9 +190,13 @@ class Trainer:
         return loader, sampler
 
     def build_model(self, data: TrainData) -> nn.Module:
+        """The ``MODEL.META_ARCH`` model, started from the ``MODEL.WEIGHTS`` checkpoint when set."""
         from ..modeling import build_model
 
-        return self._place(build_model(self.cfg, data.num_classes))
+        model = build_model(self.cfg, data.num_classes)
+        if self.cfg.MODEL.WEIGHTS:
+            load_matching_weights(model, self.cfg.MODEL.WEIGHTS)
+        return self._place(model)
 
     def build_aux_modules(self, model: nn.Module) -> Dict[str, nn.Module]:
         """Training-time modules beside the model (decoders, generators, discriminators); none here."""
@@ -357,7 +362,7 @@ class Trainer:
             self.log_scalars({f"val/{k}": v for k, v in metrics.items()})
             logger.info("validation epoch %d: %s", epoch, "  ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items()))
             if metrics["mAP"] > self.best_map:
-                self.best_map = metrics["mAP"]
+                self.best_map, self.best_epoch = metrics["mAP"], epoch
                 save_checkpoint(os.path.join(self.cfg.OUTPUT_DIR, "best.pth"), self.state_dict())
         if (s.CHECKPOINT_PERIOD > 0 and epoch % s.CHECKPOINT_PERIOD == 0) or last:
             save_checkpoint(os.path.join(self.cfg.OUTPUT_DIR, "last.pth"), self.state_dict())
@@ -382,15 +387,16 @@ class Trainer:
 
     def validate(self) -> Optional[Dict[str, float]]:
         """mAP / mINP / CMC of the current model on the validation split (same path as ``extract``),
-        under the evaluation protocol ``DATASETS.TEST`` declares."""
+        under the evaluation protocol ``DATASETS.TEST`` declares (its primary mAP picks ``best.pth``)."""
         from ..data.datasets.scoring import evaluate_features
 
         split = self.validation_split()
         if split is None:
             return None
         query, gallery = split
-        _, qf = extract_features(self.model, query, self.cfg, self.device, progress=self.progress)
-        _, gf = extract_features(self.model, gallery, self.cfg, self.device, progress=self.progress)
+        _, qf = extract_features(self.model, query, self.cfg, self.device, progress=self.progress, split="query")
+        _, gf = extract_features(self.model, gallery, self.cfg, self.device, progress=self.progress,
+                                 split="gallery")
         res, notes = evaluate_features(self._val_set, query, gallery, qf, gf)
         if not self._val_noted:
             self._val_noted = True
@@ -400,7 +406,18 @@ class Trainer:
         out = {"mAP": float(res["mAP"]), "mINP": float(res["mINP"]), "rank1": float(cmc[0])}
         if len(cmc) >= 5:
             out["rank5"] = float(cmc[4])
+        if "full_mAP" in res:  # AIC: mAP is the challenge's mAP@100, the whole ranking's mAP goes beside it
+            out["full_mAP"] = float(res["full_mAP"])
         return out
+
+    def summary(self) -> Dict[str, Any]:
+        """How the run ended, for the closing lines of ``train``: ``best_epoch`` and ``best_map`` of
+        validation (None when none ran) and ``checkpoints``, the paths that exist, by role."""
+        out = self.cfg.OUTPUT_DIR
+        paths = {"final": os.path.join(out, "model_final.pth"), "best": os.path.join(out, "best.pth"),
+                 "last": os.path.join(out, "last.pth")}
+        return {"best_epoch": self.best_epoch, "best_map": self.best_map if self.best_map >= 0 else None,
+                "checkpoints": {role: path for role, path in paths.items() if os.path.isfile(path)}}
 
     def log_scalars(self, values: Dict[str, float]) -> None:
         """TensorBoard scalars under ``OUTPUT_DIR/tb`` at the current iteration (main process only)."""
@@ -430,7 +447,8 @@ class Trainer:
                 "optimizers": {name: spec.optimizer.state_dict() for name, spec in self.optimizers.items()
                                if name != "main"},
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                "iteration": self.iteration, "best_map": self.best_map, "sampler": self.sampler.state_dict(),
+                "iteration": self.iteration, "best_map": self.best_map, "best_epoch": self.best_epoch or 0,
+                "sampler": self.sampler.state_dict(),
                 "rng": capture_rng_state()}
 
     def load_weights(self, ckpt: Dict[str, Any], source: str) -> None:
@@ -474,6 +492,7 @@ class Trainer:
         self.sampler.load_state_dict(ckpt["sampler"])
         self.epoch, self.iteration = int(ckpt["epoch"]), int(ckpt["iteration"])
         self.best_map = float(ckpt["best_map"])
+        self.best_epoch = int(ckpt.get("best_epoch", 0)) or None
         restore_rng_state(ckpt["rng"])
         if self.is_main:
             logger.info("resumed from %s at epoch %d (iteration %d)", path, self.epoch, self.iteration)

@@ -37,3 +37,4 @@ def build_model(cfg, num_classes: int) -> nn.Module:
 
 
 from . import baseline  # noqa: E402,F401  (registers "baseline")
+from . import pretrainedmodels_zoo  # noqa: E402,F401  (registers the "pretrainedmodels" backbone source)

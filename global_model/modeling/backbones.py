@@ -4,7 +4,8 @@
 feature map B×C×h×w. Names may force their source with a prefix (``timm:``,
 ``pretrainedmodels:``, ``torchvision:``, ``ibn:``); unprefixed names are looked up in that order.
 
-Each source is a :class:`BackboneSource` registered in ``BACKBONE_SOURCES``. Another library or a
+Each source is a :class:`BackboneSource` registered in ``BACKBONE_SOURCES`` (``pretrainedmodels`` in
+:mod:`global_model.modeling.pretrainedmodels_zoo`, with timm twins of its SE networks). Another library or a
 local network (e.g. OSNet) is one new module registering one more source: a plugin module (entry-point
 group ``reid_ensemble.plugins``), or ``global_model/modeling/<source>.py``, imported the first time
 ``MODEL.BACKBONE`` names ``<source>:<arch>``.
@@ -21,7 +22,6 @@ import importlib.util
 import logging
 import os
 import socket
-import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlparse
 
@@ -297,40 +297,6 @@ class _Timm(BackboneSource):
         return body, "forward_features"
 
 
-class _PretrainedModels(BackboneSource):
-    order = 1
-
-    def names(self) -> List[str]:
-        import pretrainedmodels
-
-        return list(pretrainedmodels.model_names)
-
-    def build(self, arch: str, pretrained: bool) -> Tuple[nn.Module, str]:
-        import pretrainedmodels
-
-        factory = getattr(pretrainedmodels, arch)
-        with warnings.catch_warnings():  # pretrainedmodels calls torchvision with its deprecated 'pretrained' argument
-            warnings.simplefilter("ignore", UserWarning)
-            return _pretrainedmodels_body(factory, arch, pretrained), "features"
-
-
-def _pretrainedmodels_body(factory: Callable[..., nn.Module], arch: str, pretrained: bool) -> nn.Module:
-    import pretrainedmodels
-
-    if pretrained:
-        settings = pretrainedmodels.pretrained_settings.get(arch, {}).get("imagenet")
-        if settings is None:
-            raise BackboneError(f"pretrainedmodels has no 'imagenet' weights for '{arch}'; pass MODEL.PRETRAIN_PATH "
-                                f"or set MODEL.PRETRAINED False")
-        _torch_hub_guard(f"pretrainedmodels:{arch}", settings["url"])
-        body = _library_call(f"pretrainedmodels:{arch}", settings["url"],
-                             lambda: factory(num_classes=settings["num_classes"], pretrained="imagenet"))
-    else:
-        body = factory(num_classes=1000, pretrained=None)
-    body.last_linear = nn.Identity()
-    return body
-
-
 class _Torchvision(BackboneSource):
     order = 2
 
@@ -407,16 +373,16 @@ class _IbnA(BackboneSource):
 
 
 BACKBONE_SOURCES.register("timm", _Timm())
-BACKBONE_SOURCES.register("pretrainedmodels", _PretrainedModels())
 BACKBONE_SOURCES.register("torchvision", _Torchvision())
 BACKBONE_SOURCES.register("ibn", _IbnA())
 
 
 # ----------------------------------------------------------------------------- local weight files
-def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """Tensors of a ``.pth``/``.pt``/``.bin``/``.safetensors`` file, unwrapped from common checkpoint containers."""
+def read_state_dict(path: str, what: str = "MODEL.PRETRAIN_PATH") -> Dict[str, torch.Tensor]:
+    """Tensors of a ``.pth``/``.pt``/``.bin``/``.safetensors`` file, unwrapped from common checkpoint
+    containers; errors name the file as ``what`` (the config key, or the cache it was found in)."""
     if not os.path.isfile(path):
-        raise BackboneError(f"MODEL.PRETRAIN_PATH '{path}' does not exist or is not a file")
+        raise BackboneError(f"{what} '{path}' does not exist or is not a file")
     try:
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
@@ -425,12 +391,12 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise BackboneError(f"MODEL.PRETRAIN_PATH '{path}' is not a readable weight file: {exc}") from exc
+        raise BackboneError(f"{what} '{path}' is not a readable weight file: {exc}") from exc
     for key in ("state_dict", "model", "module"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BackboneError(f"MODEL.PRETRAIN_PATH '{path}' holds no state dict (a mapping of names to tensors)")
+        raise BackboneError(f"{what} '{path}' holds no state dict (a mapping of names to tensors)")
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
 
 

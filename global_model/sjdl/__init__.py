@@ -6,4 +6,4 @@ as an auxiliary module, restoration validation), ``metrics`` (PSNR/SSIM and pane
 (the library behind ``python -m global_model defog``). Importing it registers the ``"sjdl"``
 architecture, trainer and config extension; ``MODEL.META_ARCH: sjdl`` imports it on demand.
 """
-from . import config, model, trainer  # noqa: F401  (register the "sjdl" config, architecture and trainer)
+from . import config, defog, model, trainer  # noqa: F401  (register the "sjdl" config, architecture, trainer, restorer)

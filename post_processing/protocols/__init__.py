@@ -8,6 +8,8 @@ module of the ``reid_ensemble.plugins`` entry-point group. A new protocol is one
 registering one function with ``@PROTOCOLS.register("name")``; :func:`evaluate_protocol` runs any
 of them. ``market``, ``cuhk03`` and ``aic`` also score a ready top-K ranking (an integer Q×K array
 of gallery indices, best first) instead of distances: what ``ensemble fuse``/``evaluate`` score.
+A protocol marked :func:`whole_test_set` (``vehicleid``) draws its own query/gallery splits: it
+takes the N×N distances of the whole test set as both query and gallery, never a ranking.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import numpy as np
 from post_processing.evaluation import evaluate, evaluate_cuhk03, evaluate_cuhk03_ranking, evaluate_ranking
 from post_processing.registry import Registry, import_submodules
 
-__all__ = ["PROTOCOLS", "evaluate_protocol", "is_ranking"]
+__all__ = ["PROTOCOLS", "evaluate_protocol", "is_ranking", "is_whole_test_set", "whole_test_set"]
 
 
 def _discover(name: Optional[str]) -> None:
@@ -28,6 +30,17 @@ def _discover(name: Optional[str]) -> None:
 
 
 PROTOCOLS: Registry[Callable[..., dict]] = Registry("evaluation protocol", discover=_discover)
+
+
+def whole_test_set(protocol: Callable[..., dict]) -> Callable[..., dict]:
+    """Marks a protocol that scores the whole test set against itself and draws its splits itself."""
+    protocol.whole_test_set = True
+    return protocol
+
+
+def is_whole_test_set(name: str) -> bool:
+    """Whether protocol ``name`` takes the whole test set's N×N distances (see :func:`whole_test_set`)."""
+    return bool(getattr(PROTOCOLS.get(name), "whole_test_set", False))
 
 
 def is_ranking(dist_or_ranking) -> bool:

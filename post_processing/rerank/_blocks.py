@@ -21,15 +21,19 @@ class _SymmetricBlocks:
 
     Block (I, J), I <= J, is ``pairwise_distance(X_I, X_J)`` (upper triangle mirrored when I == J);
     (J, I) is its transpose. Recomputing a block repeats the very same call, so it is bit-identical.
+    With ``cams`` (camera id per stacked item, -1 unknown) and a ``penalty``, same-camera pairs of
+    different items get ``penalty`` added, as :func:`post_processing.camera.same_camera_penalty` does.
     """
 
-    def __init__(self, query, gallery, metric, block_size):
+    def __init__(self, query, gallery, metric, block_size, cams=None, penalty=0.0):
         self.parts = [query[s:e] for s, e in _even_blocks(len(query), block_size)] + \
                      [gallery[s:e] for s, e in _even_blocks(len(gallery), block_size)]
         sizes = [len(p) for p in self.parts]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.n_query_blocks = len(_even_blocks(len(query), block_size))
         self.metric = metric
+        self.cams = cams if penalty else None
+        self.penalty = np.float32(penalty)
 
     def __len__(self):
         return len(self.parts)
@@ -45,6 +49,13 @@ class _SymmetricBlocks:
         d = pairwise_distance(self.parts[bi], self.parts[bj], self.metric)
         if bi == bj:
             _mirror_upper(d)
+        if self.cams is not None:
+            a = self.cams[self.offsets[bi]:self.offsets[bi + 1]]
+            b = self.cams[self.offsets[bj]:self.offsets[bj + 1]]
+            same = (a[:, None] == b[None, :]) & (a[:, None] >= 0) & (b[None, :] >= 0)
+            if bi == bj:
+                np.fill_diagonal(same, False)
+            d[same] += self.penalty
         return d
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
+from ..knn import parse_knn
 from ._blocks import _SymmetricBlocks, _exact_rows, _fill_missing
 from ._jaccard_kernels import _final_topk, _gather_lists, _jaccard_sparse
+from ._knn import knn_re_ranking
 from ._neighbour_kernels import _NO_INDEX, _expansion_sets, _pair_work, _refine, _scan_pair
 from ._steps import (RerankError, _blend_constants, _check_max, _check_params, _expand_and_invert, _show, _sizes,
                      _weights)
@@ -81,8 +83,25 @@ def _rank_queries(blocks, q, col_max, overlaps, lambda_value, depth, bar):
     return best_i.astype(np.int64), best_v
 
 
+def _camera_ids(query_cams, gallery_cams, q, g, penalty):
+    """Stacked int64 camera ids (queries then gallery) when a positive penalty is asked, else None."""
+    if isinstance(penalty, bool) or not np.isfinite(float(penalty)) or float(penalty) < 0:
+        raise RerankError(f"camera_penalty must be a finite number >= 0, got {penalty!r}")
+    if not float(penalty):
+        return None
+    if query_cams is None or gallery_cams is None:
+        raise RerankError("camera_penalty needs query_cams and gallery_cams")
+    qc, gc = np.asarray(query_cams), np.asarray(gallery_cams)
+    if qc.shape != (q,) or gc.shape != (g,) or not np.issubdtype(qc.dtype, np.integer) \
+            or not np.issubdtype(gc.dtype, np.integer):
+        raise RerankError(f"query_cams / gallery_cams must be integer vectors of length {q} / {g}, "
+                          f"got {qc.dtype} {qc.shape} / {gc.dtype} {gc.shape}")
+    return np.concatenate([qc, gc]).astype(np.int64)
+
+
 def re_ranking_features(query_feats, gallery_feats, k1=20, k2=6, lambda_value=0.3, topk=100,
-                        metric="euclidean", weight_dtype=np.float32, block_size=2048, progress=None):
+                        metric="euclidean", weight_dtype=np.float32, block_size=2048, progress=None,
+                        query_cams=None, gallery_cams=None, camera_penalty=0.0, knn=None):
     """Top-``topk`` k-reciprocal re-ranking straight from features, at any gallery size.
 
     Equivalent to ``re_ranking(D_qg, D_qq, D_gg, ...)`` on ``pairwise_distance(..., metric)``
@@ -91,6 +110,13 @@ def re_ranking_features(query_feats, gallery_feats, k1=20, k2=6, lambda_value=0.
     for the neighbour lists and once more for query×gallery to rank. Returns
     ``(indices int64 q×K, distances float32 q×K)``, K = min(topk, g), nearest first, ties to the
     lower gallery index. ``block_size`` trades memory for GEMM efficiency.
+
+    Camera-aware: with ``camera_penalty`` > 0 and camera ids (``-1`` unknown), every same-camera
+    pair of different images (query×gallery, query×query, gallery×gallery) gets the penalty added
+    before anything else, exactly as the dense path after ``same_camera_penalty``, so neighbourhoods
+    are built across cameras. ``knn`` (a ``--knn`` spec, see :mod:`post_processing.knn`) other than
+    ``exact``/None finds the neighbour lists with that backend instead (see ``_knn``): faster with an
+    approximate backend, no longer bit-identical to the dense path.
     """
     wdt = _check_params(k1, k2, lambda_value, weight_dtype)
     query, gallery = _as_feats(query_feats, "query_feats"), _as_feats(gallery_feats, "gallery_feats")
@@ -102,7 +128,12 @@ def re_ranking_features(query_feats, gallery_feats, k1=20, k2=6, lambda_value=0.
     q, g = len(query), len(gallery)
     n = q + g
     sizes = _sizes(n, k1, k2)
-    blocks = _SymmetricBlocks(query, gallery, metric, block_size)
+    cams = _camera_ids(query_cams, gallery_cams, q, g, camera_penalty)
+    spec = parse_knn(knn)
+    if spec.name != "exact":
+        return knn_re_ranking(spec, query, gallery, sizes, k1, k2, lambda_value, min(topk, g), metric, wdt, cams,
+                              np.float32(camera_penalty))
+    blocks = _SymmetricBlocks(query, gallery, metric, block_size, cams, camera_penalty)
     n_blocks, n_query_blocks = len(blocks), blocks.n_query_blocks
     steps = n_blocks * (n_blocks + 1) // 2 + n_query_blocks * (n_blocks - n_query_blocks) + 2
     show = _show(progress, 2.0 * n * n * query.shape[1], 2e12)

@@ -2,7 +2,8 @@
 
 ``FVRID_syn/{train,query,gallery}_{foggy,clear}/`` hold pairs under identical file names; records
 are the foggy images with ``clear_path`` set to the twin. ``FVRID_real/{train,query,gallery}_foggy/``
-has real fog and no clear images. Names look like ``00000_c013_298403_0.jpg``.
+has real fog and no clear images; ``FVRID_clear/{train,query,gallery}_clear/`` real clear images of
+other identities (RVSL's unlabelled clear domain). Names look like ``00000_c013_298403_0.jpg``.
 """
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ from .common import list_images, match_name, require_choice, require_dir, requir
 
 _NAME = re.compile(r"([-\d]+)_c(\d+)")
 _PARTS = ("train", "query", "gallery")
-SPLITS = ("syn", "real", "both")
+SPLITS = ("syn", "real", "both", "clear")
 
 
 def _records(root: str, domain: str, part: str) -> List[ImageRecord]:
-    """Foggy records of one part (train/query/gallery) of ``FVRID_<domain>``; train drops pid < 0."""
+    """Records of one part (train/query/gallery) of ``FVRID_<domain>`` (foggy images; the clear ones
+    of ``FVRID_clear``); train drops pid < 0."""
     loader = "fvrid"
     base = os.path.join(root, f"FVRID_{domain}")
-    foggy_dir = require_dir(loader, base, f"{part}_foggy", f"the {domain} foggy {part} images")
+    kind = "clear" if domain == "clear" else "foggy"
+    foggy_dir = require_dir(loader, base, f"{part}_{kind}", f"the {domain} {part} images")
     clear_dir = None
     if domain == "syn":
         clear_dir = require_dir(loader, base, f"{part}_clear", f"the clear twins of {part}_foggy")
@@ -48,10 +51,12 @@ def _records(root: str, domain: str, part: str) -> List[ImageRecord]:
     return require_records(loader, records, foggy_dir)
 
 
-@register("fvrid", "FVRID_syn/{train,query,gallery}_{foggy,clear}/, FVRID_real/{train,query,gallery}_foggy/",
-          "Market-1501 rules on the synthetic (split=syn) or real-fog (real, both) test set")
+@register("fvrid", "FVRID_syn/{train,query,gallery}_{foggy,clear}/, FVRID_real/{train,query,gallery}_foggy/, "
+                   "FVRID_clear/{train,query,gallery}_clear/",
+          "Market-1501 rules on the synthetic (split=syn), real-fog (real, both) or real-clear (clear) test set")
 def load_fvrid(root: str, split: str = "syn", train: bool = True) -> DatasetSplits:
-    """FVRID at ``root`` (holding ``FVRID_syn``/``FVRID_real``); ``split`` is syn, real or both.
+    """FVRID at ``root`` (holding ``FVRID_syn``/``FVRID_real``/``FVRID_clear``); ``split`` is syn, real,
+    both or clear (``FVRID_clear`` alone, RVSL's real clear domain).
 
     ``both``: train is synthetic then real, ids relabelled by :func:`merge_train_sets` (disjoint, synthetic
     first; every record has ``attrs["domain"]`` for SJDL's separate classifiers); query/gallery are the

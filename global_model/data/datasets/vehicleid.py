@@ -68,11 +68,13 @@ def _draw(test: List[Tuple[str, int]], seed: int, repeat: int) -> Tuple[List[Ima
 def load_vehicleid(root: str, test_size: int = 800, repeat: int = 0, seed: int = 0,
                    train: bool = True) -> DatasetSplits:
     """VehicleID with test list ``test_size`` and query/gallery draw number ``repeat`` (0..9); query
-    and gallery together are the whole test list, which the ``vehicleid`` protocol re-draws 10 times."""
+    and gallery together are the whole test list, which the ``vehicleid`` protocol re-draws 10 times.
+    ``extra["draw"]`` names the loaded draw (``test_size``, ``repeat``, ``seed``)."""
     repeat = require_choice("vehicleid", "repeat", repeat, range(REPEATS))
     train_records, test = _read(root, test_size, train)
     query, gallery = _draw(test, seed, repeat)
-    return DatasetSplits("vehicleid", os.fspath(root), train_records, query, gallery, protocol="vehicleid",
+    return DatasetSplits("vehicleid", os.fspath(root), train_records, query, gallery,
+                         extra={"draw": {"test_size": test_size, "repeat": repeat, "seed": seed}}, protocol="vehicleid",
                          protocol_options={"repeats": REPEATS, "seed": seed},
                          protocol_label=f"VehicleID test {test_size}: mean over {REPEATS} query/gallery draws")
 

@@ -16,14 +16,17 @@ import cv2
 from post_processing.errors import ReidError, ReidUsageError
 from post_processing.fileio import atomic_write
 
+from .fvrid_clear import CLEAR_FOLDERS, clear_view_jobs
 from .look import make_look
+from .lowres_views import LOWRES_VIEWS, write_lowres_views
 from .plan import FOGGY, AicSplit, Label, Plan, RenderJob, SynthError, plan
 from .renderer import Renderer, face_textures
+from .san_targets import SAN_TARGETS_DIR, write_san_targets
 from .scene import Camera
 
 AIC_OUTPUTS = ("image_train", "image_query", "image_test", "name_train.txt", "name_query.txt", "name_test.txt",
                "train_label.xml", "query_label.xml", "test_label.xml", "train_track.txt", "train_track_id.txt",
-               "test_track.txt", "test_track_id.txt", "fvrid", "summary.json")
+               "test_track.txt", "test_track_id.txt", "fvrid", SAN_TARGETS_DIR, "summary.json", *LOWRES_VIEWS)
 MARKER = ".reid-synth"  # written into the output folder before anything there is replaced
 _STAGING_PREFIX = ".synth-staging-"
 _JOBS_PER_TASK = 4  # identities per worker task (each task builds its renderer once)
@@ -217,8 +220,15 @@ def generate(out_dir: str, seed: int = 0, ids: int = 240, size: Tuple[int, int] 
             _make_folders(stage, real=bool(p.groups.real_train or p.groups.real_test))
         except OSError as exc:
             raise ReidError(f"--out {out_dir}: cannot write there ({exc.strerror or exc})") from None
-        rendered = _render(_RenderSettings(seed, p.cameras, hw, stage), p.jobs, workers)
+        settings = _RenderSettings(seed, p.cameras, hw, stage)
+        rendered = _render(settings, p.jobs, workers)
+        clear_jobs = clear_view_jobs(p)  # the FVRID_clear view: not in the plan nor in the summary's counts
+        for folder in CLEAR_FOLDERS if clear_jobs else ():
+            os.makedirs(os.path.join(stage, folder))
+        _render(settings, clear_jobs, workers)
+        write_san_targets(stage, p, hw)
         _write_aic_lists(stage, p.aic)
+        write_lowres_views(stage, [it.name for it in p.aic[1].labels])
         summary = _summarise(p, hw, rendered, workers, round(time.time() - start, 2))
         _write_text(os.path.join(stage, "summary.json"), json.dumps(summary, indent=2) + "\n")
         _write_text(os.path.join(out_dir, MARKER), "written by python -m global_model synth\n")
