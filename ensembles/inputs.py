@@ -28,6 +28,7 @@ import numpy as np
 
 from global_model.data.datasets import DatasetError, DatasetSplits, load_dataset_entry
 from global_model.data.datasets.scoring import evaluation_cameras
+from global_model.data.datasets.validation import split_view
 from post_processing.distance import topk_smallest
 from post_processing.features import (FeatureFileError, FeatureSet, align, check_same_model, find_feature_file,
                                       load_features)
@@ -95,16 +96,26 @@ class Inputs:
         return topk_smallest(self.scored(state, topk)[:nq, nq:], topk)
 
 
-def load_split_lists(data_root: Optional[str], train: bool = False, dataset: str = DATASET) -> DatasetSplits:
+def load_split_lists(data_root: Optional[str], train: bool = False, dataset: str = DATASET, split: str = "test",
+                     val_ids=None, val_seed: int = 0) -> DatasetSplits:
     """The dataset entry ``dataset`` (``name``, ``name=path``, ``name(key=value)=path``; a relative or
     missing path is taken inside ``data_root``); AIC20 is read from its lists without requiring the
-    image folders, the training split only with ``train``."""
+    image folders, the training split only with ``train``. ``split="val"``: the query/gallery of the
+    validation split ``val_ids``/``val_seed`` hold out of the training identities. Given ``val_ids``,
+    train (metric learning) is the training identities minus those, for either split, as the models
+    were trained."""
+    if split == "val" and val_ids is None:
+        raise DatasetError("--split val needs --val-ids (the identities held out of training, as the models "
+                           "were trained with)")
+    held = {"val_ids": val_ids, "val_seed": val_seed} if val_ids is not None else {}
     try:
-        return load_dataset_entry(dataset, data_root or "", train=train, require_images=False)
+        full = load_dataset_entry(dataset, data_root or "", train=train or split == "val", require_images=False,
+                                  **held)
     except DatasetError as exc:
         if data_root or "=" in dataset:
             raise
         raise DatasetError(f"{exc}: give its folder as --dataset {dataset.split('(')[0]}=PATH or --data-root") from None
+    return replace(split_view(full, split), train=full.train if train else [])
 
 
 def _flags(ds: DatasetSplits) -> Dict[str, np.ndarray]:
@@ -202,16 +213,20 @@ def _drop_skipped_train(ds: DatasetSplits, sets: Dict[str, FeatureSet], notes: L
 
 
 def load_inputs(features_dir: str, data_root: Optional[str], models: Sequence[str], train: bool = False,
-                dataset: Optional[DatasetSplits] = None, spec: str = DATASET) -> Inputs:
+                dataset: Optional[DatasetSplits] = None, spec: str = DATASET, split: str = "test", val_ids=None,
+                val_seed: int = 0) -> Inputs:
     """Features of ``models`` aligned to the dataset ``spec`` (see :func:`load_split_lists`; or the
     already loaded ``dataset``), train too when ``train``.
 
+    ``split="val"`` reads ``val_query_<m>``/``val_gallery_<m>`` and never a test feature file.
     Refuses a model whose files have different fingerprints; files without one are noted."""
-    ds = dataset if dataset is not None else load_split_lists(data_root, train=train, dataset=spec)
+    ds = dataset if dataset is not None else load_split_lists(data_root, train, spec, split, val_ids, val_seed)
     whole = is_whole_test_set(ds.protocol)
     sides = {"query": [r.name for r in ds.query], "gallery": [r.name for r in ds.gallery]}
+    prefix = "val_" if split == "val" else ""
     loaded: Dict[str, Dict[str, FeatureSet]] = {
-        side: {m: load_features(find_feature_file(features_dir, m, side)) for m in models} for side in sides}
+        side: {m: load_features(find_feature_file(features_dir, m, prefix + side)) for m in models}
+        for side in sides}
     if train:
         if not ds.train:
             raise FeatureFileError(f"{ds.root}: metric learning needs the dataset's training split (AIC20: "
@@ -237,6 +252,8 @@ def load_inputs(features_dir: str, data_root: Optional[str], models: Sequence[st
     lists = {"query": "name_query.txt", "gallery": "name_test.txt", "train": "train_label.xml"}
     sources = {side: os.path.join(ds.root, lists[side]) if ds.name == "aic20" else f"the {side} split of {ds.root}"
                for side in sides}
+    if split == "val":
+        sources = {side: f"the validation {side} of {ds.root} (training images)" for side in sides}
     feats = {side: align(loaded[side], order=names, source=sources[side])[1] for side, names in sides.items()}
     for note in notes:
         logger.warning("%s", note)

@@ -91,3 +91,29 @@ def write_json(path: str, data: Mapping[str, Any]) -> None:
     with atomic_write(path, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, default=default)
         f.write("\n")
+
+
+def format_validation(table: Sequence[Mapping[str, Any]]) -> str:
+    """The validation table of ``ensemble tune`` (rows of ``AscentResult.table``): scores, each
+    row's mAP gain and whether the tuner kept it, and why."""
+    scored = [r for r in table if r.get("scores")]
+    text = format_table([(r["label"], r["scores"]) for r in scored], [r.get("gain") for r in scored])
+    lines = text.splitlines()
+    width = max(len(line) for line in lines)
+    out = [lines[0].ljust(width) + "  kept", lines[1] + "-" * 6]
+    for r, line in zip(scored, lines[2:]):
+        out.append(line.ljust(width) + ("  yes " if r.get("kept") else "  no  ") + (r.get("why") or ""))
+    out += [f"{r['label']}: {r['why']}" for r in table if not r.get("scores")]
+    return "\n".join(out)
+
+
+def tuner_summary(validation: Mapping[str, Any]) -> str:
+    """What ``ensemble tune`` kept and dropped, each with its validation gain (from a pipeline's
+    ``validation`` record): the lines `ensemble fuse --pipeline` prints under the test table."""
+    split = validation.get("split", "validation")
+    lines = [f"chosen on the {split} split ({validation.get('trials', '?')} pipelines scored):"]
+    for r in validation.get("rows") or []:
+        if r.get("stage") in ("model", "fusion", "step"):
+            mark = "kept   " if r.get("kept") else "dropped"
+            lines.append(f"  {mark} {r['label']}: {r.get('why', '')}")
+    return "\n".join(lines)

@@ -107,6 +107,7 @@ def run_ensemble(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK, evaluate:
 
 def metrics_json(result: FuseResult, pipeline: Pipeline, inputs: Inputs, topk: int, track2: str) -> Dict[str, Any]:
     """The ``--metrics-out`` document: top-level scores are the final ranking's (what was written);
+    ``validation`` is the table `ensemble tune` chose the pipeline by (None for an untuned pipeline);
     ``per_query`` holds each query's AP in that ranking. For a whole-test-set protocol (VehicleID) the scores
     are the means over its draws and ``ranking_file`` holds what the written ranking ranks and its own scores
     (what ``ensemble evaluate`` of it prints)."""
@@ -119,8 +120,8 @@ def metrics_json(result: FuseResult, pipeline: Pipeline, inputs: Inputs, topk: i
             "has_ground_truth": inputs.labels.has_gt,
             "protocol": {**inputs.dataset.protocol_json(), "scored_as": inputs.labels.protocol},
             "num_query": len(inputs.file_labels.q_pids), "num_gallery": len(inputs.file_labels.g_pids),
-            "topk": topk, "track2": track2, "pipeline": pipeline.to_dict(), "notes": result.notes,
-            "per_query": per_query_ap(result, inputs)}
+            "topk": topk, "track2": track2, "pipeline": {k: v for k, v in pipeline.to_dict().items() if k != "validation"},
+            "validation": pipeline.validation, "notes": result.notes, "per_query": per_query_ap(result, inputs)}
 
 
 def per_query_ap(result: FuseResult, inputs: Inputs) -> List[Dict[str, Any]]:

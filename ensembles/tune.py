@@ -7,6 +7,10 @@ search scores every point; ``random`` scores ``budget`` points drawn without rep
 them when the grid is smaller). The base pipeline itself is always trial 0, so the result is never
 worse than what you started from on this split. Tuning and scoring on the same split overfits it:
 keep a held-out split (or the challenge server) for the final word.
+
+:func:`ascend` is the competition recipe on such a held-out (validation) split: coordinate ascent
+over the models' weights and then over candidate steps, each kept only when it gains, with the
+validation table behind every choice (:class:`AscentResult`).
 """
 from __future__ import annotations
 
@@ -131,13 +135,18 @@ def tune(inputs: Inputs, base: Pipeline, space: SearchSpace, budget: int = 50, s
     trials: List[Trial] = []
     for n, pipe in enumerate(candidates):
         pipe.validate("tune candidate")
-        scored = run_ensemble(inputs, pipe, topk=topk, evaluate=False, dense_rerank_max=dense_rerank_max,
-                              knn=knn).scored
-        scores = score(scored, inputs.labels, topk)
+        scores = _scores(inputs, pipe, topk, dense_rerank_max, knn)
         trials.append(Trial(pipe, scores, float(scores[objective])))
         if log is not None:
             log(f"trial {n:3d}/{len(candidates) - 1}: {objective} {100 * trials[-1].objective:6.2f}  {describe(pipe)}")
     return sorted(trials, key=lambda t: -t.objective)
+
+
+def _scores(inputs: Inputs, pipe: Pipeline, topk: int, dense_rerank_max: int,
+            knn: Optional[str] = None) -> Dict[str, object]:
+    """The scores of ``pipe``'s final stage on ``inputs`` (nothing written)."""
+    result = run_ensemble(inputs, pipe, topk=topk, evaluate=False, dense_rerank_max=dense_rerank_max, knn=knn)
+    return score(result.scored, inputs.labels, topk)
 
 
 def plan_trials(base: Pipeline, space: SearchSpace, budget: int = 50, search: str = "random",
@@ -166,3 +175,196 @@ def describe(pipe: Pipeline) -> str:
     """One line: fusion, weights and step labels."""
     w = ",".join(f"{m}={pipe.weights.get(m, 1.0):g}" for m in pipe.models)
     return " ".join([pipe.fusion, w] + [s.label() for s in pipe.steps])
+
+
+# ----------------------------------------------------------------------------- coordinate ascent
+
+# The steps `ascend` tries, in the order it tries them, each with the parameter sets it scores. The
+# camera penalty goes first: query expansion and DBA are camera-aware once it is in the pipeline.
+CANDIDATES: Tuple[Tuple[str, Tuple[Dict[str, object], ...]], ...] = (
+    ("camera_penalty", ({"penalty": 0.1}, {"penalty": 0.3}, {"penalty": 1.0})),
+    ("metric", ({"method": "lfda", "pca_dim": 64}, {"method": "lfda", "pca_dim": 128})),
+    ("dba", ({"k": 1}, {"k": 2}, {"k": 4})),
+    ("qe", ({"k": 1}, {"k": 2}, {"k": 4}, {"k": 2, "alpha": 3.0}, {"k": 6, "alpha": 3.0})),
+    ("rerank", ({"k1": 20, "k2": 6, "lambda": 0.3}, {"k1": 10, "k2": 3, "lambda": 0.3},
+                {"k1": 30, "k2": 6, "lambda": 0.5})),
+    ("track_distance", ({},)),
+)
+
+
+@dataclass
+class AscentResult:
+    """The chosen pipeline and the validation table behind it (one row per scored variant)."""
+
+    pipeline: Pipeline
+    table: List[Dict[str, object]]
+    trials: int
+
+    def kept(self) -> List[Dict[str, object]]:
+        return [r for r in self.table if r.get("kept")]
+
+
+class _Scorer:
+    """Scores pipelines on the (validation) inputs, each distinct pipeline once, within ``budget``."""
+
+    def __init__(self, inputs: Inputs, objective: str, budget: int, topk: int, dense_rerank_max: int,
+                 log: Optional[Callable[[str], None]], knn: Optional[str] = None):
+        self.inputs, self.objective, self.budget = inputs, objective, budget
+        self.topk, self.dense_rerank_max, self.log, self.knn = topk, dense_rerank_max, log, knn
+        self.cache: Dict[str, Dict[str, object]] = {}
+
+    @property
+    def left(self) -> int:
+        return self.budget - len(self.cache)
+
+    def __call__(self, pipe: Pipeline) -> Optional[Dict[str, object]]:
+        """The pipeline's scores, or None once the budget is spent (cached pipelines are free)."""
+        key = repr(pipe.to_dict())
+        if key not in self.cache:
+            if self.left <= 0:
+                return None
+            pipe.validate("tune candidate")
+            self.cache[key] = _scores(self.inputs, pipe, self.topk, self.dense_rerank_max, self.knn)
+            if self.log is not None:
+                self.log(f"trial {len(self.cache):3d}: {self.objective} "
+                         f"{100 * float(self.cache[key][self.objective]):6.2f}  {describe(pipe)}")
+        return self.cache[key]
+
+    def value(self, scores: Optional[Dict[str, object]]) -> float:
+        return -math.inf if scores is None else float(scores[self.objective])
+
+
+def _with_step(pipe: Pipeline, name: str, params: Mapping[str, object]) -> Pipeline:
+    """``pipe`` plus step ``name`` (replacing one of that name), the steps kept in canonical order."""
+    from .pipeline import Step, canonical_order
+
+    order = canonical_order()
+    out = copy.deepcopy(pipe)
+    out.steps = [s for s in out.steps if s.name != name] + [Step.make(name, "tune candidate", **params)]
+    out.steps.sort(key=lambda s: order.index(s.name))
+    return out
+
+
+def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: str = "mAP",
+           weights: Sequence[float] = (0.0, 0.5, 1.0, 2.0), fusions: Sequence[str] = ("concat", "distance"),
+           candidates: Sequence[Tuple[str, Sequence[Mapping[str, object]]]] = CANDIDATES, min_gain: float = 0.001,
+           topk: int = TOPK, dense_rerank_max: int = DENSE_RERANK_MAX,
+           log: Optional[Callable[[str], None]] = None, knn: Optional[str] = None) -> AscentResult:
+    """Coordinate ascent on a labelled (validation) split, each move kept only if it gains.
+
+    1. each model alone; 2. the fusion: method, then each model's weight in turn over ``weights``
+    (0 leaves the model out of the fusion, still scored alone; passes repeat while a weight moves);
+    3. each candidate step in turn, its
+    parameter sets scored on top of the pipeline so far, the best kept when it gains at least
+    ``min_gain`` (mAP as a fraction) over the pipeline without it. ``budget`` caps the distinct
+    pipelines scored; the weights stop early enough to leave every candidate variant its turn. The table
+    records every scored variant with its gain and whether it was kept. ``knn``: neighbour backend of
+    the top-K re-ranking (see ``run_ensemble``).
+    """
+    if not inputs.labels.has_gt:
+        raise TuneError("tuning needs ground truth (a validation split, or query_label.xml and test_label.xml)")
+    if objective not in OBJECTIVES:
+        raise TuneError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if budget < len(models) + 1:
+        raise TuneError(f"budget {budget} is too small: the models alone and their fusion need {len(models) + 1}")
+    # A validation gallery can be smaller than a submission's depth: rank all of it then.
+    run = _Scorer(inputs, objective, budget, min(topk, len(inputs.labels.g_pids)), dense_rerank_max, log, knn)
+    table: List[Dict[str, object]] = []
+
+    def row(stage: str, label: str, scores, gain: Optional[float], kept: bool, why: str,
+            step: Optional[Dict[str, object]] = None) -> None:
+        shown = {k: v for k, v in scores.items() if k != "cmc"} if scores else None
+        table.append({"stage": stage, "label": label, "scores": shown, "gain": gain, "kept": kept, "why": why,
+                      **({"step": step} if step else {})})
+
+    singles = {}
+    for m in models:
+        singles[m] = run.value(run(Pipeline([m], {m: 1.0})))
+        row("model", f"model {m}", run.cache[repr(Pipeline([m], {m: 1.0}).to_dict())], None, False, "single model")
+    best_single = max(singles.values())
+    best = Pipeline(list(models), {m: 1.0 for m in models}, fusions[0])
+    best_value = run.value(run(best))
+    for fusion in fusions[1:]:
+        trial = copy.deepcopy(best)
+        trial.fusion = fusion
+        value = run.value(run(trial))
+        if value > best_value:
+            best, best_value = trial, value
+    reserve = sum(len(variants) for _, variants in candidates)  # the steps' turn comes after the weights'
+    if len(models) > 1:
+        moved = True
+        while moved and run.left > reserve:
+            moved = False
+            for m in models:
+                for w in weights:
+                    if run.left <= reserve:
+                        break
+                    trial = copy.deepcopy(best)
+                    trial.weights[m] = float(w)
+                    if sum(trial.weights.values()) <= 0:
+                        continue
+                    value = run.value(run(trial))
+                    if value > best_value + 1e-9:
+                        best, best_value, moved = trial, value, True
+    for r, m in zip(table, models):
+        r["kept"] = best.weights[m] > 0
+        r["why"] = (f"fused with weight {best.weights[m]:g}" if r["kept"] else
+                    "weight 0: the fusion scores best without it (still scored alone)")
+    dropped = [m for m in models if best.weights[m] <= 0]
+    row("fusion", f"fusion {describe(best)}", run(best), best_value - best_single, True,
+        "best fusion method and weights on this split" + (f"; weight 0: {', '.join(dropped)}" if dropped else ""))
+    for name, variants in candidates:
+        scored = []
+        for params in variants:
+            trial = _with_step(best, name, params)
+            scores = run(trial)
+            if scores is None:
+                break
+            scored.append((run.value(scores), trial, scores))
+        if not scored:
+            row("step", name, None, None, False, "not tried: budget spent")
+            continue
+        value, trial, scores = max(scored, key=lambda t: t[0])
+        for v, t, s in scored:
+            if t is not trial:
+                row("variant", f"  {_step_label(t, name)}", s, v - best_value, False, "a better variant was found")
+        gain = value - best_value
+        kept = gain >= min_gain
+        row("step", _step_label(trial, name), scores, gain, kept,
+            f"{'gains' if kept else 'does not gain'} {100 * gain:+.2f} {objective} on this split"
+            + ("" if kept else f" (needs {100 * min_gain:+.2f})"),
+            step={"name": name, **next(s.params for s in trial.steps if s.name == name)})
+        if kept:
+            best, best_value = trial, value
+    return AscentResult(best, table, len(run.cache))
+
+
+def _step_label(pipe: Pipeline, name: str) -> str:
+    return "+ " + next(s.label() for s in pipe.steps if s.name == name)
+
+
+def _dropped_steps(pipeline: Pipeline) -> List[Dict[str, object]]:
+    rows = (pipeline.validation or {}).get("rows") or []
+    return [r for r in rows if r.get("stage") == "step" and not r.get("kept") and r.get("step")]
+
+
+def replay_needs_train(pipeline: Pipeline) -> bool:
+    """A step :func:`replay_dropped` replays reads the training features (metric learning)."""
+    return any(STEPS.get(str(r["step"]["name"])).needs_train for r in _dropped_steps(pipeline))
+
+
+def replay_dropped(inputs: Inputs, pipeline: Pipeline, topk: int = TOPK, dense_rerank_max: int = DENSE_RERANK_MAX,
+                   knn: Optional[str] = None) -> List[Dict[str, object]]:
+    """What each step the tuner tried and dropped (``pipeline.validation`` rows) would have done on
+    ``inputs`` (the test split): reported beside the chosen pipeline, never used to choose."""
+    base = None
+    out: List[Dict[str, object]] = []
+    for r in _dropped_steps(pipeline):
+        if base is None:
+            base = _scores(inputs, pipeline, topk, dense_rerank_max, knn)
+        params = {k: v for k, v in r["step"].items() if k != "name"}
+        trial = _with_step(pipeline, str(r["step"]["name"]), params)
+        scores = _scores(inputs, trial, topk, dense_rerank_max, knn)
+        out.append({"label": r["label"], "validation_gain": r.get("gain"), "scores": scores,
+                    "gain": float(scores["mAP"]) - float(base["mAP"])})
+    return out

@@ -34,7 +34,7 @@ try:
 except ImportError:  # numpy < 2
     from numpy.core import multiarray as _multiarray
 
-SPLITS = ("query", "gallery", "train")  # train features feed metric learning
+SPLITS = ("query", "gallery", "train", "val_query", "val_gallery")  # train: metric learning; val_*: tuning
 SUFFIXES = (".pkl", ".npz")
 META_MARKER = "reid_ensemble_features"  # key of the metadata pickle; its value is the format version
 META_VERSION = 1

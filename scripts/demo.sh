@@ -1,12 +1,20 @@
 #!/bin/sh
-# End-to-end demo on CPU (`make demo`): synthetic data -> train the demo models -> extract features
-# -> `ensemble fuse` (camera penalty, camera-aware re-ranking, track distance) -> validate ->
-# rank-list and CMC pictures. Re-running reuses the dataset (same seed and size) and finished
-# checkpoints. Settings (environment):
+# End-to-end demo on CPU (`make demo`), the way a competition team runs its main job: synthetic data
+# -> train the demo models on the training identities minus a validation split -> extract validation,
+# test and training features (plus features of SJDL-defogged images) -> `ensemble tune` on the
+# validation split (fusion weights, model subset, then query expansion, DBA, metric learning, camera
+# penalty, re-ranking and track distance, each kept only if it gains there) -> `ensemble fuse` applies
+# the chosen pipeline to the test split -> validate -> rank-list and CMC pictures. Re-running reuses
+# the dataset (same seed and size) and finished checkpoints. Settings (environment):
 #   DEMO_OUT     output folder (outputs/demo)       DEMO_SEED  dataset seed (0)
 #   DEMO_IDS     identities (420)                   DEMO_TEST_IDS  of which test identities (120)
+#   DEMO_VAL_IDS training identities held out for validation (60)
 #   DEMO_MODELS  "name:config ..." models to train and fuse (`python -m global_model train`; the
 #                config picks the family and whether it validates while training)
+#   DEMO_DEFOG   models also extracted from SJDL-defogged images ("r18": member r18@defog)
+#   DEMO_DEFOGGER  the SJDL model of DEMO_MODELS that defogs them (sjdl_r18)
+#   DEMO_BUDGET  pipelines `ensemble tune` may score (80)
+#   DEMO_TRAIN_ARGS  extra KEY VALUE overrides for every train (e.g. "SOLVER.MAX_EPOCHS 1" for a smoke run)
 #   PYTHON       interpreter (python)
 set -e
 . "$(dirname "$0")/demo_models.sh"
@@ -16,15 +24,24 @@ OUT=${DEMO_OUT:-outputs/demo}
 SEED=${DEMO_SEED:-0}
 IDS=${DEMO_IDS:-420}
 TEST_IDS=${DEMO_TEST_IDS:-120}
+VAL_IDS=${DEMO_VAL_IDS:-60}
 DEMO_MODELS=${DEMO_MODELS:-$DEMO_MODEL_LIST}
+DEFOG=${DEMO_DEFOG-$DEMO_DEFOG_LIST}
+DEFOGGER=${DEMO_DEFOGGER:-$DEMO_DEFOGGER_NAME}
+BUDGET=${DEMO_BUDGET:-80}
 DATA="$OUT/data"
 FEATURES="$OUT/features"
 start=$(date +%s)
+last=$start
+# Training numerics depend on the CPU (bf16 autocast where it is native, oneDNN's kernels per
+# instruction set) and the thread count: printed so that two runs' tables can be compared.
+"$PYTHON" -c "import os, torch; from global_model.engine.amp import resolve_amp; print(f'cpu: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, training AMP: {resolve_amp(\"auto\", torch.device(\"cpu\")) or \"off\"}')"
 
 say() { printf '\n== %s\n' "$*"; }
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
+lap() { now=$(date +%s); echo "time: $1 $(( now - last )) s"; last=$now; }
 
-say "1/6 synthetic dataset ($DATA, seed $SEED, $IDS ids of which $TEST_IDS test)"
+say "1/7 synthetic dataset ($DATA, seed $SEED, $IDS ids of which $TEST_IDS test)"
 if [ -f "$DATA/summary.json" ] && "$PYTHON" -c "
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -35,8 +52,9 @@ sys.exit((s['seed'], s['ids']['train'] + s['ids']['test'], s['ids']['test']) != 
 else
     "$PYTHON" -m global_model synth --out "$DATA" --seed "$SEED" --ids "$IDS" --test-ids "$TEST_IDS"
 fi
+lap synth
 
-say "2/6 train the demo models ($(elapsed) so far)"
+say "2/7 train the demo models on the training ids minus $VAL_IDS validation ids ($(elapsed) so far)"
 MODELS=""
 NAMES=""
 for spec in $DEMO_MODELS; do
@@ -45,46 +63,66 @@ for spec in $DEMO_MODELS; do
     if [ -f "$dir/model_final.pth" ]; then
         echo "$name: $dir/model_final.pth exists; reusing it"
     else
-        # The demo's configs do not validate while training (the fuse table below scores every
-        # model), except SJDL's, which measures its restoration at the last epoch.
-        echo "$name: global_model train --config $config"
-        "$PYTHON" -m global_model train --config "$config" --no-progress DATASETS.ROOT "$DATA" OUTPUT_DIR "$dir"
+        # The demo's configs do not validate while training (the tables below score every model),
+        # except SJDL's, which measures its restoration at the last epoch. DATASETS.VAL_IDS holds the
+        # same identities out of every training set; the checkpoint's config keeps it for extract.
+        echo "$name: global_model train --config $config DATASETS.VAL_IDS $VAL_IDS"
+        # shellcheck disable=SC2086  # DEMO_TRAIN_ARGS is a list of words
+        "$PYTHON" -m global_model train --config "$config" --no-progress DATASETS.ROOT "$DATA" OUTPUT_DIR "$dir" \
+            DATASETS.VAL_IDS "$VAL_IDS" ${DEMO_TRAIN_ARGS:-}
+        lap "train $name"
     fi
-    MODELS="$MODELS $name:$config:$dir/model_final.pth"
+    # No config: extract rebuilds each model from the config its checkpoint stores (with its VAL_IDS).
+    MODELS="$MODELS $name::$dir/model_final.pth"
     NAMES="${NAMES:+$NAMES,}$name"
 done
+for name in $DEFOG; do
+    [ -f "$OUT/models/$name/model_final.pth" ] || { echo "DEMO_DEFOG: $name is not in DEMO_MODELS" >&2; exit 1; }
+    MODELS="$MODELS $name@defog::$OUT/models/$name/model_final.pth"
+    NAMES="$NAMES,$name@defog"
+done
 
-say "3/6 extract query/gallery features ($(elapsed) so far)"
-MODELS="$MODELS" DATA_ROOT="$DATA" FEATURES_DIR="$FEATURES" PYTHON="$PYTHON" sh scripts/extract_feature_val.sh
+say "3/7 extract validation, test and training features of $NAMES ($(elapsed) so far)"
+# One run per model writes val_query/val_gallery (validation), query/gallery (test) and train
+# (metric learning) files; <name>@defog models see the images $DEFOGGER restored.
+MODELS="$MODELS" DATA_ROOT="$DATA" FEATURES_DIR="$FEATURES" PYTHON="$PYTHON" \
+    DEFOG_WITH="$OUT/models/$DEFOGGER/model_final.pth" EXTRACT_ARGS="--split val --split all" \
+    sh scripts/extract_feature_val.sh
+lap extract
 
-say "4/6 fuse $NAMES, then camera penalty, re-ranking and track distance ($(elapsed) so far)"
+say "4/7 tune on the validation split: fusion weights, then each post-processing step ($(elapsed) so far)"
+# Coordinate ascent; a step is kept only if it gains on validation. Never reads a test feature file.
+ensemble tune --split val --val-ids "$VAL_IDS" --search ascent --budget "$BUDGET" --models "$NAMES" \
+    --data-root "$DATA" --features-dir "$FEATURES" --out "$OUT/pipeline.yaml"
+lap tune
+
+say "5/7 apply the chosen pipeline to the test split ($(elapsed) so far)"
 # "mAP foggy q" scores the foggy queries alone (the dataset marks them): compare sjdl_r18 with r18.
-# Tracks are used after re-ranking (track_distance), not before (track_average): averaged tracks
-# put identical copies into every k-reciprocal neighbourhood and re-ranking then loses mAP.
-ensemble fuse --models "$NAMES" --data-root "$DATA" --features-dir "$FEATURES" \
-    --camera-penalty 0.3 --rerank --track-distance \
-    --out "$OUT/track2.txt" --metrics-out "$OUT/metrics.json" --save-pipeline "$OUT/pipeline.yaml"
+ensemble fuse --pipeline "$OUT/pipeline.yaml" --data-root "$DATA" --features-dir "$FEATURES" \
+    --out "$OUT/track2.txt" --metrics-out "$OUT/metrics.json"
 # Models that measure a restoration (SJDL) log it as "SJDL final ..." at their last epoch.
 for spec in $DEMO_MODELS; do
     name=${spec%%:*}
     grep -h "SJDL final" "$OUT/models/$name/log.txt" 2>/dev/null | tail -1 | sed "s/^[0-9:]* SJDL final/$name restoration/"
 done
+lap fuse
 
-say "5/6 validate the submission"
+say "6/7 validate the submission"
 ensemble validate "$OUT/track2.txt" --data-root "$DATA"
 
-say "6/6 pictures"
+say "7/7 pictures"
 ensemble visualize "$OUT/track2.txt" --data-root "$DATA" --out "$OUT/ranklist.png" \
     --cmc-out "$OUT/cmc.png" --metrics "$OUT/metrics.json"
+lap "validate+pictures"
 
 say "done in $(elapsed)"
-cat <<EOF
+cat <<EOF2
   dataset        $DATA  (AIC20 layout with ground truth; summary.json)
   checkpoints    $OUT/models/<name>/model_final.pth  ($NAMES)
-  features       $FEATURES/query_<name>.pkl, gallery_<name>.pkl
+  features       $FEATURES/{val_query,val_gallery,query,gallery,train}_<name>.pkl
+  pipeline       $OUT/pipeline.yaml  (chosen on validation, with its validation table)
   submission     $OUT/track2.txt  (validated)
-  metrics        $OUT/metrics.json  (table above: each model, the fusion, each step)
-  pipeline       $OUT/pipeline.yaml  (re-run: ensemble fuse --pipeline $OUT/pipeline.yaml ...)
+  metrics        $OUT/metrics.json  (validation table, test rows, the dropped steps on test)
   rank list      $OUT/ranklist.png
   CMC curves     $OUT/cmc.png
-EOF
+EOF2

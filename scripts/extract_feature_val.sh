@@ -15,7 +15,10 @@
 #   DATA_ROOT     dataset folder with the query/gallery split (outputs/demo/data)
 #   FEATURES_DIR  output folder (outputs/demo/features)
 #   PYTHON        interpreter (python)
-#   EXTRACT_ARGS  extra arguments for every extract call, e.g. "--format npz" or "TEST.FLIP False"
+#   EXTRACT_ARGS  extra arguments for every extract call, e.g. "--format npz", "--split val --split both"
+#                 (the validation split and the test split in one run) or "TEST.FLIP False"
+#   DEFOG_WITH    SJDL checkpoint: a model named <name>@defog extracts from the images that checkpoint
+#                 restored (extract --defog-with), e.g. MODELS="r18:cfg:ckpt r18@defog:cfg:ckpt"
 set -e
 . "$(dirname "$0")/demo_models.sh"
 
@@ -77,14 +80,20 @@ for entry in $MODELS; do
     rest=${entry#*:}
     config=${rest%%:*}
     weights=${rest#*:}
-    echo "$name: global_model extract --checkpoint $weights${config:+ --config $config}"
+    defog=
+    case $name in
+        *@defog)
+            [ -n "${DEFOG_WITH:-}" ] || fail "$name: a @defog model needs DEFOG_WITH (an SJDL checkpoint)"
+            defog="--defog-with $DEFOG_WITH" ;;
+    esac
+    echo "$name: global_model extract --checkpoint $weights${config:+ --config $config}${defog:+ $defog}"
     # shellcheck disable=SC2086  # EXTRACT_ARGS is a list of words
     if [ -n "$config" ]; then
         "$PYTHON" -m global_model extract --config "$config" --checkpoint "$weights" --data-root "$DATA_ROOT" \
-            --out-dir "$STAGE" --name "$name" --no-progress $EXTRACT_ARGS || fail "$name: extraction failed"
+            --out-dir "$STAGE" --name "$name" --no-progress $defog $EXTRACT_ARGS || fail "$name: extraction failed"
     else
         "$PYTHON" -m global_model extract --checkpoint "$weights" --data-root "$DATA_ROOT" \
-            --out-dir "$STAGE" --name "$name" --no-progress $EXTRACT_ARGS || fail "$name: extraction failed"
+            --out-dir "$STAGE" --name "$name" --no-progress $defog $EXTRACT_ARGS || fail "$name: extraction failed"
     fi
     names="$names $name"
 done
@@ -92,7 +101,7 @@ done
 # Every model succeeded: move the files into place, one model's files back to back.
 mkdir -p "$FEATURES_DIR"
 for name in $names; do
-    for split in query gallery train; do
+    for split in query gallery train val_query val_gallery; do
         for suffix in pkl npz; do
             file=${split}_$name.$suffix
             [ -f "$STAGE/$file" ] || continue

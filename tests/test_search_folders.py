@@ -176,7 +176,7 @@ def test_search_features_against_a_folder_with_rerank(random_checkpoint, folders
     (["--k1", "5"], "add --rerank"),
     (["TEST.FLIP"], "has no value"),
     (["TEST.FLIP", "False", "--bogus", "1"], "no such option: --bogus"),
-    (["--data-root", "."], "--data-root gives the images of a feature file"),
+    (["--data-root", "."], "--dataset/--data-root give the images of a feature file"),
     ([], "give --query-dir"),
 ])
 def test_search_usage_errors(random_checkpoint, folders, tmp_path, args, message):

@@ -70,18 +70,59 @@ def inputs_options(func):
     ]
     for option in reversed(options):
         func = option(func)
+    return split_options(func)
+
+
+def _val_ids(ctx, param, text: Optional[str]):
+    """``--val-ids``: a number of identities (integer) or a fraction in (0, 1)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected a number of identities or a fraction") from None
+    return int(value) if value.is_integer() else value
+
+
+def split_options(func):
+    """``--split val|test`` with ``--val-ids``/``--val-seed``: which query/gallery a command works on. The
+    validation split is the one the models were trained without (``DATASETS.VAL_IDS``/``VAL_SEED``);
+    its features are ``val_query_<m>``/``val_gallery_<m>``, and a ``val`` command never reads a test file."""
+    options = [
+        click.option("--split", type=click.Choice(("test", "val")), default="test", show_default=True,
+                     help="test: the dataset's query/gallery; val: the validation split held out of training"),
+        click.option("--val-ids", callback=_val_ids,
+                     help="identities held out of training (N or a fraction; the models' DATASETS.VAL_IDS); "
+                          "needed by --split val, and by metric learning so it fits on the same training ids"),
+        click.option("--val-seed", type=int, default=0, show_default=True,
+                     help="the models' DATASETS.VAL_SEED"),
+    ]
+    for option in reversed(options):
+        func = option(func)
     return func
 
 
-def load_inputs_for(o: dict, pipe):
+def val_ids_of(o: dict, pipe=None):
+    """``--val-ids``, else the held-out ids a tuned pipeline records (so that fuse fits metric learning
+    on the training ids the models were trained on)."""
+    if o["val_ids"] is not None:
+        return o["val_ids"], o["val_seed"]
+    validation = (pipe.validation or {}) if pipe is not None else {}
+    return validation.get("val_ids"), validation.get("val_seed", o["val_seed"])
+
+
+def load_inputs_for(o: dict, pipe, train: Optional[bool] = None):
     from ..inputs import load_inputs
 
-    inputs = load_inputs(o["features_dir"], o["data_root"], pipe.models + pipe.aux_models, train=pipe.needs_train,
-                         spec=o["dataset"])
+    val_ids, val_seed = val_ids_of(o, pipe)
+    inputs = load_inputs(o["features_dir"], o["data_root"], pipe.models + pipe.aux_models,
+                         train=pipe.needs_train if train is None else train, spec=o["dataset"], split=o["split"],
+                         val_ids=val_ids, val_seed=val_seed)
     lab, ds = inputs.labels, inputs.dataset
     whole = f" (post-processed together: all {len(lab.q_pids)} test images)" if inputs.whole_test_set else ""
-    click.echo(f"data: {ds.name} at {ds.root}: {len(ds.query)} queries, {len(ds.gallery)} gallery images{whole}, "
-               f"{len(ds.extra.get('tracks') or [])} tracks, ground truth: {'yes' if lab.has_gt else 'no'}")
+    click.echo(f"data: {ds.name} at {ds.root} ({o['split']} split): {len(ds.query)} queries, "
+               f"{len(ds.gallery)} gallery images{whole}, {len(ds.extra.get('tracks') or [])} tracks, "
+               f"ground truth: {'yes' if lab.has_gt else 'no'}")
     click.echo(f"protocol: {ds.protocol_label}")
     dims = ", ".join(f"{m} ({inputs.feats['query'][m].shape[1]}-d)" for m in pipe.models)
     click.echo(f"models: {dims}")

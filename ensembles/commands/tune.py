@@ -1,4 +1,10 @@
-"""``ensemble tune``: search fusion weights/method and step parameters on a labelled split."""
+"""``ensemble tune``: search fusion weights/method and step parameters on a labelled split.
+
+``--search ascent`` (what a competition team does on its validation split, ``--split val``): each
+model alone, then the fusion method and weights (0 drops a model), then each candidate step kept only
+when it gains on the split; the pipeline YAML it writes carries that validation table, which
+``ensemble fuse --pipeline`` reports beside the test rows. ``random``/``grid`` search the parameter
+grids of a fixed pipeline."""
 from __future__ import annotations
 
 import math
@@ -7,7 +13,7 @@ import click
 
 from ..cli_steps import StepCommand, grids_from_options, option_given, pipeline_from_options
 from ..fusion import FUSIONS
-from ._options import check_outputs, inputs_options, load_inputs_for
+from ._options import check_outputs, inputs_options, load_inputs_for, val_ids_of
 
 
 def _weights(ctx, param, text: str):
@@ -33,9 +39,12 @@ def _fusions(ctx, param, text: str):
 @click.command("tune", cls=StepCommand, grids=True)
 @inputs_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="pipeline YAML to write (for fuse --pipeline)")
-@click.option("--budget", type=click.IntRange(min=1), default=40, show_default=True, help="most grid points scored")
-@click.option("--search", "search_kind", type=click.Choice(["random", "grid"]), default="random", show_default=True,
-              help="random: --budget points drawn from the grid; grid: every point (refused when more than --budget)")
+@click.option("--budget", type=click.IntRange(min=1), default=40, show_default=True,
+              help="most pipelines scored")
+@click.option("--search", "search_kind", type=click.Choice(["random", "grid", "ascent"]), default="random",
+              show_default=True, help="random: --budget points drawn from the grid; grid: every point (refused "
+                                      "when more than --budget); ascent: models, fusion and weights, then each "
+                                      "step (the given steps, else every built-in candidate) kept when it gains")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the random search (not with --search grid)")
 @click.option("--objective", type=click.Choice(["mAP", "aic_map"]), default="mAP", show_default=True,
               help="score the best pipeline is chosen by")
@@ -56,6 +65,8 @@ def command(ctx, **o):
         raise click.UsageError("--fusion fixes the fusion method; --fusions lists the methods to try: give one")
     if o["search_kind"] == "grid" and option_given(ctx, "seed"):
         raise click.UsageError("--seed draws the points of a random search; --search grid tries every point")
+    if o["search_kind"] == "ascent":
+        return _ascent(o, pipe)
     space = SearchSpace(weights=o["weight_grid"], fusions=[o["fusion"]] if o["fusion"] else o["fusions"],
                         grids=grids_from_options(ctx, pipe))
     plan_trials(pipe, space, budget=o["budget"], search=o["search_kind"], seed=o["seed"])
@@ -74,4 +85,45 @@ def command(ctx, **o):
               f"(base pipeline {100 * base.objective:.2f}); tuned on the split it is scored on")
     best.pipeline.save(o["out"], header)
     click.echo(f"\nbest: {describe(best.pipeline)}")
+    click.echo(f"wrote {o['out']} (use: ensemble fuse --pipeline {o['out']} ...)")
+
+
+def _ascent(o: dict, pipe) -> None:
+    """``--search ascent``: :func:`ensembles.tune.ascend`, its validation table, the pipeline with it."""
+    from post_processing.features import FeatureFileError
+
+    from ..pipeline import STEPS
+    from ..report import format_validation
+    from ..tune import CANDIDATES, ascend, describe
+
+    check_outputs(("--out", o["out"]))
+    candidates = ([(s.name, (dict(s.params),)) for s in pipe.steps] if pipe.steps else list(CANDIDATES))
+    wants_train = any(STEPS.get(name).needs_train for name, _ in candidates)
+    skipped = []
+    try:
+        inputs = load_inputs_for(o, pipe, train=wants_train)
+    except FeatureFileError as exc:
+        if not wants_train or pipe.steps:
+            raise
+        click.echo(f"note: the steps that learn on the training features are not tried: {exc}")
+        skipped = [name for name, _ in candidates if STEPS.get(name).needs_train]
+        candidates = [c for c in candidates if c[0] not in skipped]
+        inputs = load_inputs_for(o, pipe, train=False)
+    result = ascend(inputs, pipe.models, budget=o["budget"], objective=o["objective"], weights=o["weight_grid"],
+                    fusions=[o["fusion"]] if o["fusion"] else o["fusions"], candidates=candidates,
+                    topk=o["topk"], dense_rerank_max=o["dense_rerank_max"], log=click.echo, knn=o["knn"])
+    val_ids, val_seed = val_ids_of(o)
+    table = result.table + [{"stage": "step", "label": name, "scores": None, "gain": None, "kept": False,
+                             "why": "not tried: no training features (extract --split all)"} for name in skipped]
+    best = result.pipeline
+    best.validation = {"split": o["split"], "data_root": o["data_root"], "val_ids": val_ids, "val_seed": val_seed,
+                       "objective": o["objective"], "trials": result.trials, "rows": table}
+    click.echo("")
+    click.echo(f"validation table ({o['split']} split; gain: the fusion over the best model, a step over the "
+               f"pipeline without it):")
+    click.echo(format_validation(table))
+    header = (f"written by `ensemble tune --search ascent` on the {o['split']} split of {o['data_root']} "
+              f"({result.trials} pipelines scored)")
+    best.save(o["out"], header)
+    click.echo(f"\nchosen: {describe(best)}")
     click.echo(f"wrote {o['out']} (use: ensemble fuse --pipeline {o['out']} ...)")

@@ -2,13 +2,14 @@
 
 A pipeline is ``{models: [...], weights: {model: w}, fusion: concat|distance, distance: euclidean,
 steps: [{name: rerank, k1: 20, ...}, ...]}``; steps run in the order listed and must be in stage
-order (feature steps, then distance steps, then ranking steps). Every problem raises
+order (feature steps, then distance steps, then ranking steps). ``validation`` (written by
+``ensemble tune``) is the table the pipeline was chosen by; it is carried into fuse's metrics JSON. Every problem raises
 :class:`PipelineError` naming the file, step and key.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
@@ -19,7 +20,7 @@ from post_processing.registry import UnknownNameError
 from ..fusion import FUSIONS, FusionError, check_weights
 from .schema import STAGE_NAMES, STEPS, PipelineError
 
-TOP_LEVEL_KEYS = ("models", "weights", "fusion", "distance", "steps")
+TOP_LEVEL_KEYS = ("models", "weights", "fusion", "distance", "steps", "validation")
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Pipeline:
     fusion: str = "concat"
     distance: str = "euclidean"
     steps: List[Step] = field(default_factory=list)
+    validation: Optional[Dict[str, Any]] = None  # what `ensemble tune` chose it by (never read by a step)
 
     def validate(self, source: str = "pipeline") -> "Pipeline":
         """Checks fusion, distance, weights and stage order; returns ``self``."""
@@ -146,8 +148,12 @@ class Pipeline:
         for key in ("fusion", "distance"):
             if key in data and not isinstance(data[key], str):
                 raise PipelineError(f"{source}: key {key!r}: expected a name, got {data[key]!r}")
+        validation = data.get("validation")
+        if validation is not None and not isinstance(validation, Mapping):
+            raise PipelineError(f"{source}: key 'validation': expected the mapping `ensemble tune` writes, "
+                                f"got {type(validation).__name__}")
         pipe = cls(list(models), {str(k): v for k, v in weights.items()}, data.get("fusion", "concat"),
-                   data.get("distance", "euclidean"), steps)
+                   data.get("distance", "euclidean"), steps, dict(validation) if validation else None)
         return pipe.validate(source)
 
     @classmethod
@@ -169,7 +175,8 @@ class Pipeline:
     def to_dict(self) -> Dict[str, Any]:
         return {"models": list(self.models), "weights": {m: float(self.weights.get(m, 1.0)) for m in self.models},
                 "fusion": self.fusion, "distance": self.distance,
-                "steps": [{"name": s.name, **{k: v for k, v in s.params.items() if v is not None}} for s in self.steps]}
+                "steps": [{"name": s.name, **{k: v for k, v in s.params.items() if v is not None}} for s in self.steps],
+                **({"validation": self.validation} if self.validation else {})}
 
     def save(self, path: str, header: str = "") -> None:
         """Writes the pipeline YAML atomically; ``header`` lines become ``#`` comments on top."""

@@ -67,6 +67,7 @@ class State:
         self.notes: List[str] = []
         self._fused_dist: Optional[np.ndarray] = None  # self.dist before distance steps changed it
         self._same_camera_penalty = 0.0
+        self.planned: List[str] = []  # names of the steps the running pipeline lists (run_pipeline sets it)
 
     @property
     def same_camera_penalty(self) -> float:
@@ -125,6 +126,7 @@ class State:
 def run_pipeline(pipeline: Pipeline, state: State,
                  on_step: Optional[Callable[[int, Step, State, float], None]] = None) -> State:
     """Runs every step of ``pipeline`` on ``state`` in order; ``on_step(i, step, state, seconds)`` after each."""
+    state.planned = [s.name for s in pipeline.steps]
     for i, step in enumerate(pipeline.steps, 1):
         if step.stage < state.stage:
             raise PipelineError(f"step {i} {step.name!r} works on {STAGE_NAMES[step.stage]} but the pipeline "

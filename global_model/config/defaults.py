@@ -67,6 +67,10 @@ _C.DATASETS.ROOT = "data"  # default root for entries below given without '=path
 _C.DATASETS.TRAIN = ["aic20"]
 _C.DATASETS.TEST = "aic20"  # query/gallery split used for validation and extraction ("name" or "name=path")
 _C.DATASETS.SKIP_BAD = False  # skip (and report) unreadable images instead of failing
+# Hold identities of every entry above out of training as a validation split (the loader option
+# val_ids of each entry, unless it names its own): N ids, or a fraction of them; 0 holds none out.
+_C.DATASETS.VAL_IDS = 0.0
+_C.DATASETS.VAL_SEED = 0  # which ids (the same seed picks the same vehicles in every loader numbering them alike)
 
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 2

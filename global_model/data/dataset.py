@@ -8,6 +8,7 @@ repeats the input).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -73,8 +74,10 @@ def _single_threaded_opencv(workers: int) -> None:
 
 def load_dataset_spec(spec: str, cfg, root_override: Optional[str] = None, train: bool = True) -> DatasetSplits:
     """Load one ``DATASETS`` entry with ``DATASETS.ROOT`` as the default folder (see
-    :func:`~global_model.data.datasets.load_dataset_entry`; ``train=False`` skips the training split)."""
-    return load_dataset_entry(spec, cfg.DATASETS.ROOT, root_override, train=train)
+    :func:`~global_model.data.datasets.load_dataset_entry`; ``train=False`` skips the training split).
+    ``DATASETS.VAL_IDS``/``VAL_SEED`` become the entry's ``val_ids``/``val_seed`` unless it names its own."""
+    held = {"val_ids": cfg.DATASETS.VAL_IDS, "val_seed": cfg.DATASETS.VAL_SEED} if cfg.DATASETS.VAL_IDS else {}
+    return load_dataset_entry(spec, cfg.DATASETS.ROOT, root_override, train=train, **held)
 
 
 def _skip_bad(records: List[ImageRecord], what: str) -> List[ImageRecord]:
@@ -109,13 +112,18 @@ def build_train_records(cfg) -> Tuple[List[ImageRecord], int]:
     return merge_train_sets(sets, relabel_cameras=True)
 
 
-def build_test_set(cfg, root: Optional[str] = None,
-                   train: bool = False) -> Tuple[DatasetSplits, Dict[str, List[ImageRecord]], Dict[str, List[str]]]:
+def build_test_set(cfg, root: Optional[str] = None, train: bool = False, split: str = "test"
+                   ) -> Tuple[DatasetSplits, Dict[str, List[ImageRecord]], Dict[str, List[str]]]:
     """``(dataset, records, skipped)`` of ``DATASETS.TEST`` (``root`` replaces its folder): the loaded
     dataset (its protocol and notes), ``{"query": ..., "gallery": ...}`` in the format's order (with
     ``train`` also ``"train"``: metric learning fits on it; else the training split is not read) and,
-    per split, the names of the unreadable images ``DATASETS.SKIP_BAD`` left out (empty lists without it)."""
-    splits = load_dataset_spec(cfg.DATASETS.TEST, cfg, root, train=train)
+    per split, the names of the unreadable images ``DATASETS.SKIP_BAD`` left out (empty lists without it).
+    ``split="val"``: the query/gallery of the validation split its ``val_ids`` hold out
+    (:mod:`.datasets.validation`)."""
+    from .datasets.validation import split_view
+
+    loaded = load_dataset_spec(cfg.DATASETS.TEST, cfg, root, train=train or split == "val")
+    splits = replace(split_view(loaded, split), train=loaded.train)
     if not splits.query or not splits.gallery:
         raise DatasetError(f"dataset {cfg.DATASETS.TEST!r} at {splits.root}: query ({len(splits.query)}) and "
                            f"gallery ({len(splits.gallery)}) must both be non-empty")
@@ -132,10 +140,10 @@ def build_test_set(cfg, root: Optional[str] = None,
     return splits, out, skipped
 
 
-def build_test_split(cfg, root: Optional[str] = None,
-                     train: bool = False) -> Tuple[Dict[str, List[ImageRecord]], Dict[str, List[str]]]:
+def build_test_split(cfg, root: Optional[str] = None, train: bool = False,
+                     split: str = "test") -> Tuple[Dict[str, List[ImageRecord]], Dict[str, List[str]]]:
     """``(records, skipped)`` of :func:`build_test_set`."""
-    return build_test_set(cfg, root, train)[1:]
+    return build_test_set(cfg, root, train, split)[1:]
 
 
 def build_test_records(cfg, root: Optional[str] = None, train: bool = False) -> Dict[str, List[ImageRecord]]:

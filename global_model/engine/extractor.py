@@ -62,14 +62,41 @@ def infer_batch(model: nn.Module, images: torch.Tensor, flip: bool = True, dtype
     return feats
 
 
+class _InMemory(torch.utils.data.Dataset):
+    """Test-transformed items of images already in memory (H×W×3 uint8 RGB), one per record."""
+
+    def __init__(self, records: Sequence[ImageRecord], images: Sequence[np.ndarray], transform):
+        if len(records) != len(images):
+            raise ValueError(f"{len(images)} images for {len(records)} records")
+        self.records, self.images, self.transform = list(records), list(images), transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, idx: int):
+        rec = self.records[idx]
+        return {"images": torch.from_numpy(self.transform(self.images[idx], np.random.default_rng(0))),
+                "pids": rec.pid, "camids": rec.camid, "paths": rec.path}
+
+
+def _loader(cfg, records: Sequence[ImageRecord], images: Optional[Sequence[np.ndarray]], split: Optional[str]):
+    from ..data.dataset import build_test_loader, collate
+    from ..data.transforms import build_transforms
+
+    if images is None:
+        return build_test_loader(cfg, records, split=split)
+    return torch.utils.data.DataLoader(_InMemory(records, images, build_transforms(cfg, is_train=False, split=split)),
+                                       batch_size=cfg.TEST.IMS_PER_BATCH, shuffle=False, collate_fn=collate)
+
+
 def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, device: Optional[torch.device] = None,
-                     progress: bool = True, split: Optional[str] = None) -> Tuple[List[str], np.ndarray]:
+                     progress: bool = True, split: Optional[str] = None,
+                     images: Optional[Sequence[np.ndarray]] = None) -> Tuple[List[str], np.ndarray]:
     """``(names, feats)`` for ``records`` in order: names are file names, feats N×D float32
     (unit-norm when ``TEST.NORM``). ``split`` (query | gallery | train) selects the test transform
-    (``TEST.LR_APPLY``). Leaves the model in the train/eval mode it had."""
+    (``TEST.LR_APPLY``). ``images`` (H×W×3 uint8 RGB per record, e.g. restored by ``defog``'s
+    restorer) replace reading the records' files. Leaves the model in the train/eval mode it had."""
     from post_processing.progress import progress_bar
-
-    from ..data.dataset import build_test_loader
 
     model = unwrap_model(model)
     device = device or next(model.parameters()).device
@@ -81,7 +108,7 @@ def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg, devi
     model.eval()
     chunks = []
     try:
-        loader = build_test_loader(cfg, records, split=split)
+        loader = _loader(cfg, records, images, split)
         for batch in progress_bar(loader, progress, desc="extract", unit="batch", leave=False):
             images = batch["images"].to(device, non_blocking=True)
             chunks.append(infer_batch(model, images, cfg.TEST.FLIP, dtype, channels_last, cfg.TEST.NORM).cpu())
@@ -149,21 +176,32 @@ def load_model_from_checkpoint(weights: str, cfg=None, opts: Sequence[str] = (),
 _RUN_ONLY_KEYS = ("DATALOADER", "DATASETS", "OUTPUT_DIR", "SOLVER", "TEST.IMS_PER_BATCH", "MODEL.DEVICE")
 
 
-def model_fingerprint(weights: str, cfg) -> Dict[str, str]:
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_fingerprint(weights: str, cfg, defog_with: Optional[str] = None) -> Dict[str, str]:
     """What a feature file records of its model: ``fingerprint`` (16 hex digits of the checkpoint's
     and the config's SHA-256 together), ``checkpoint`` (the path), ``checkpoint_sha256`` and
     ``config_sha256`` (of the config without its run-only keys). Feature files of one model with
-    different fingerprints do not belong together (``ensemble fuse`` refuses them)."""
-    digest = hashlib.sha256()
-    with open(weights, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    ckpt_sha = digest.hexdigest()
+    different fingerprints do not belong together (``ensemble fuse`` refuses them). ``defog_with``:
+    the SJDL checkpoint that restored the images first (``defog_with`` and ``defog_sha256`` recorded,
+    and part of the fingerprint)."""
+    ckpt_sha = _file_sha256(weights)
     shown = cfg.clone()
     shown.defrost()
     for key in _RUN_ONLY_KEYS:
         node, _, leaf = key.rpartition(".")
         (shown[node] if node else shown).pop(leaf, None)
     cfg_sha = hashlib.sha256(shown.dump().encode("utf-8")).hexdigest()
-    return {"fingerprint": hashlib.sha256(f"{ckpt_sha}:{cfg_sha}".encode()).hexdigest()[:16],
-            "checkpoint": str(weights), "checkpoint_sha256": ckpt_sha, "config_sha256": cfg_sha}
+    key = f"{ckpt_sha}:{cfg_sha}"
+    extra: Dict[str, str] = {}
+    if defog_with:
+        extra = {"defog_with": str(defog_with), "defog_sha256": _file_sha256(defog_with)}
+        key += f":{extra['defog_sha256']}"
+    return {"fingerprint": hashlib.sha256(key.encode()).hexdigest()[:16],
+            "checkpoint": str(weights), "checkpoint_sha256": ckpt_sha, "config_sha256": cfg_sha, **extra}

@@ -106,8 +106,18 @@ def describe_loader(name: str) -> Dict[str, Any]:
 
 
 def load_dataset(name: str, root: str, **kwargs) -> DatasetSplits:
-    """Load dataset ``name`` from ``root``; an unknown name raises with the closest known names."""
-    return DATASETS.get(name)(root, **kwargs)
+    """Load dataset ``name`` from ``root``; an unknown name raises with the closest known names.
+
+    ``val_ids`` (N or a fraction) and ``val_seed``, for every loader, hold training identities out as a
+    validation split (:mod:`.validation`); not when the caller asked the loader for no training split
+    (``train=False``)."""
+    val = {k: kwargs.pop(k) for k in ("val_ids", "val_seed") if k in kwargs}
+    splits = DATASETS.get(name)(root, **kwargs)
+    if val.get("val_ids") is None or kwargs.get("train") is False:
+        return splits
+    from .validation import carve_validation
+
+    return carve_validation(splits, val["val_ids"], val.get("val_seed", 0))
 
 
 _NAME = re.compile(r"^\s*([\w.-]+)\s*")
@@ -179,14 +189,15 @@ def load_dataset_entry(spec: str, default_root: str, root_override: Optional[str
 
     ``train=False``: the caller needs query and gallery only; a loader with a ``train`` keyword is
     told so and does not read its training labels and images. ``internal`` are further keywords a
-    command passes (``require_images=False``), given only to loaders that take them."""
+    command passes (``require_images=False``), given only to loaders that take them, and ``val_ids``/
+    ``val_seed`` (every loader, :func:`load_dataset`); the entry's own options win."""
     name, root, options = parse_dataset_spec(spec, default_root)
     root = root_override or root
     if not root or not os.path.isdir(root):
         raise DatasetError(f"dataset {name!r}: root folder {root!r} does not exist")
     accepted = inspect.signature(DATASETS.get(name)).parameters
     given = {key: value for key, value in {"train": train, **internal}.items()
-             if key in accepted and not (key == "train" and value)}
+             if (key in accepted or key in ("val_ids", "val_seed")) and not (key == "train" and value)}
     try:
         return load_dataset(name, root, **{**given, **options})
     except TypeError as exc:
