@@ -1,4 +1,5 @@
-"""Pictures of a feature space: t-SNE coloured by identity, positive/negative distance histograms, ROC.
+"""Pictures of a feature space (t-SNE coloured by identity, positive/negative distance histograms, ROC)
+and of rankings (CMC curves, one per model, fusion or step).
 
 Inputs are plain arrays (features and identities per image), so any dataset or feature source
 works. Pairs are query×gallery: a pair is positive when both images have the same identity and
@@ -9,7 +10,7 @@ written atomically as PNG; t-SNE and the ROC come from scikit-learn.
 from __future__ import annotations
 
 import io
-from typing import Optional, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -145,3 +146,17 @@ def stack_sides(qf: np.ndarray, gf: np.ndarray, q_ids: Sequence,
     feats = np.concatenate([qf, gf])
     ids = np.concatenate([np.asarray(q_ids), np.asarray(g_ids)])
     return feats, ids, np.arange(len(feats)) < len(qf)
+
+
+def cmc_plot(out: str, curves: Mapping[str, Sequence[float]], title: str = "CMC") -> None:
+    """PNG at ``out`` with one CMC curve (fractions per rank, rank 1 first) per label."""
+    plt, fig, ax = _figure((6.4, 4.4))
+    for label, cmc in curves.items():
+        cmc = np.asarray(cmc, dtype=float)
+        ax.plot(np.arange(1, len(cmc) + 1), 100 * cmc, label=label, linewidth=1.6)
+    ax.set_xlabel("rank")
+    ax.set_ylabel("matching rate (%)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    _save(plt, fig, out)

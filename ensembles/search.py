@@ -28,7 +28,7 @@ from global_model.data.records import ImageRecord
 from post_processing.distance import pairwise_distance, topk_smallest
 from post_processing.errors import ReidError, ReidUsageError
 from post_processing.evaluation import average_precisions
-from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write
+from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write, iter_images
 from post_processing.knn import build_index, parse_knn
 
 from .inputs import DATASET, load_split_lists
@@ -72,12 +72,7 @@ def image_files(folder: str) -> List[str]:
     """Image files under ``folder`` at any depth, as sorted relative paths (``/``-separated)."""
     if not os.path.isdir(folder):
         raise SearchError(f"folder {folder} does not exist")
-    found = []
-    for here, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        rel = os.path.relpath(here, folder)
-        found += [n if rel == "." else f"{rel}/{n}".replace(os.sep, "/")
-                  for n in files if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")]
+    found = [p.replace(os.sep, "/") for p in iter_images(folder)]
     if not found:
         raise SearchError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) in it or its subfolders")
     return sorted(found)

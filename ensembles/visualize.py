@@ -1,16 +1,15 @@
-"""Pictures of a ranking: a rank-list grid (OpenCV) and CMC curves (matplotlib, Agg backend).
+"""Pictures of a ranking: a rank-list grid (OpenCV) and the CMC curves it gives (drawn by :mod:`.plots`).
 
 A ranking from any source becomes a :class:`RankingView` (a dataset's track2.txt: :func:`view_of_ranking`;
 `ensemble search` results: :func:`view_of_results`); :func:`select_queries` picks the rows (worst AP
 first by default, where users look for failures; best, spread, or by name). In the grid each row is
 one query (blue border, its AP in the label when known) followed by its top-k gallery images, with a
-green border for the query's identity, red for another identity, grey when either is unknown. Both
-pictures are written atomically as PNG.
+green border for the query's identity, red for another identity, grey when either is unknown. The
+grid is written atomically as PNG.
 """
 from __future__ import annotations
 
 import difflib
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -216,32 +215,6 @@ def ranklist_grid(out: str, view: RankingView, rows: Sequence[int], k: int = 10)
     lines = [np.pad(line, ((0, 6), (0, width - line.shape[1]), (0, 0)), constant_values=255) for line in lines]
     with atomic_write(out, "wb") as f:
         f.write(_encode_png(np.vstack(lines)))
-
-
-def cmc_plot(out: str, curves: Mapping[str, Sequence[float]], title: str = "CMC") -> None:
-    """PNG at ``out`` with one CMC curve (fractions per rank, rank 1 first) per label."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=100)
-    try:
-        for label, cmc in curves.items():
-            cmc = np.asarray(cmc, dtype=float)
-            ax.plot(np.arange(1, len(cmc) + 1), 100 * cmc, label=label, linewidth=1.6)
-        ax.set_xlabel("rank")
-        ax.set_ylabel("matching rate (%)")
-        ax.set_title(title)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    with atomic_write(out, "wb") as f:
-        f.write(buf.getvalue())
 
 
 def curves_from_metrics(metrics: Mapping) -> dict:

@@ -117,3 +117,13 @@ def check_output(path: str, what: Optional[str] = None) -> None:
         raise OutputError(f"{name}: cannot create its folder, {folder} is a file")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{name}: folder {folder} is not writable")
+
+
+def iter_images(src: str) -> Iterator[str]:
+    """Relative paths of the image files under ``src`` at any depth (folders in name order, files
+    sorted within each; hidden entries skipped)."""
+    for root, dirs, files in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                yield os.path.relpath(os.path.join(root, name), src)

@@ -24,7 +24,8 @@ from typing import Callable, Dict, Generic, Iterator, List, Optional, Tuple, Typ
 
 from .errors import ReidError, ReidUsageError
 
-__all__ = ["PLUGIN_GROUP", "Registry", "RegistryError", "UnknownNameError", "import_submodules", "load_plugins"]
+__all__ = ["PLUGIN_GROUP", "Registry", "RegistryError", "UnknownNameError", "import_submodules", "load_plugins",
+           "module_registry"]
 
 PLUGIN_GROUP = "reid_ensemble.plugins"
 
@@ -157,3 +158,19 @@ def _same_definition(a: object, b: object) -> bool:
 def _where(obj: object) -> str:
     mod, qual = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
     return f"{mod}.{qual}" if mod and qual else repr(obj)
+
+
+def module_registry(kind: str, package: str) -> "Registry":
+    """A registry of the modules of ``package`` (one per name, ``_`` in the module name read as ``-``),
+    imported only when looked up or listed: the command packages of both CLIs."""
+
+    def discover(name: Optional[str]) -> None:
+        pkg = importlib.import_module(package)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            if info.name.startswith("_") or (name is not None and info.name != name.replace("-", "_")):
+                continue
+            module = importlib.import_module(f"{package}.{info.name}")
+            registry.register(info.name.replace("_", "-"), module)
+
+    registry: Registry = Registry(kind, discover=discover)
+    return registry

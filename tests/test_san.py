@@ -64,15 +64,16 @@ def test_a_stride_2_last_stage_is_refused():
 
 
 def test_decoder_triplet_masks_match_a_hand_computation():
-    from global_model.san.losses import hardest_pairs, triplet_masks
+    from global_model.modeling.losses import pair_masks
+    from global_model.san.losses import hardest_pairs
 
-    pos, neg = triplet_masks(torch.tensor([7, 7, 3, 3, 5, 5]))  # K = 2
+    pos, neg = pair_masks(torch.tensor([7, 7, 3, 3, 5, 5]))  # K = 2
     assert pos.int().tolist() == [[0, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0],
                                   [0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 1, 0]]
     assert neg.int().tolist() == [[0, 0, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1], [1, 1, 0, 0, 1, 1],
                                   [1, 1, 0, 0, 1, 1], [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 0, 0]]
     pids = torch.tensor([2, 2, 2, 2, 9, 9, 9, 9])  # K = 4
-    pos, neg = triplet_masks(pids)
+    pos, neg = pair_masks(pids)
     block = [[0, 1, 1, 1], [1, 0, 1, 1], [1, 1, 0, 1], [1, 1, 1, 0]]
     assert pos.int().tolist() == [r + [0] * 4 for r in block] + [[0] * 4 + r for r in block]
     assert neg.int().tolist() == [[0] * 4 + [1] * 4] * 4 + [[1] * 4 + [0] * 4] * 4

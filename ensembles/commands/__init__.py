@@ -7,21 +7,9 @@ hold what several commands share (:mod:`._options`). Commands are thin: they par
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from typing import Optional
 
-from post_processing.registry import Registry
+from post_processing.registry import Registry, module_registry
 
 __all__ = ["COMMANDS"]
 
-
-def _discover(name: Optional[str]) -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_") or (name is not None and info.name != name.replace("-", "_")):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        COMMANDS.register(info.name.replace("_", "-"), module)
-
-
-COMMANDS: Registry = Registry("ensemble command", discover=_discover)
+COMMANDS: Registry = module_registry("ensemble command", __name__)

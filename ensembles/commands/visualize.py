@@ -33,7 +33,8 @@ def command(ranking, dataset, data_root, out, cmc_out, metrics, queries, order, 
     RANKING is a track2.txt of the dataset at --data-root, another --dataset's ranking file (`ensemble fuse
     --out`), or the results.json `ensemble search` wrote.
     """
-    from ..visualize import (cmc_curves, cmc_plot, ranklist_grid, read_ranking, read_results, select_queries,
+    from ..plots import cmc_plot
+    from ..visualize import (cmc_curves, ranklist_grid, read_ranking, read_results, select_queries,
                              view_of_ranking, view_of_results)
 
     if metrics and not cmc_out:

@@ -7,26 +7,15 @@ never imports them. Commands that build a model from a config end with :func:`ru
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from typing import Optional, Tuple
+from typing import Tuple
 
 import click
 
-from post_processing.registry import Registry
+from post_processing.registry import Registry, module_registry
 
 __all__ = ["COMMANDS", "OVERRIDES", "checkpoint_option", "run_options"]
 
-
-def _discover(name: Optional[str]) -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_") or (name is not None and info.name != name.replace("-", "_")):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        COMMANDS.register(info.name.replace("_", "-"), module)
-
-
-COMMANDS: Registry = Registry("command", discover=_discover)
+COMMANDS: Registry = module_registry("command", __name__)
 
 # Context of commands taking trailing KEY VALUE overrides: a value may look like an option (-1, -0.5).
 OVERRIDES = {"ignore_unknown_options": True}

@@ -13,13 +13,13 @@ import os
 import shutil
 import time
 import zlib
-from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
 from post_processing.errors import ReidError, ReidUsageError
-from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write
+from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write, iter_images
 
 BETA_RANGE = (1.0, 5.0)
 AIRLIGHT_RANGE = (0.4, 1.0)
@@ -133,15 +133,6 @@ def load_depth(path: str, shape: Tuple[int, int], inverse: bool = False) -> np.n
     return np.clip(depth, 0.0, 1.0)
 
 
-def _iter_images(src: str) -> Iterator[str]:
-    """Relative paths of the images under ``src``, sorted, hidden entries skipped."""
-    for root, dirs, files in os.walk(src):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                yield os.path.relpath(os.path.join(root, name), src)
-
-
 def _find_depth(depth_dir: str, rel: str) -> str:
     stem = os.path.splitext(rel)[0]
     candidates = [os.path.join(depth_dir, stem + ext) for ext in DEPTH_EXTENSIONS]
@@ -210,7 +201,7 @@ def fog_folder(src: str, out: str, depth_dir: Optional[str] = None, split: str =
     :class:`FogError` for unreadable or missing inputs.
     """
     _check_settings(src, out, depth_dir, seed, split)
-    rels = list(_iter_images(src))
+    rels = list(iter_images(src))
     if not rels:
         raise FogError(f"--src {src!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     if depth_dir is not None:

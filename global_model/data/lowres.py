@@ -19,13 +19,13 @@ import functools
 import os
 import shutil
 import time
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from post_processing.errors import ReidError, ReidUsageError
-from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write
+from post_processing.fileio import IMAGE_EXTENSIONS, atomic_write, iter_images
 
 __all__ = ["LR_APPLY", "LowResDegradation", "LowResError", "LowResUsageError", "degrade", "encode_image",
            "eval_lr_scale", "low_res_size", "make_lr_folder", "resize_bicubic", "train_degradation"]
@@ -131,14 +131,6 @@ def eval_lr_scale(cfg, split: Optional[str]) -> float:
 
 
 # ----------------------------------------------------------------------------- make-lr
-def _iter_images(src: str) -> Iterator[str]:
-    for root, dirs, files in os.walk(src):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                yield os.path.relpath(os.path.join(root, name), src)
-
-
 def encode_image(path: str, bgr: np.ndarray) -> bytes:
     """``bgr`` encoded in the format of ``path``'s extension (JPEG at quality 95)."""
     ext = os.path.splitext(path)[1].lower()
@@ -159,7 +151,7 @@ def make_lr_folder(src: str, out: str, scale: float, keep_small: bool = False) -
     if os.path.commonpath([src_abs, out_abs]) == src_abs:
         raise LowResUsageError(f"--out {out!r} must not be inside --src {src!r} "
                                "(its images would be read back as sources)")
-    rels = list(_iter_images(src))
+    rels = list(iter_images(src))
     if not rels:
         raise LowResError(f"--src {src!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     start = time.time()

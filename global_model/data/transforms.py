@@ -101,10 +101,9 @@ class TrainTransform:
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32)
 
-    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if self.lowres is not None:
-            img = self.lowres(img, rng)
-        img = _resize(img, self.resize)
+    def pad_crop_flip(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Zero padding, a random ``SIZE_TRAIN`` crop and a random flip of a resized image (three draws
+        from ``rng``, in that order: SAN repeats them on its target with a generator seeded alike)."""
         if self.padding > 0:
             p = self.padding
             img = cv2.copyMakeBorder(img, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0))
@@ -114,6 +113,12 @@ class TrainTransform:
         img = img[y0:y0 + h, x0:x0 + w]
         if rng.random() < self.flip_prob:
             img = img[:, ::-1]
+        return img
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.lowres is not None:
+            img = self.lowres(img, rng)
+        img = self.pad_crop_flip(_resize(img, self.resize), rng)
         if rng.random() < self.cj_prob:
             img = color_jitter(np.ascontiguousarray(img), rng, *self.cj)
         x = _normalize(img, self.mean, self.std)

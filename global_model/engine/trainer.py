@@ -71,14 +71,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _to_float(x: Any) -> Any:
+def to_float(x: Any) -> Any:
     """Floating tensors (also inside dicts/lists) as float32, so losses run outside autocast."""
     if isinstance(x, torch.Tensor):
         return x.float() if x.is_floating_point() else x
     if isinstance(x, dict):
-        return {k: _to_float(v) for k, v in x.items()}
+        return {k: to_float(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return type(x)(_to_float(v) for v in x)
+        return type(x)(to_float(v) for v in x)
     return x
 
 
@@ -267,7 +267,7 @@ class Trainer:
         loss runs in float32 outside autocast."""
         with autocast(self.device, self.amp_dtype):
             outputs = self.train_model(batch["images"])
-        outputs = _to_float(outputs)
+        outputs = to_float(outputs)
         loss, parts = self.loss_fn(outputs, batch)
         return outputs, loss, parts
 

@@ -32,7 +32,7 @@ from post_processing.registry import Registry, import_submodules
 from ..engine.solver import OptimizerSpec
 
 __all__ = ["CLASS_SCORE_KEYS", "CenterLoss", "CircleLoss", "CrossEntropyLoss", "LOSS_TERMS", "LossConfigError",
-           "LossTerm", "ReIDLoss", "TripletLoss", "build_loss", "loss_optimizers", "register_loss_term"]
+           "LossTerm", "ReIDLoss", "TripletLoss", "build_loss", "loss_optimizers", "pair_masks", "register_loss_term"]
 
 # Model outputs scored per class (B×num_classes); every other output list is per row only.
 CLASS_SCORE_KEYS = ("logits",)
@@ -99,7 +99,7 @@ def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
     return d2.clamp(min=1e-12).sqrt()
 
 
-def _pair_masks(pids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def pair_masks(pids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """(positive, negative) N×N masks; an image is not its own positive."""
     same = pids[:, None] == pids[None, :]
     eye = torch.eye(len(pids), dtype=torch.bool, device=pids.device)
@@ -108,7 +108,7 @@ def _pair_masks(pids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
 
 def hard_example_mining(dist: torch.Tensor, pids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per anchor, the farthest positive and nearest negative distance, and which anchors have both."""
-    pos, neg = _pair_masks(pids)
+    pos, neg = pair_masks(pids)
     valid = pos.any(1) & neg.any(1)
     d_ap = dist.masked_fill(~pos, float("-inf")).max(1).values
     d_an = dist.masked_fill(~neg, float("inf")).min(1).values
@@ -207,7 +207,7 @@ class CircleLoss(LossTerm):
         return cls(cfg.LOSS.CIRCLE_MARGIN, cfg.LOSS.CIRCLE_GAMMA)
 
     def forward(self, feats: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
-        pos, neg = _pair_masks(pids)
+        pos, neg = pair_masks(pids)
         valid = pos.any(1) & neg.any(1)
         if not bool(valid.any()):
             return feats.sum() * 0.0

@@ -41,7 +41,7 @@ from ..engine.amp import autocast
 from ..engine.checkpoint import CheckpointError, load_checkpoint, load_model_weights
 from ..engine.solver import OptimizerSpec
 from ..engine.streams import Stream, TrainData
-from ..engine.trainer import Trainer
+from ..engine.trainer import Trainer, to_float
 from .config import RVSLConfigError, check_rvsl_config
 from .losses import REAL_STREAM, RVSLLoss, discriminator_loss, discriminator_pairs, generator_outputs
 from .model import RVSL, ImagePool, PatchDiscriminator, Translator
@@ -54,16 +54,6 @@ logger = logging.getLogger("global_model.train")
 
 DISCRIMINATORS = ("disc_clear", "disc_hazy")
 _STREAM_KEYS = {"real_clear": "REAL_CLEAR", "real_hazy": "REAL_HAZY"}
-
-
-def _to_float(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.float() if x.is_floating_point() else x
-    if isinstance(x, dict):
-        return {k: _to_float(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return type(x)(_to_float(v) for v in x)
-    return x
 
 
 def held_out_split(records: List[ImageRecord]) -> Tuple[List[ImageRecord], List[ImageRecord]]:
@@ -177,7 +167,7 @@ class RVSLTrainer(Trainer):
         mean, std = self.cfg.INPUT.PIXEL_MEAN, self.cfg.INPUT.PIXEL_STD
         with autocast(self.device, self.amp_dtype):
             out = generator_outputs(self.model, self.aux, batch, self.stage, mean, std)
-        out = _to_float(out)
+        out = to_float(out)
         loss, parts, _ = self.loss_fn(out, batch["pids"])
         return out, loss, parts
 

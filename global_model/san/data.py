@@ -30,15 +30,7 @@ def align_target(transform: TrainTransform, target: np.ndarray, rng: np.random.G
     from a generator seeded like ``rng`` (zero padding, as the input's)."""
     h, w = transform.resize
     img = target if target.shape[:2] == (h, w) else cv2.resize(target, (w, h), interpolation=cv2.INTER_AREA)
-    if transform.padding > 0:
-        p = transform.padding
-        img = cv2.copyMakeBorder(img, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-    sh, sw = transform.size
-    y0 = int(rng.integers(0, img.shape[0] - sh + 1))
-    x0 = int(rng.integers(0, img.shape[1] - sw + 1))
-    img = img[y0:y0 + sh, x0:x0 + sw]
-    if rng.random() < transform.flip_prob:
-        img = img[:, ::-1]
+    img = transform.pad_crop_flip(img, rng)
     return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32) * (1.0 / 255.0)
 
 

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modeling.losses import build_loss
+from ..modeling.losses import build_loss, pair_masks
 from .config import SANConfigError
 
-__all__ = ["SANLoss", "decoder_triplet", "hardest_pairs", "map_distances", "triplet_masks"]
+__all__ = ["SANLoss", "decoder_triplet", "hardest_pairs", "map_distances"]
 
 
 def map_distances(maps: torch.Tensor) -> torch.Tensor:
@@ -32,16 +32,9 @@ def map_distances(maps: torch.Tensor) -> torch.Tensor:
     return ((sq[:, None] + sq[None, :] - 2.0 * (x @ x.t())) / x.shape[1]).clamp(min=0.0)
 
 
-def triplet_masks(pids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(positive, negative) B×B masks: same id but not the image itself, and another id."""
-    same = pids[:, None] == pids[None, :]
-    eye = torch.eye(len(pids), dtype=torch.bool, device=pids.device)
-    return same & ~eye, ~same
-
-
 def hardest_pairs(dist: torch.Tensor, pids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per anchor: the index of its farthest positive, of its nearest negative, and whether it has both."""
-    pos, neg = triplet_masks(pids)
+    pos, neg = pair_masks(pids)
     valid = pos.any(1) & neg.any(1)
     return (dist.masked_fill(~pos, float("-inf")).argmax(1), dist.masked_fill(~neg, float("inf")).argmin(1),
             valid)

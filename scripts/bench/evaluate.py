@@ -139,7 +139,7 @@ def main() -> int:
     print(header)
     print("\n".join(rows))
     print("numba first call (compile or cache load + one run, excluded above): "
-          + ", ".join(f"{n} {s:.2f} s" for n, s in firsts) + f" — the first is a cold compile (empty cache)")
+          + ", ".join(f"{n} {s:.2f} s" for n, s in firsts) + " — the first is a cold compile (empty cache)")
     if "VeRi-776" in names:
         veri = [r for r in rows if r.startswith("VeRi-776")][0].split()
         print(f"target: VeRi-776 evaluation <= {TARGET_S} s: {'met' if float(veri[3]) <= TARGET_S else 'MISSED'}"
