@@ -141,3 +141,17 @@ def _py2_feature_pickle(items):
                 + b"(K\x03" + s(b"<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89"
                 + b"T" + struct.pack("<I", len(raw)) + raw + b"tb")
     return out + b"u."
+
+
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    """Empty torch-hub and HF caches; the network counts as unreachable (backbone weight loading)."""
+    import huggingface_hub.constants as hf_constants
+
+    from global_model.modeling import backbones
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(backbones, "_reachable", lambda url, timeout=3.0: False)
+    return tmp_path

@@ -5,21 +5,8 @@ import sys
 import pytest
 import torch
 
-from global_model.modeling import backbones
 from global_model.modeling.backbones import BackboneError, build_backbone
 from global_model.modeling.pretrainedmodels_zoo import TIMM_TWINS
-
-
-@pytest.fixture
-def empty_caches(tmp_path, monkeypatch):
-    """Empty torch-hub and HF caches; the network counts as unreachable."""
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setattr(backbones, "_reachable", lambda url, timeout=3.0: False)
-    return tmp_path
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from torch import nn
 
 import global_model.modeling
 from global_model.config import get_cfg
-from global_model.modeling import backbones, build_model
+from global_model.modeling import build_model
 from global_model.modeling.backbones import (BACKBONE_SOURCES, IBN, BackboneError, BackboneSource, build_backbone,
                                              remove_last_downsample, resnet_stages, resolve_name)
 from post_processing.errors import ReidError
@@ -168,18 +168,6 @@ def test_resnet_stages_split_and_refuse_non_resnets():
 
 
 # ----------------------------------------------------------------------------- weights
-@pytest.fixture
-def empty_caches(tmp_path, monkeypatch):
-    """Empty torch-hub and HF caches; the network counts as unreachable."""
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setattr(backbones, "_reachable", lambda url, timeout=3.0: False)
-    return tmp_path
-
-
 @pytest.mark.parametrize("name, cache", [("timm:test_resnet", "hf"), ("torchvision:resnet18", "torch"),
                                          ("pretrainedmodels:resnet18", "torch"), ("ibn:resnet18_ibn_a", "torch")])
 def test_offline_without_cache_fails_fast_and_says_how_to_fix(empty_caches, name, cache):

@@ -115,8 +115,9 @@ def re_ranking_features(query_feats, gallery_feats, k1=20, k2=6, lambda_value=0.
     pair of different images (query×gallery, query×query, gallery×gallery) gets the penalty added
     before anything else, exactly as the dense path after ``same_camera_penalty``, so neighbourhoods
     are built across cameras. ``knn`` (a ``--knn`` spec, see :mod:`post_processing.knn`) other than
-    ``exact``/None finds the neighbour lists with that backend instead (see ``_knn``): faster with an
-    approximate backend, no longer bit-identical to the dense path.
+    ``exact``/None finds the neighbour lists with that backend instead (see ``_knn``): no longer
+    bit-identical to the dense path, and on a CPU slower than the exact path (README, Performance);
+    meant for a GPU faiss build or lists too large for the exact search.
     """
     wdt = _check_params(k1, k2, lambda_value, weight_dtype)
     query, gallery = _as_feats(query_feats, "query_feats"), _as_feats(gallery_feats, "gallery_feats")
