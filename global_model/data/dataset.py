@@ -80,6 +80,24 @@ def load_dataset_spec(spec: str, cfg, root_override: Optional[str] = None, train
     return load_dataset_entry(spec, cfg.DATASETS.ROOT, root_override, train=train, **held)
 
 
+def clear_twin_records(spec: str, cfg, key: str) -> List[ImageRecord]:
+    """Query + gallery records of the dataset entry ``spec`` (config key ``key``, named in the error)
+    that have a clear twin: the restoration validation pairs of the defogging families."""
+    splits = load_dataset_spec(spec, cfg)
+    records = [r for r in splits.query + splits.gallery if r.clear_path]
+    if not records:
+        raise DatasetError(f"{key} {spec!r}: no query/gallery image has a clear twin")
+    return records
+
+
+def evenly_spaced(records: List[ImageRecord], limit: int) -> List[ImageRecord]:
+    """At most ``max(1, limit)`` of ``records``, evenly spaced over the list (all of them when fewer)."""
+    limit = max(1, limit)
+    if len(records) <= limit:
+        return records
+    return [records[i] for i in np.linspace(0, len(records) - 1, limit).round().astype(int)]
+
+
 def _skip_bad(records: List[ImageRecord], what: str) -> List[ImageRecord]:
     good, bad = check_images(records, skip_bad=True)
     if bad:

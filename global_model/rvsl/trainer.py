@@ -226,19 +226,11 @@ class RVSLTrainer(Trainer):
 
     def restoration_pairs(self) -> List[ImageRecord]:
         """``MODEL.RVSL.VAL_PAIRS``' query + gallery pairs, else the held-out pairs; at most ``VAL_MAX``."""
-        r = self.cfg.MODEL.RVSL
-        records = self._held_out
-        if r.VAL_PAIRS:
-            from ..data.dataset import load_dataset_spec
+        from ..data.dataset import clear_twin_records, evenly_spaced
 
-            splits = load_dataset_spec(r.VAL_PAIRS, self.cfg)
-            records = [rec for rec in splits.query + splits.gallery if rec.clear_path]
-            if not records:
-                raise DatasetError(f"MODEL.RVSL.VAL_PAIRS {r.VAL_PAIRS!r}: no query/gallery image has a clear twin")
-        limit = max(1, r.VAL_MAX)
-        if len(records) > limit:
-            records = [records[i] for i in np.linspace(0, len(records) - 1, limit).round().astype(int)]
-        return records
+        r = self.cfg.MODEL.RVSL
+        records = clear_twin_records(r.VAL_PAIRS, self.cfg, "MODEL.RVSL.VAL_PAIRS") if r.VAL_PAIRS else self._held_out
+        return evenly_spaced(records, r.VAL_MAX)
 
     def validate(self) -> Optional[Dict[str, float]]:
         metrics = super().validate()

@@ -103,18 +103,12 @@ class SJDLTrainer(Trainer):
         """Query + gallery records of ``MODEL.SJDL.VAL_PAIRS`` that have a clear twin, at most
         ``MODEL.SJDL.VAL_MAX`` of them, evenly spaced (empty when ``VAL_PAIRS`` is unset)."""
         if self._val_pairs is None:
-            from ..data.dataset import load_dataset_spec
+            from ..data.dataset import clear_twin_records, evenly_spaced
 
             s = self.cfg.MODEL.SJDL
             records: List[ImageRecord] = []
             if s.VAL_PAIRS:
-                splits = load_dataset_spec(s.VAL_PAIRS, self.cfg)
-                records = [r for r in splits.query + splits.gallery if r.clear_path]
-                if not records:
-                    raise DatasetError(f"MODEL.SJDL.VAL_PAIRS {s.VAL_PAIRS!r}: no query/gallery image has a clear twin")
-                limit = max(1, s.VAL_MAX)
-                if len(records) > limit:
-                    records = [records[i] for i in np.linspace(0, len(records) - 1, limit).round().astype(int)]
+                records = evenly_spaced(clear_twin_records(s.VAL_PAIRS, self.cfg, "MODEL.SJDL.VAL_PAIRS"), s.VAL_MAX)
             self._val_pairs = records
         return self._val_pairs
 
