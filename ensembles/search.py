@@ -173,10 +173,26 @@ def search(qf: np.ndarray, gf: np.ndarray, topk: int = 10, metric: str = "cosine
                                         metric=metric)
         return np.asarray(idx, np.int64), np.asarray(dist, np.float32)
     if knn is not None and parse_knn(knn).name != "exact":
-        return build_index(knn, gf, metric).search(qf, topk)
+        return _full_hits(*build_index(knn, gf, metric).search(qf, topk), f"--knn {knn}")
     dist = pairwise_distance(qf, gf, metric)
     idx = topk_smallest(dist, topk)
     return idx, np.take_along_axis(dist, idx, axis=1)
+
+
+def search_index(qf: np.ndarray, index, topk: int, source: str) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`search` against a saved gallery index (``ensembles.index.GalleryIndex`` from ``source``)."""
+    return _full_hits(*index.search(qf, topk), source)
+
+
+def _full_hits(idx: np.ndarray, dist: np.ndarray, source: str) -> Tuple[np.ndarray, np.ndarray]:
+    """An approximate backend may find fewer than top-k hits (id -1); a result row must not point at
+    a gallery image it did not find, so that is an error naming the backend."""
+    short = np.flatnonzero((idx < 0).any(axis=1))
+    if short.size:
+        raise SearchError(f"{source}: {short.size} quer{'y' if short.size == 1 else 'ies'} got fewer than "
+                          f"{idx.shape[1]} gallery hits (first: query row {int(short[0])}); search more cells "
+                          f"(nprobe / ef_search) or lower --topk")
+    return idx, dist
 
 
 def query_scores(query: Side, gallery: Side, idx: np.ndarray) -> Optional[Dict[str, Any]]:

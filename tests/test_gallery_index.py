@@ -101,3 +101,15 @@ def test_bad_index_files_and_mismatched_features_are_refused(feats):
     np.savez(t / "other.npz", names=np.array(["a"]))
     with pytest.raises(IndexFileError, match="format 'missing'"):
         load_gallery_index(str(t / "other.npz"))
+
+
+def test_an_approximate_search_short_of_top_k_hits_is_an_error_not_a_wrong_row():
+    from ensembles.search import SearchError, search
+
+    rng = np.random.default_rng(0)
+    gallery = rng.standard_normal((400, 16)).astype(np.float32)
+    query = rng.standard_normal((5, 16)).astype(np.float32)
+    with pytest.raises(SearchError, match="fewer than 100 gallery hits.*nprobe"):
+        search(query, gallery, topk=100, knn="faiss-ivf:nlist=10,nprobe=1")
+    idx, _ = search(query, gallery, topk=10, knn="faiss-ivf:nlist=10,nprobe=1")
+    assert (idx >= 0).all()

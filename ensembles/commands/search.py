@@ -88,7 +88,7 @@ def command(**o):
         click.echo(f"{'query' if side is query else 'gallery'}: {len(side.names)} images from {side.source}"
                    f"{'' if side.has_ids else ', identities unknown'}")
     if o["index_file"]:
-        idx, dist = gallery.index.search(query.feats, o["topk"])
+        idx, dist = lib.search_index(query.feats, gallery.index, o["topk"], o["index_file"])
     else:
         idx, dist = lib.search(query.feats, gallery.feats, o["topk"], o["distance"], query.source, gallery.source,
                                rerank, o["knn"])
