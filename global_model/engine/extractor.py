@@ -141,17 +141,19 @@ def extract_features_sharded(run: Callable[..., Tuple[List[str], np.ndarray]], r
     return names, (np.concatenate(parts) if parts else np.zeros((0, 0), np.float32))
 
 
-def load_model_from_checkpoint(weights: str, cfg=None, opts: Sequence[str] = (), device: Optional[torch.device] = None):
+def load_model_from_checkpoint(weights: str, cfg=None, opts: Sequence[str] = (), device: Optional[torch.device] = None,
+                               ckpt: Optional[dict] = None):
     """``(model, cfg)`` in eval mode from a checkpoint written by the trainer.
 
     Without ``cfg`` the model is rebuilt from the config stored in the checkpoint (``opts`` apply
     on top). A checkpoint for another architecture raises a CheckpointError listing the
-    mismatched, missing and unexpected layers.
+    mismatched, missing and unexpected layers. ``ckpt``: the file ``weights`` already loaded (a
+    caller that also reads its other entries loads it once).
     """
     from ..config import load_config_string
     from ..modeling import build_model
 
-    ckpt = load_checkpoint(weights)
+    ckpt = load_checkpoint(weights) if ckpt is None else ckpt
     if cfg is None:
         if "cfg" not in ckpt:
             raise CheckpointError(f"{weights}: no stored config; pass --config with the model's YAML")

@@ -63,7 +63,7 @@ class ImageRestorer:
 
     def __init__(self, checkpoint: str, opts: Sequence[str] = ()):
         ckpt = load_checkpoint(checkpoint)
-        model, cfg = load_model_from_checkpoint(checkpoint, opts=opts)
+        model, cfg = load_model_from_checkpoint(checkpoint, opts=opts, ckpt=ckpt)
         build = RESTORERS.find(cfg.MODEL.META_ARCH)
         if build is None:
             raise CheckpointError(f"{checkpoint}: MODEL.META_ARCH {cfg.MODEL.META_ARCH!r} cannot restore images; "

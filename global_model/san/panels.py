@@ -58,11 +58,12 @@ def write_panels(checkpoint: str, src: str, out: str, targets: Optional[str] = N
     names = list_images(src)
     if not names:
         raise ReidUsageError(f"--src {src!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    stored = (load_checkpoint(checkpoint).get("aux") or {}).get("decoder")
+    ckpt = load_checkpoint(checkpoint)
+    stored = (ckpt.get("aux") or {}).get("decoder")
     if stored is None:
         raise CheckpointError(f"{checkpoint}: no 'aux/decoder' entry; san-panels needs a checkpoint written by the "
                               f"SAN trainer (MODEL.META_ARCH san)")
-    model, cfg = load_model_from_checkpoint(checkpoint, opts=opts)
+    model, cfg = load_model_from_checkpoint(checkpoint, opts=opts, ckpt=ckpt)
     if not isinstance(model, SAN):
         raise CheckpointError(f"{checkpoint}: MODEL.META_ARCH is {cfg.MODEL.META_ARCH!r}, not 'san'")
     device = next(model.parameters()).device
