@@ -33,7 +33,7 @@ from .amp import autocast, resolve_amp
 from .checkpoint import CheckpointError, load_checkpoint
 from .extractor import load_model_from_checkpoint
 
-__all__ = ["ALL", "RESTORERS", "ImageRestorer", "Restorer", "defog_folder", "register_restorer"]
+__all__ = ["ALL", "RESTORERS", "ImageRestorer", "Restorer", "defog_folder", "register_restorer", "unit_to_uint8"]
 
 ALL = ("all", "both")  # --image values that write every kind the family makes
 
@@ -53,7 +53,8 @@ def register_restorer(name: str):
     return RESTORERS.register(name)
 
 
-def _to_uint8(image: torch.Tensor):
+def unit_to_uint8(image: torch.Tensor) -> np.ndarray:
+    """One 3×H×W RGB image in [0, 1] → H×W×3 uint8 RGB array (restored files and PNG panels)."""
     return (image.detach().float().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
@@ -92,7 +93,7 @@ class ImageRestorer:
                     for i, path in enumerate(batch["paths"]):
                         h, w = read_image(path).shape[:2]
                         for kind in kinds:
-                            out[kind].append(cv2.resize(_to_uint8(results[kind][i]), (w, h),
+                            out[kind].append(cv2.resize(unit_to_uint8(results[kind][i]), (w, h),
                                                         interpolation=cv2.INTER_LINEAR))
                     yield list(batch["paths"]), out
         except ImageReadError as exc:

@@ -60,7 +60,7 @@ def restoration_metrics(model: RVSL, aux: Mapping[str, nn.Module], records: List
     rendered haze vs the foggy image; ``vis_num`` panels into ``vis_dir`` (None = none)."""
     from ..data.dataset import build_test_loader
     from ..sjdl.metrics import psnr, ssim, write_panels
-    from ..sjdl.model import unit_to_uint8
+    from ..engine.restore import unit_to_uint8
 
     mean, std = cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD
     dtype = resolve_amp(cfg.TEST.AMP, device)

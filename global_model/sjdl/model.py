@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from typing import Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,7 +30,7 @@ from ..modeling.heads import weights_init_kaiming
 from .config import SJDLConfigError
 
 __all__ = ["SJDL", "DefogDecoder", "EnhanceHead", "ResidualBlock", "build_defog_decoder", "defog",
-           "to_unit_range", "unit_to_uint8"]
+           "to_unit_range"]
 
 PROBE_SIZE = 64  # side of the dry-run image used to measure the stem/layer1 maps
 DEFOG_MAPS = ("stem", "layer1")  # the encoder maps the decoder reads
@@ -42,11 +41,6 @@ def to_unit_range(images: torch.Tensor, mean: Sequence[float], std: Sequence[flo
     m = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
     return (images * s + m).clamp(0.0, 1.0)
-
-
-def unit_to_uint8(image: torch.Tensor) -> np.ndarray:
-    """One 3×H×W RGB image in [0, 1] → H×W×3 uint8 RGB array (for PNG panels and defogged files)."""
-    return (image.detach().float().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 @register_arch("sjdl")

@@ -29,11 +29,12 @@ from torch import nn
 from ..data.datasets import DatasetError, merge_train_sets
 from ..data.records import ImageRecord
 from ..engine.amp import autocast, resolve_amp
+from ..engine.restore import unit_to_uint8
 from ..engine.streams import Stream, TrainData
 from ..engine.trainer import Trainer, register_trainer
 from .losses import SJDLLoss
 from .metrics import format_restoration, psnr, ssim, write_panels
-from .model import SJDL, build_defog_decoder, defog, to_unit_range, unit_to_uint8
+from .model import SJDL, build_defog_decoder, defog, to_unit_range
 
 __all__ = ["SJDLTrainer", "join_real_batch"]
 
