@@ -79,6 +79,17 @@ def _as_vectors(x, dim: Optional[int], what: str) -> np.ndarray:
     return a
 
 
+def sq_to_metric(d2: np.ndarray, metric: str) -> np.ndarray:
+    """Squared euclidean distances of prepared vectors (unit-norm for cosine) in ``metric``, float32 in
+    place; non-finite entries (missing hits) stay as they are."""
+    d2 = np.maximum(d2, 0, out=d2, where=np.isfinite(d2))
+    if metric == "euclidean":
+        return np.sqrt(d2)
+    if metric == "cosine":
+        return np.minimum(d2 * np.float32(0.5), np.float32(2.0), where=np.isfinite(d2), out=d2)
+    return d2
+
+
 class KnnIndex:
     """Vectors added in order (ids 0, 1, ...) and searched for their ``k`` nearest.
 
@@ -148,12 +159,7 @@ class KnnIndex:
 
     def from_sq(self, d2: np.ndarray) -> np.ndarray:
         """Squared euclidean distances (of prepared vectors) in this index's metric."""
-        d2 = np.maximum(d2, 0, out=d2, where=np.isfinite(d2))
-        if self.metric == "euclidean":
-            return np.sqrt(d2)
-        if self.metric == "cosine":
-            return np.minimum(d2 * np.float32(0.5), np.float32(2.0), where=np.isfinite(d2), out=d2)
-        return d2
+        return sq_to_metric(d2, self.metric)
 
     def state(self) -> Dict[str, np.ndarray]:
         """Everything needed to rebuild the index, as named numpy arrays (see :func:`index_from_state`)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..knn import build_index, farthest_sq
+from ..knn.base import sq_to_metric
 from ._jaccard_kernels import _gather_lists, _jaccard_sparse
 from ._neighbour_kernels import _NO_INDEX, _expansion_sets, _refine
 from ._steps import _blend_constants, _check_max, _expand_and_invert, _weights
@@ -27,16 +28,6 @@ _PAIRS = 16384  # pair distances computed per step
 
 def _unit(x):
     return x / np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
-
-
-def _metric_of_sq(d2, metric):
-    """Squared euclidean distances of prepared vectors in ``metric`` (float32)."""
-    d2 = np.maximum(d2, 0, where=np.isfinite(d2), out=d2)
-    if metric == "euclidean":
-        return np.sqrt(d2)
-    if metric == "cosine":
-        return np.minimum(d2 * np.float32(0.5), np.float32(2.0), where=np.isfinite(d2), out=d2)
-    return d2
 
 
 class _Items:
@@ -69,7 +60,7 @@ class _Items:
         for s in range(0, len(rows), _PAIRS):
             a, b = self.rows(rows[s:s + _PAIRS]), self.rows(cols[s:s + _PAIRS])
             d2 = np.einsum("ij,ij->i", a, a) + np.einsum("ij,ij->i", b, b) - 2 * np.einsum("ij,ij->i", a, b)
-            out[s:s + _PAIRS] = _metric_of_sq(d2.astype(np.float32), self.metric)
+            out[s:s + _PAIRS] = sq_to_metric(d2.astype(np.float32), self.metric)
         return self.penalise(out, rows, cols)
 
 
@@ -90,14 +81,14 @@ def _search_lists(spec, items, list_len, depth):
         gi, gd = gallery_index.search(x, min(g, widen * max(list_len, depth if s < q else 0)))
         qi, qd = query_index.search(x, min(q, widen * list_len))
         cand = np.concatenate([np.where(qi >= 0, qi, _NO_INDEX), np.where(gi >= 0, gi + q, _NO_INDEX)], axis=1)
-        d = items.penalise(_metric_of_sq(np.concatenate([qd, gd], axis=1), items.metric), ids[:, None], cand)
+        d = items.penalise(sq_to_metric(np.concatenate([qd, gd], axis=1), items.metric), ids[:, None], cand)
         d2 = (d * d).astype(np.float32)
         order = np.lexsort((cand, d2), axis=-1)[:, :list_len]
         top_d2[s:s + len(ids)] = np.take_along_axis(d2, order, 1)
         top_idx[s:s + len(ids)] = np.take_along_axis(cand, order, 1)
         if s < q:
             m = min(len(ids), q - s)
-            gp = items.penalise(_metric_of_sq(gd[:m].copy(), items.metric), ids[:m, None],
+            gp = items.penalise(sq_to_metric(gd[:m].copy(), items.metric), ids[:m, None],
                                 np.where(gi[:m] >= 0, gi[:m] + q, _NO_INDEX))
             o = np.lexsort((gi[:m], gp), axis=-1)[:, :depth]
             near[s:s + m] = np.take_along_axis(gi[:m], o, 1)
@@ -111,7 +102,7 @@ def _normalisers(spec, items, top_d2):
     exact backend (a same-camera item is at most its camera's farthest plus the penalty away).
     """
     stacked = (items.query, items.gallery)
-    far = _metric_of_sq(np.maximum(farthest_sq(spec, items.query, stacked), farthest_sq(spec, items.gallery, stacked)),
+    far = sq_to_metric(np.maximum(farthest_sq(spec, items.query, stacked), farthest_sq(spec, items.gallery, stacked)),
                         items.metric)
     col_max = (far * far).astype(np.float32)
     if items.cams is not None:
@@ -119,7 +110,7 @@ def _normalisers(spec, items, top_d2):
             members = np.flatnonzero(items.cams == cam)
             if len(members) > 1:
                 x = items.rows(members)
-                d = _metric_of_sq(farthest_sq(spec, x, x), items.metric) + items.penalty
+                d = sq_to_metric(farthest_sq(spec, x, x), items.metric) + items.penalty
                 col_max[members] = np.maximum(col_max[members], (d * d).astype(np.float32))
     seen = np.where(np.isfinite(top_d2), top_d2, 0).max(axis=1)
     return np.maximum(col_max, seen)
