@@ -279,8 +279,9 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
 
     singles = {}
     for m in models:
-        singles[m] = run.value(run(Pipeline([m], {m: 1.0})))
-        row("model", f"model {m}", run.cache[repr(Pipeline([m], {m: 1.0}).to_dict())], None, False, "single model")
+        scores = run(Pipeline([m], {m: 1.0}))
+        singles[m] = run.value(scores)
+        row("model", f"model {m}", scores, None, False, "single model")
     best_single = max(singles.values())
     best = Pipeline(list(models), {m: 1.0 for m in models}, fusions[0])
     best_value = run.value(run(best))
