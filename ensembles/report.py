@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from post_processing.errors import ReidError
-from post_processing.evaluation import aic_map, evaluate_ranking
+from post_processing.evaluation import aic_average_precisions, aic_map, average_precisions, evaluate_ranking
 from post_processing.fileio import atomic_write
 from post_processing.protocols import evaluate_protocol, is_whole_test_set
 from post_processing.submission import TOPK
@@ -54,6 +54,23 @@ def score(ranking: np.ndarray, labels: Labels, topk: int = TOPK) -> Dict[str, An
                                labels.g_camids, max_rank=MAX_RANK)
         out[f"mAP_{name}"] = float(sub["mAP"])
     return out
+
+
+def per_query_scores(ranking: np.ndarray, labels: Labels, objective: str, topk: int = TOPK) -> Optional[np.ndarray]:
+    """Each query's share of :func:`score`'s ``objective`` (``mAP`` or ``aic_map``): per-query APs
+    whose mean over the non-NaN entries is that score (NaN: no valid match), so that a subset of the
+    queries can be scored without ranking again. None where the protocol's score is not such a mean
+    (CUHK03 classic's repeated single-shot draws, whole-test-set protocols)."""
+    ranking = np.asarray(ranking)[:, :topk]
+    options = set(labels.protocol_options) - {"max_rank"}  # max_rank shapes the CMC only
+    if objective == "aic_map":
+        return aic_average_precisions(ranking, labels.q_pids, labels.g_pids, topk=topk)
+    if objective == "mAP" and labels.protocol == "aic" and options <= {"topk"}:
+        return aic_average_precisions(ranking, labels.q_pids, labels.g_pids,
+                                      topk=int(labels.protocol_options.get("topk", 100)))
+    if objective == "mAP" and labels.protocol == "market" and not options:
+        return average_precisions(ranking, labels.q_pids, labels.g_pids, labels.q_camids, labels.g_camids)
+    return None
 
 
 def format_table(rows: Iterable[Tuple[str, Mapping[str, Any]]], gains: Optional[Sequence[Optional[float]]] = None) -> str:

@@ -9,8 +9,9 @@ worse than what you started from on this split. Tuning and scoring on the same s
 keep a held-out split (or the challenge server) for the final word.
 
 :func:`ascend` is the competition recipe on such a held-out (validation) split: coordinate ascent
-over the models' weights and then over candidate steps, each kept only when it gains, with the
-validation table behind every choice (:class:`AscentResult`).
+over the models' weights (when split-half cross-validation on the split says tuned weights beat equal
+ones: :mod:`ensembles.weight_search`) and then over candidate steps, each kept only when it gains,
+with the validation table behind every choice (:class:`AscentResult`).
 """
 from __future__ import annotations
 
@@ -20,13 +21,16 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
+
 from post_processing.errors import ReidError
 from post_processing.submission import TOPK
 
 from .inputs import Inputs
 from .pipeline import DENSE_RERANK_MAX, STEPS, Param, Pipeline
-from .report import score
-from .run import run_ensemble
+from .report import per_query_scores, score
+from .run import make_state, run_ensemble
+from .weight_search import Config, coordinate_ascent, cross_validate, equal_config
 
 OBJECTIVES = ("mAP", "aic_map")
 
@@ -234,6 +238,20 @@ class _Scorer:
         return -math.inf if scores is None else float(scores[self.objective])
 
 
+def _per_query(inputs: Inputs, models: Sequence[str], objective: str, topk: int
+               ) -> Callable[[Config], Optional[np.ndarray]]:
+    """Each query's ``objective`` share for a fusion weighting of ``models`` (no steps), for the
+    cross-validation of the weights; None where the protocol has no per-query score."""
+
+    def per_query(config: Config):
+        if inputs.whole_test_set:
+            return None
+        pipe = Pipeline(list(models), dict(zip(models, config[1])), config[0])
+        return per_query_scores(make_state(inputs, pipe, topk=topk).rank(topk), inputs.labels, objective, topk)
+
+    return per_query
+
+
 def _with_step(pipe: Pipeline, name: str, params: Mapping[str, object]) -> Pipeline:
     """``pipe`` plus step ``name`` (replacing one of that name), the steps kept in canonical order."""
     from .pipeline import Step, canonical_order
@@ -249,11 +267,15 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
            weights: Sequence[float] = (0.0, 0.5, 1.0, 2.0), fusions: Sequence[str] = ("concat", "distance"),
            candidates: Sequence[Tuple[str, Sequence[Mapping[str, object]]]] = CANDIDATES, min_gain: float = 0.001,
            topk: int = TOPK, dense_rerank_max: int = DENSE_RERANK_MAX,
-           log: Optional[Callable[[str], None]] = None, knn: Optional[str] = None) -> AscentResult:
+           log: Optional[Callable[[str], None]] = None, knn: Optional[str] = None,
+           cv_splits: int = 50, seed: int = 0) -> AscentResult:
     """Coordinate ascent on a labelled (validation) split, each move kept only if it gains.
 
     1. each model alone; 2. the fusion: method, then each model's weight in turn over ``weights``
-    (0 leaves the model out of the fusion, still scored alone; passes repeat while a weight moves);
+    (0 leaves the model out of the fusion, still scored alone; passes repeat while a weight moves) —
+    unless ``cv_splits`` random halves of the split's queries say that weights tuned on one half score
+    lower on the other than equal weights do (:func:`ensembles.weight_search.cross_validate`, seeded
+    by ``seed``; 0 splits: always tune), when every model keeps weight 1 and the first fusion method;
     3. each candidate step in turn, its
     parameter sets scored on top of the pipeline so far, the best kept when it gains at least
     ``min_gain`` (mAP as a fraction) over the pipeline without it. ``budget`` caps the distinct
@@ -283,37 +305,34 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
         singles[m] = run.value(scores)
         row("model", f"model {m}", scores, None, False, "single model")
     best_single = max(singles.values())
-    best = Pipeline(list(models), {m: 1.0 for m in models}, fusions[0])
-    best_value = run.value(run(best))
-    for fusion in fusions[1:]:
-        trial = copy.deepcopy(best)
-        trial.fusion = fusion
-        value = run.value(run(trial))
-        if value > best_value:
-            best, best_value = trial, value
+    cv = cross_validate(_per_query(inputs, models, objective, run.topk), len(models), weights, fusions,
+                        splits=cv_splits, seed=seed)
+    if cv is not None and log is not None:
+        log(cv.sentence(objective))
+
+    def pipe_of(config: Config) -> Pipeline:
+        return Pipeline(list(models), dict(zip(models, config[1])), config[0])
+
     reserve = sum(len(variants) for _, variants in candidates)  # the steps' turn comes after the weights'
-    if len(models) > 1:
-        moved = True
-        while moved and run.left > reserve:
-            moved = False
-            for m in models:
-                for w in weights:
-                    if run.left <= reserve:
-                        break
-                    trial = copy.deepcopy(best)
-                    trial.weights[m] = float(w)
-                    if sum(trial.weights.values()) <= 0:
-                        continue
-                    value = run.value(run(trial))
-                    if value > best_value + 1e-9:
-                        best, best_value, moved = trial, value, True
+    if cv is not None and cv.chosen == "equal":
+        config = equal_config(len(models), fusions)
+        how = cv.sentence(objective)
+    else:
+        config, _ = coordinate_ascent(lambda c: run.value(run(pipe_of(c))), len(models), weights, fusions,
+                                      can_try=lambda: run.left > reserve)
+        how = "best fusion method and weights on this split" + (f" ({cv.sentence(objective)})" if cv else "")
+    best = pipe_of(config)
+    best_value = run.value(run(best))
     for r, m in zip(table, models):
         r["kept"] = best.weights[m] > 0
         r["why"] = (f"fused with weight {best.weights[m]:g}" if r["kept"] else
                     "weight 0: the fusion scores best without it (still scored alone)")
     dropped = [m for m in models if best.weights[m] <= 0]
     row("fusion", f"fusion {describe(best)}", run(best), best_value - best_single, True,
-        "best fusion method and weights on this split" + (f"; weight 0: {', '.join(dropped)}" if dropped else ""))
+        how + (f"; weight 0: {', '.join(dropped)}" if dropped else ""))
+    if cv is not None:
+        table[-1]["cross_validation"] = {"chosen": cv.chosen, "held_out": cv.held_out, "splits": cv.splits,
+                                         "queries": cv.queries, "weightings": cv.configs, "seed": seed}
     for name, variants in candidates:
         scored = []
         for params in variants:

@@ -319,6 +319,15 @@ def aic_map(indices_or_distmat, q_pids, g_pids, topk: int = 100) -> float:
     lower index first); an integer array as ready rankings, of which the first ``topk`` are used.
     Queries without any gallery match are skipped.
     """
+    ap = aic_average_precisions(indices_or_distmat, q_pids, g_pids, topk)
+    if np.isnan(ap).all():
+        raise EvaluationError("no query has a match in the gallery")
+    return float(np.nanmean(ap))
+
+
+def aic_average_precisions(indices_or_distmat, q_pids, g_pids, topk: int = 100) -> np.ndarray:
+    """Each query's AP@``topk`` of :func:`aic_map` (its mean over the non-NaN entries); NaN for a
+    query without any gallery match."""
     arr = np.asarray(indices_or_distmat)
     if arr.ndim != 2:
         raise EvaluationError(f"expected a 2-D distance matrix or ranking (queries × gallery/K), "
@@ -330,9 +339,7 @@ def aic_map(indices_or_distmat, q_pids, g_pids, topk: int = 100) -> float:
     lab = _prepare(nq, ng, q_pids, g_pids, zeros_q, ones_g)
     num_rel = np.minimum(_count_relevant(lab.qp, lab.qc, lab.gc, lab.start, lab.members, True), topk)
     ap, _, _ = _ranking(arr, lab, num_rel)
-    if not (num_rel > 0).any():
-        raise EvaluationError("no query has a match in the gallery")
-    return float(np.mean(ap[num_rel > 0]))
+    return np.where(num_rel > 0, ap, np.nan)
 
 
 def _one_per_id(pids: np.ndarray, keys: np.ndarray, nids: int) -> np.ndarray:

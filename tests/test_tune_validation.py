@@ -125,3 +125,30 @@ def test_cli_ascent_without_training_features_says_metric_learning_was_not_tried
     assert {"label": "metric", "kept": False} in [{"label": r["label"], "kept": r["kept"]} for r in rows]
     tried = {r["label"].split("(")[0] for r in rows if r["stage"] == "step" and r["scores"]}
     assert tried == {"+ camera_penalty", "+ dba", "+ qe", "+ rerank", "+ track_distance"}
+
+
+def test_the_ascent_records_the_cross_validation_that_set_the_weights(data):
+    inputs = load_inputs(data["features"], data["root"], list(NOISE), split="val", val_ids=6, val_seed=0)
+    result = ascend(inputs, list(NOISE), budget=40, candidates=(), cv_splits=20, seed=3)
+    fusion = next(r for r in result.table if r["stage"] == "fusion")
+    cv = fusion["cross_validation"]
+    assert cv["splits"] == 20 and cv["seed"] == 3 and set(cv["held_out"]) == {"equal", "ascent"}
+    assert cv["chosen"] == max(cv["held_out"], key=lambda p: (cv["held_out"][p], p == "equal"))
+    assert f"{100 * cv['held_out']['equal']:.2f}" in fusion["why"]
+    if cv["chosen"] == "equal":
+        assert set(result.pipeline.weights.values()) == {1.0} and result.pipeline.fusion == "concat"
+    untuned = ascend(inputs, list(NOISE), budget=40, candidates=(), cv_splits=0)
+    fusion0 = next(r for r in untuned.table if r["stage"] == "fusion")
+    assert "cross_validation" not in fusion0 and fusion0["why"].startswith("best fusion method and weights")
+    if cv["chosen"] == "ascent":
+        assert result.pipeline.to_dict() == untuned.pipeline.to_dict()
+
+
+def test_cli_cv_splits_belongs_to_the_ascent(data, tmp_path):
+    from click.testing import CliRunner
+
+    from ensembles.cli import main
+
+    res = CliRunner().invoke(main, ["tune", "--models", "a,b", "--features-dir", data["features"], "--data-root",
+                                    data["root"], "--cv-splits", "5", "--out", str(tmp_path / "p.yaml")])
+    assert res.exit_code == 2 and "--cv-splits belongs to --search ascent" in res.output

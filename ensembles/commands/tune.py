@@ -1,8 +1,8 @@
 """``ensemble tune``: search fusion weights/method and step parameters on a labelled split.
 
 ``--search ascent`` (what a competition team does on its validation split, ``--split val``): each
-model alone, then the fusion method and weights (0 drops a model), then each candidate step kept only
-when it gains on the split; the pipeline YAML it writes carries that validation table, which
+model alone, then the fusion method and weights (0 drops a model) when split-half cross-validation
+says tuned weights beat equal ones there, then each candidate step kept only when it gains on the split; the pipeline YAML it writes carries that validation table, which
 ``ensemble fuse --pipeline`` reports beside the test rows. ``random``/``grid`` search the parameter
 grids of a fixed pipeline."""
 from __future__ import annotations
@@ -45,7 +45,11 @@ def _fusions(ctx, param, text: str):
               show_default=True, help="random: --budget points drawn from the grid; grid: every point (refused "
                                       "when more than --budget); ascent: models, fusion and weights, then each "
                                       "step (the given steps, else every built-in candidate) kept when it gains")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the random search (not with --search grid)")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="seed of the random search, or of the ascent's random query halves (not with --search grid)")
+@click.option("--cv-splits", type=click.IntRange(min=0), default=50, show_default=True,
+              help="ascent: random halves of the split's queries on which weights tuned on one half are "
+                   "scored on the other against equal weights; the better procedure sets the weights (0: always tune)")
 @click.option("--objective", type=click.Choice(["mAP", "aic_map"]), default="mAP", show_default=True,
               help="score the best pipeline is chosen by")
 @click.option("--weight-grid", default="0,0.5,1,2", show_default=True, callback=_weights,
@@ -67,6 +71,8 @@ def command(ctx, **o):
         raise click.UsageError("--seed draws the points of a random search; --search grid tries every point")
     if o["search_kind"] == "ascent":
         return _ascent(o, pipe)
+    if option_given(ctx, "cv_splits"):
+        raise click.UsageError("--cv-splits belongs to --search ascent (it decides whether the ascent tunes the weights)")
     space = SearchSpace(weights=o["weight_grid"], fusions=[o["fusion"]] if o["fusion"] else o["fusions"],
                         grids=grids_from_options(ctx, pipe))
     plan_trials(pipe, space, budget=o["budget"], search=o["search_kind"], seed=o["seed"])
@@ -111,7 +117,8 @@ def _ascent(o: dict, pipe) -> None:
         inputs = load_inputs_for(o, pipe, train=False)
     result = ascend(inputs, pipe.models, budget=o["budget"], objective=o["objective"], weights=o["weight_grid"],
                     fusions=[o["fusion"]] if o["fusion"] else o["fusions"], candidates=candidates,
-                    topk=o["topk"], dense_rerank_max=o["dense_rerank_max"], log=click.echo, knn=o["knn"])
+                    topk=o["topk"], dense_rerank_max=o["dense_rerank_max"], log=click.echo, knn=o["knn"],
+                    cv_splits=o["cv_splits"], seed=o["seed"])
     val_ids, val_seed = val_ids_of(o)
     table = result.table + [{"stage": "step", "label": name, "scores": None, "gain": None, "kept": False,
                              "why": "not tried: no training features (extract --split all)"} for name in skipped]
