@@ -305,3 +305,35 @@ def test_fusion_weights_are_checked_in_one_place(weights, message):
         check_weights(["a", "b"], weights)
     with pytest.raises(PipelineError, match=re.escape(f"p.yaml: key 'weights': {message}")):
         Pipeline(["a", "b"], weights).validate("p.yaml")
+
+
+def test_metric_step_fits_each_distinct_training_set_once_and_refits_on_other_data(monkeypatch):
+    from ensembles.steps import metric
+    from post_processing.metric_learning import MetricLearner
+
+    fits = []
+    real_fit = MetricLearner.fit
+
+    def counting_fit(self, X, y):
+        fits.append(len(X))
+        return real_fit(self, X, y)
+
+    monkeypatch.setattr(MetricLearner, "fit", counting_fit)
+    monkeypatch.setattr(metric, "_FITTED", type(metric._FITTED)())
+    rng = np.random.default_rng(0)
+    train, pids = rng.normal(size=(60, 12)).astype(np.float32), np.repeat(np.arange(12), 5)
+    p = {"method": "lfda", "pca_dim": 6, "params": {}}
+    first = metric._fitted(train, pids, p)
+    again = metric._fitted(train.copy(), pids.copy(), dict(p))
+    assert again is first and fits == [60]
+    fresh = MetricLearner("lfda", pca_dim=6).fit(train, pids)
+    assert np.array_equal(fresh.transform(train), first.transform(train))  # what a refit would give
+    metric._fitted(train[:-5], pids[:-5], p)
+    metric._fitted(train, pids, {**p, "pca_dim": 5})
+    other = train.copy()
+    other[0, 0] += 1
+    metric._fitted(other, pids, p)
+    assert fits == [60, 60, 55, 60, 60]
+    for i in range(metric._FITTED_MAX + 2):
+        metric._fitted(train, pids, {**p, "pca_dim": 1 + i % 12})
+    assert len(metric._FITTED) <= metric._FITTED_MAX
