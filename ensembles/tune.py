@@ -238,6 +238,11 @@ class _Scorer:
         return -math.inf if scores is None else float(scores[self.objective])
 
 
+def _fusion_pipeline(models: Sequence[str], config: Config) -> Pipeline:
+    """The step-free pipeline of a fusion weighting (method, one weight per model)."""
+    return Pipeline(list(models), dict(zip(models, config[1])), config[0])
+
+
 def _per_query(inputs: Inputs, models: Sequence[str], objective: str, topk: int
                ) -> Callable[[Config], Optional[np.ndarray]]:
     """Each query's ``objective`` share for a fusion weighting of ``models`` (no steps), for the
@@ -246,8 +251,8 @@ def _per_query(inputs: Inputs, models: Sequence[str], objective: str, topk: int
     def per_query(config: Config):
         if inputs.whole_test_set:
             return None
-        pipe = Pipeline(list(models), dict(zip(models, config[1])), config[0])
-        return per_query_scores(make_state(inputs, pipe, topk=topk).rank(topk), inputs.labels, objective, topk)
+        state = make_state(inputs, _fusion_pipeline(models, config), topk=topk)
+        return per_query_scores(state.rank(topk), inputs.labels, objective, topk)
 
     return per_query
 
@@ -310,18 +315,15 @@ def ascend(inputs: Inputs, models: Sequence[str], budget: int = 80, objective: s
     if cv is not None and log is not None:
         log(cv.sentence(objective))
 
-    def pipe_of(config: Config) -> Pipeline:
-        return Pipeline(list(models), dict(zip(models, config[1])), config[0])
-
     reserve = sum(len(variants) for _, variants in candidates)  # the steps' turn comes after the weights'
     if cv is not None and cv.chosen == "equal":
         config = equal_config(len(models), fusions)
         how = cv.sentence(objective)
     else:
-        config, _ = coordinate_ascent(lambda c: run.value(run(pipe_of(c))), len(models), weights, fusions,
-                                      can_try=lambda: run.left > reserve)
+        config, _ = coordinate_ascent(lambda c: run.value(run(_fusion_pipeline(models, c))), len(models), weights,
+                                      fusions, can_try=lambda: run.left > reserve)
         how = "best fusion method and weights on this split" + (f" ({cv.sentence(objective)})" if cv else "")
-    best = pipe_of(config)
+    best = _fusion_pipeline(models, config)
     best_value = run.value(run(best))
     for r, m in zip(table, models):
         r["kept"] = best.weights[m] > 0

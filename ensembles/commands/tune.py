@@ -2,8 +2,9 @@
 
 ``--search ascent`` (what a competition team does on its validation split, ``--split val``): each
 model alone, then the fusion method and weights (0 drops a model) when split-half cross-validation
-says tuned weights beat equal ones there, then each candidate step kept only when it gains on the split; the pipeline YAML it writes carries that validation table, which
-``ensemble fuse --pipeline`` reports beside the test rows. ``random``/``grid`` search the parameter
+says tuned weights beat equal ones there, then each candidate step kept only when it gains on the
+split; the pipeline YAML it writes carries that validation table, which ``ensemble fuse --pipeline``
+reports beside the test rows. ``random``/``grid`` search the parameter
 grids of a fixed pipeline."""
 from __future__ import annotations
 
