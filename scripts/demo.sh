@@ -15,9 +15,12 @@
 #   DEMO_DEFOGGER  the SJDL model of DEMO_MODELS that defogs them (sjdl_r18)
 #   DEMO_BUDGET  pipelines `ensemble tune` may score (80)
 #   DEMO_TRAIN_ARGS  extra KEY VALUE overrides for every train (e.g. "SOLVER.MAX_EPOCHS 1" for a smoke run)
+#   DEMO_JOBS    models trained (and extracted) at once, each with cores/DEMO_JOBS threads (2; 1 runs
+#                them one after the other with every core, as the demo did before: scripts/jobs.sh)
 #   PYTHON       interpreter (python)
 set -e
 . "$(dirname "$0")/demo_models.sh"
+. "$(dirname "$0")/jobs.sh"
 
 PYTHON=${PYTHON:-python}
 OUT=${DEMO_OUT:-outputs/demo}
@@ -29,13 +32,19 @@ DEMO_MODELS=${DEMO_MODELS:-$DEMO_MODEL_LIST}
 DEFOG=${DEMO_DEFOG-$DEMO_DEFOG_LIST}
 DEFOGGER=${DEMO_DEFOGGER:-$DEMO_DEFOGGER_NAME}
 BUDGET=${DEMO_BUDGET:-80}
+jobs_init "${DEMO_JOBS:-2}"
+trap jobs_stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 DATA="$OUT/data"
 FEATURES="$OUT/features"
 start=$(date +%s)
 last=$start
 # Training numerics depend on the CPU (bf16 autocast where it is native, oneDNN's kernels per
 # instruction set) and the thread count: printed so that two runs' tables can be compared.
-"$PYTHON" -c "import os, torch; from global_model.engine.amp import resolve_amp; print(f'cpu: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, training AMP: {resolve_amp(\"auto\", torch.device(\"cpu\")) or \"off\"}')"
+[ "$JOBS_MAX" -eq 1 ] || export OMP_NUM_THREADS="$JOBS_THREADS"
+"$PYTHON" -c "import os, torch; from global_model.engine.amp import resolve_amp; print(f'cpu: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads per job, $JOBS_MAX job(s) at once, {os.cpu_count()} cores, training AMP: {resolve_amp(\"auto\", torch.device(\"cpu\")) or \"off\"}')"
+unset OMP_NUM_THREADS
 
 say() { printf '\n== %s\n' "$*"; }
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
@@ -55,6 +64,10 @@ fi
 lap synth
 
 say "2/7 train the demo models on the training ids minus $VAL_IDS validation ids ($(elapsed) so far)"
+job_done() {
+    cat "$2"
+    echo "time: train $1 $3 s"
+}
 MODELS=""
 NAMES=""
 for spec in $DEMO_MODELS; do
@@ -67,15 +80,18 @@ for spec in $DEMO_MODELS; do
         # except SJDL's, which measures its restoration at the last epoch. DATASETS.VAL_IDS holds the
         # same identities out of every training set; the checkpoint's config keeps it for extract.
         echo "$name: global_model train --config $config DATASETS.VAL_IDS $VAL_IDS"
+        mkdir -p "$dir"
         # shellcheck disable=SC2086  # DEMO_TRAIN_ARGS is a list of words
-        "$PYTHON" -m global_model train --config "$config" --no-progress DATASETS.ROOT "$DATA" OUTPUT_DIR "$dir" \
-            DATASETS.VAL_IDS "$VAL_IDS" ${DEMO_TRAIN_ARGS:-}
-        lap "train $name"
+        jobs_start "$name" "$dir/train.out" "$PYTHON" -m global_model train --config "$config" --no-progress \
+            DATASETS.ROOT "$DATA" OUTPUT_DIR "$dir" DATASETS.VAL_IDS "$VAL_IDS" ${DEMO_TRAIN_ARGS:-}
+        [ "$JOBS_MAX" -gt 1 ] || lap "train $name"
     fi
     # No config: extract rebuilds each model from the config its checkpoint stores (with its VAL_IDS).
     MODELS="$MODELS $name::$dir/model_final.pth"
     NAMES="${NAMES:+$NAMES,}$name"
 done
+jobs_wait_all
+[ "$JOBS_MAX" -eq 1 ] || lap "train ($JOBS_MAX at a time)"
 for name in $DEFOG; do
     [ -f "$OUT/models/$name/model_final.pth" ] || { echo "DEMO_DEFOG: $name is not in DEMO_MODELS" >&2; exit 1; }
     MODELS="$MODELS $name@defog::$OUT/models/$name/model_final.pth"
@@ -87,7 +103,7 @@ say "3/7 extract validation, test and training features of $NAMES ($(elapsed) so
 # (metric learning) files; <name>@defog models see the images $DEFOGGER restored.
 MODELS="$MODELS" DATA_ROOT="$DATA" FEATURES_DIR="$FEATURES" PYTHON="$PYTHON" \
     DEFOG_WITH="$OUT/models/$DEFOGGER/model_final.pth" EXTRACT_ARGS="--split val --split all" \
-    sh scripts/extract_feature_val.sh
+    JOBS="$JOBS_MAX" sh scripts/extract_feature_val.sh
 lap extract
 
 say "4/7 tune on the validation split: fusion weights, then each post-processing step ($(elapsed) so far)"

@@ -19,8 +19,11 @@
 #                 (the validation split and the test split in one run) or "TEST.FLIP False"
 #   DEFOG_WITH    SJDL checkpoint: a model named <name>@defog extracts from the images that checkpoint
 #                 restored (extract --defog-with), e.g. MODELS="r18:cfg:ckpt r18@defog:cfg:ckpt"
+#   JOBS          models extracted at once, each with cores/JOBS threads (1: one after the other with
+#                 every core, the output streamed; see scripts/jobs.sh)
 set -e
 . "$(dirname "$0")/demo_models.sh"
+. "$(dirname "$0")/jobs.sh"
 
 PYTHON=${PYTHON:-python}
 DATA_ROOT=${DATA_ROOT:-outputs/demo/data}
@@ -37,7 +40,12 @@ fail() {
     exit 1
 }
 cleanup() {
+    jobs_stop
     [ -z "$STAGE" ] || rm -rf "$STAGE"
+}
+job_done() {
+    cat "$2"
+    echo "$1: extracted in $3 s"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -74,6 +82,18 @@ parent=$(dirname "$FEATURES_DIR")
 mkdir -p "$parent"
 STAGE=$(mktemp -d "$parent/.$(basename "$FEATURES_DIR").staging.XXXXXX") ||
     fail "cannot create a staging folder in $parent"
+jobs_init "${JOBS:-1}"
+extract_one() {  # name config weights defog-args
+    echo "$1: global_model extract --checkpoint $3${2:+ --config $2}${4:+ $4}"
+    # shellcheck disable=SC2086  # EXTRACT_ARGS and the defog arguments are lists of words
+    if [ -n "$2" ]; then
+        "$PYTHON" -m global_model extract --config "$2" --checkpoint "$3" --data-root "$DATA_ROOT" \
+            --out-dir "$STAGE" --name "$1" --no-progress $4 $EXTRACT_ARGS || fail "$1: extraction failed"
+    else
+        "$PYTHON" -m global_model extract --checkpoint "$3" --data-root "$DATA_ROOT" \
+            --out-dir "$STAGE" --name "$1" --no-progress $4 $EXTRACT_ARGS || fail "$1: extraction failed"
+    fi
+}
 names=
 for entry in $MODELS; do
     name=${entry%%:*}
@@ -86,17 +106,10 @@ for entry in $MODELS; do
             [ -n "${DEFOG_WITH:-}" ] || fail "$name: a @defog model needs DEFOG_WITH (an SJDL checkpoint)"
             defog="--defog-with $DEFOG_WITH" ;;
     esac
-    echo "$name: global_model extract --checkpoint $weights${config:+ --config $config}${defog:+ $defog}"
-    # shellcheck disable=SC2086  # EXTRACT_ARGS is a list of words
-    if [ -n "$config" ]; then
-        "$PYTHON" -m global_model extract --config "$config" --checkpoint "$weights" --data-root "$DATA_ROOT" \
-            --out-dir "$STAGE" --name "$name" --no-progress $defog $EXTRACT_ARGS || fail "$name: extraction failed"
-    else
-        "$PYTHON" -m global_model extract --checkpoint "$weights" --data-root "$DATA_ROOT" \
-            --out-dir "$STAGE" --name "$name" --no-progress $defog $EXTRACT_ARGS || fail "$name: extraction failed"
-    fi
+    jobs_start "$name" "$STAGE/.$name.log" extract_one "$name" "$config" "$weights" "$defog"
     names="$names $name"
 done
+jobs_wait_all
 
 # Every model succeeded: move the files into place, one model's files back to back.
 mkdir -p "$FEATURES_DIR"
