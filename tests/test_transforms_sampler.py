@@ -95,6 +95,19 @@ def test_build_transforms_follows_config():
     assert build_transforms(cfg, False)(gradient_image()).shape == (3, 16, 32)
 
 
+def test_gray_input_gives_every_channel_the_luminance_in_training_and_testing():
+    img = gradient_image()
+    luma = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float64) / 255
+    cfg = load_config(None, ["INPUT.SIZE_TRAIN", "[40, 60]", "INPUT.SIZE_TEST", "[40, 60]", "INPUT.GRAY", "True",
+                             "INPUT.PADDING", "0", "INPUT.FLIP_PROB", "0", "INPUT.RE_PROB", "0"])
+    for out in (build_transforms(cfg, False)(img), build_transforms(cfg, True)(img, np.random.default_rng(0))):
+        rgb = denorm(out)
+        for c in range(3):
+            np.testing.assert_allclose(rgb[..., c], luma, atol=1e-5)
+    # Off by default: the colour image passes through.
+    colour = denorm(build_transforms(load_config(None, ["INPUT.SIZE_TEST", "[40, 60]"]), False)(img))
+    assert np.abs(colour[..., 0] - colour[..., 1]).max() > 0.3
+
 # ----------------------------------------------------------------------------- sampler
 
 def pids_for(counts):

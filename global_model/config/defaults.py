@@ -52,6 +52,7 @@ _C.INPUT.CJ_BRIGHTNESS = 0.2
 _C.INPUT.CJ_CONTRAST = 0.15
 _C.INPUT.CJ_SATURATION = 0.1
 _C.INPUT.CJ_HUE = 0.0
+_C.INPUT.GRAY = False  # luminance only, in all three channels (a colour-blind ensemble member)
 _C.INPUT.PIXEL_MEAN = [0.485, 0.456, 0.406]
 _C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
 # Low-resolution training (global_model/data/lowres.py): with probability LR_PROB a training image is

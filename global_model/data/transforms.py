@@ -17,7 +17,8 @@ from post_processing.errors import ReidUsageError
 
 from .lowres import LowResDegradation, degrade, eval_lr_scale, train_degradation
 
-__all__ = ["TestTransform", "TrainTransform", "TransformError", "build_transforms", "color_jitter", "random_erasing"]
+__all__ = ["TestTransform", "TrainTransform", "TransformError", "build_transforms", "color_jitter", "random_erasing",
+           "to_gray"]
 
 
 class TransformError(ReidUsageError, ValueError):
@@ -30,6 +31,12 @@ def _resize(img: np.ndarray, size_hw: Sequence[int]) -> np.ndarray:
         return img
     shrink = img.shape[0] > h and img.shape[1] > w
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def to_gray(img: np.ndarray) -> np.ndarray:
+    """An RGB uint8 image's luminance (ITU-R BT.601, OpenCV's weights) in all three channels: a
+    colour-blind member of an ensemble sees shape and texture where the others also see colour casts."""
+    return np.ascontiguousarray(np.repeat(cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)[..., None], 3, 2))
 
 
 def _normalize(img: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -88,8 +95,9 @@ class TrainTransform:
                  flip_prob: float = 0.5, re_prob: float = 0.5, cj_prob: float = 0.0,
                  cj: Tuple[float, float, float, float] = (0.2, 0.15, 0.1, 0.0),
                  mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
-                 lowres: Optional[LowResDegradation] = None):
+                 lowres: Optional[LowResDegradation] = None, gray: bool = False):
         self.size = (int(size[0]), int(size[1]))
+        self.gray = bool(gray)  # luminance only (INPUT.GRAY), before any other step
         self.lowres = lowres  # low-resolution degradation of the image as read (first, when set)
         self.resize = (int(resize[0]), int(resize[1])) if resize and min(resize) > 0 else self.size
         if self.resize[0] < self.size[0] or self.resize[1] < self.size[1]:
@@ -116,6 +124,8 @@ class TrainTransform:
         return img
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.gray:
+            img = to_gray(img)
         if self.lowres is not None:
             img = self.lowres(img, rng)
         img = self.pad_crop_flip(_resize(img, self.resize), rng)
@@ -132,13 +142,16 @@ class TestTransform:
     ``lr_scale`` > 1 the image as read is degraded to low resolution first (``TEST.LR_SCALE``)."""
 
     def __init__(self, size: Sequence[int], mean: Sequence[float] = (0.485, 0.456, 0.406),
-                 std: Sequence[float] = (0.229, 0.224, 0.225), lr_scale: float = 1.0):
+                 std: Sequence[float] = (0.229, 0.224, 0.225), lr_scale: float = 1.0, gray: bool = False):
         self.size = (int(size[0]), int(size[1]))
         self.lr_scale = float(lr_scale)
+        self.gray = bool(gray)
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32)
 
     def __call__(self, img: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+        if self.gray:
+            img = to_gray(img)
         if self.lr_scale > 1:
             img = degrade(img, self.lr_scale)
         return _normalize(_resize(img, self.size), self.mean, self.std)
@@ -149,7 +162,7 @@ def build_transforms(cfg, is_train: bool, split: Optional[str] = None):
     ``TEST.LR_SCALE`` / ``TEST.LR_APPLY`` may degrade)."""
     i = cfg.INPUT
     if not is_train:
-        return TestTransform(i.SIZE_TEST, i.PIXEL_MEAN, i.PIXEL_STD, eval_lr_scale(cfg, split))
+        return TestTransform(i.SIZE_TEST, i.PIXEL_MEAN, i.PIXEL_STD, eval_lr_scale(cfg, split), i.GRAY)
     return TrainTransform(i.SIZE_TRAIN, i.RESIZE_TRAIN, i.PADDING, i.FLIP_PROB, i.RE_PROB, i.CJ_PROB,
                           (i.CJ_BRIGHTNESS, i.CJ_CONTRAST, i.CJ_SATURATION, i.CJ_HUE), i.PIXEL_MEAN, i.PIXEL_STD,
-                          train_degradation(cfg))
+                          train_degradation(cfg), i.GRAY)
