@@ -69,10 +69,22 @@ jobs_stop() {
 }
 
 _jobs_kill_tree() {
-    for _child in $(pgrep -P "$1" 2>/dev/null); do
+    for _child in $(_jobs_children "$1"); do
         _jobs_kill_tree "$_child"
     done
     kill "$1" 2>/dev/null || true
+}
+
+# The child processes of $1: from /proc on Linux (no procps needed), else pgrep.
+_jobs_children() {
+    if [ -r /proc/self/stat ]; then
+        for _stat in /proc/[0-9]*/stat; do
+            read -r _p _comm _state _ppid _more <"$_stat" 2>/dev/null || continue
+            [ "$_ppid" != "$1" ] || echo "$_p"
+        done
+    else
+        pgrep -P "$1" 2>/dev/null || true
+    fi
 }
 
 # Waits until one running job has ended (each writes its status file last), then reports it.
