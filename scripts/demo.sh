@@ -42,9 +42,10 @@ start=$(date +%s)
 last=$start
 # Training numerics depend on the CPU (bf16 autocast where it is native, oneDNN's kernels per
 # instruction set) and the thread count: printed so that two runs' tables can be compared.
-[ "$JOBS_MAX" -eq 1 ] || export OMP_NUM_THREADS="$JOBS_THREADS"
-"$PYTHON" -c "import os, torch; from global_model.engine.amp import resolve_amp; print(f'cpu: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads per job, $JOBS_MAX job(s) at once, {os.cpu_count()} cores, training AMP: {resolve_amp(\"auto\", torch.device(\"cpu\")) or \"off\"}')"
-unset OMP_NUM_THREADS
+(
+    [ "$JOBS_MAX" -eq 1 ] || export OMP_NUM_THREADS="$JOBS_THREADS"  # as each job gets it
+    "$PYTHON" -c "import os, torch; from global_model.engine.amp import resolve_amp; print(f'cpu: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads per job, $JOBS_MAX job(s) at once, {os.cpu_count()} cores, training AMP: {resolve_amp(\"auto\", torch.device(\"cpu\")) or \"off\"}')"
+)
 
 say() { printf '\n== %s\n' "$*"; }
 elapsed() { echo "$(( $(date +%s) - start )) s"; }
