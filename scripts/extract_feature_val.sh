@@ -85,14 +85,11 @@ STAGE=$(mktemp -d "$parent/.$(basename "$FEATURES_DIR").staging.XXXXXX") ||
 jobs_init "${JOBS:-1}"
 extract_one() {  # name config weights defog-args
     echo "$1: global_model extract --checkpoint $3${2:+ --config $2}${4:+ $4}"
-    # shellcheck disable=SC2086  # EXTRACT_ARGS and the defog arguments are lists of words
-    if [ -n "$2" ]; then
-        "$PYTHON" -m global_model extract --config "$2" --checkpoint "$3" --data-root "$DATA_ROOT" \
-            --out-dir "$STAGE" --name "$1" --no-progress $4 $EXTRACT_ARGS || fail "$1: extraction failed"
-    else
-        "$PYTHON" -m global_model extract --checkpoint "$3" --data-root "$DATA_ROOT" \
-            --out-dir "$STAGE" --name "$1" --no-progress $4 $EXTRACT_ARGS || fail "$1: extraction failed"
-    fi
+    # Paths hold no spaces (checked above), so the optional --config and the defog arguments can be
+    # lists of words like EXTRACT_ARGS.
+    # shellcheck disable=SC2086
+    "$PYTHON" -m global_model extract ${2:+--config $2} --checkpoint "$3" --data-root "$DATA_ROOT" \
+        --out-dir "$STAGE" --name "$1" --no-progress $4 $EXTRACT_ARGS || fail "$1: extraction failed"
 }
 names=
 for entry in $MODELS; do

@@ -36,7 +36,7 @@ def _resize(img: np.ndarray, size_hw: Sequence[int]) -> np.ndarray:
 def to_gray(img: np.ndarray) -> np.ndarray:
     """An RGB uint8 image's luminance (ITU-R BT.601, OpenCV's weights) in all three channels: a
     colour-blind member of an ensemble sees shape and texture where the others also see colour casts."""
-    return np.ascontiguousarray(np.repeat(cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)[..., None], 3, 2))
+    return cv2.cvtColor(cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
 
 
 def _normalize(img: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
